@@ -1,0 +1,120 @@
+"""The properties the paper's design promises, checked on a small random model."""
+import torch
+import pytest
+
+from flamingo.mask import media_index
+from flamingo.model import Flamingo, FlamingoConfig
+
+IMAGE = 4  # token id of <image> in these tests
+
+
+def make(seed=0, **kw) -> Flamingo:
+    torch.manual_seed(seed)
+    cfg = FlamingoConfig(vocab_size=64, d_model=64, n_heads=4, n_layers=4, d_vision=32, n_latents=4,
+                         vision_channels=(8, 16, 16, 32), **kw)
+    return Flamingo(cfg).eval()
+
+
+def randomize_bridge(model: Flamingo) -> None:
+    """Trained-looking gates and weights, so the masks below are tested on a live bridge."""
+    with torch.no_grad():
+        for p in list(model.resampler.parameters()) + list(model.flamingo_lm.xattn.parameters()):
+            p.normal_(0, 0.3)
+
+
+def prompt(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 64, (1, 24), generator=g)
+    ids[0, [6, 13, 19]] = IMAGE  # text before the first image, then three images
+    return ids
+
+
+def test_media_index_counts_images():
+    ids = torch.tensor([[9, 9, IMAGE, 9, IMAGE, IMAGE, 9]])
+    assert media_index(ids, IMAGE).tolist() == [[-1, -1, 0, 0, 1, 2, 2]]
+
+
+def test_zero_gates_leave_the_language_model_unchanged():
+    model = make()
+    with torch.no_grad():  # train the bridge weights to anything, but keep alpha = beta = 0
+        for block in model.flamingo_lm.xattn:
+            for name, p in block.named_parameters():
+                if not name.endswith("_gate"):
+                    p.normal_(0, 0.5)
+    ids = prompt()
+    plain, _ = model.flamingo_lm(ids, use_media=False)
+    for seed in range(3):
+        pixels = torch.randn(1, 3, 1, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 5
+        with torch.no_grad():
+            logits = model(ids, media_index(ids, IMAGE), pixel_values=pixels)
+        assert torch.equal(logits, plain), (logits - plain).abs().max()
+
+
+def test_per_image_mask():
+    model = make()
+    randomize_bridge(model)
+    ids = prompt()
+    midx = media_index(ids, IMAGE)
+    g = torch.Generator().manual_seed(1)
+    pixels = torch.randn(1, 3, 1, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        base = model(ids, midx, pixel_values=pixels)
+        for k in range(3):
+            changed = pixels.clone()
+            changed[0, k] = torch.randn(1, 3, 64, 64, generator=g)
+            out = model(ids, midx, pixel_values=changed)
+            diff = (out - base).abs().amax(-1)[0]
+            # Only image k's tokens see image k directly; later images' tokens still see it through
+            # self-attention (the paper: earlier images are reachable through the LM's attention).
+            first = (midx[0] == k).nonzero()[0].item()
+            assert torch.all(diff[:first] == 0), f"tokens before image {k} changed"
+            assert diff[first:].max() > 1e-6, f"image {k} had no effect"
+            # and the text before the first image is untouched by any image
+            assert torch.all(diff[: (midx[0] == 0).nonzero()[0].item()] == 0)
+
+
+def test_cross_attention_sees_only_its_own_image():
+    """With self-attention cut out (one token at a time, no past), a token after image k
+    depends on image k alone."""
+    model = make()
+    randomize_bridge(model)
+    block = model.flamingo_lm.xattn[0]
+    y = torch.randn(1, 5, 64)
+    media = torch.randn(1, 3, 4, 32)
+    midx = torch.tensor([[-1, 0, 1, 2, 1]])
+    with torch.no_grad():
+        base = block.xattn(y, media, midx)
+        assert torch.all(base[0, 0] == 0), "a token before any image must get exactly zero"
+        for k in range(3):
+            changed = media.clone()
+            changed[0, k] += 1.0
+            diff = (block.xattn(y, changed, midx) - base).abs().amax(-1)[0]
+            for pos in range(5):
+                if midx[0, pos] == k:
+                    assert diff[pos] > 1e-5
+                else:
+                    assert diff[pos] == 0
+
+
+@pytest.mark.parametrize("frames", [1, 2, 8])
+def test_resampler_gives_a_fixed_number_of_latents(frames):
+    model = make()
+    feats = torch.randn(2, frames, model.cfg.n_vision_tokens, model.cfg.d_vision)
+    assert model.resampler(feats).shape == (2, model.cfg.n_latents, model.cfg.d_vision)
+
+
+def test_kv_cache_matches_full_forward():
+    model = make()
+    randomize_bridge(model)
+    ids = prompt()
+    midx = media_index(ids, IMAGE)
+    media = torch.randn(1, 3, 4, 32)
+    with torch.no_grad():
+        full, _ = model.flamingo_lm(ids, midx, media)
+        first, past = model.flamingo_lm(ids[:, :10], midx[:, :10], media)
+        rest = []
+        for t in range(10, ids.shape[1]):
+            out, past = model.flamingo_lm(ids[:, t:t + 1], midx[:, t:t + 1], media, past)
+            rest.append(out)
+    stepped = torch.cat([first, *rest], dim=1)
+    assert torch.allclose(stepped, full, atol=1e-5), (stepped - full).abs().max()

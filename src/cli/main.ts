@@ -1,0 +1,103 @@
+// flamingo-web CLI: generate | eval | bench, on the bundled model unless --model DIR is given.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { textToPrompt } from '../engine/prompt';
+import { parseEpisode, runEpisode, summarize, type Episode } from '../engine/evaluate';
+import { causeText, FlamingoError } from '../engine/types';
+import { runBench } from './bench';
+import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
+
+const USAGE = `Usage:
+  flamingo-web generate --prompt "<image>Output: a cat.<|endofchunk|><image>Output:" --image a.png --image b.png
+                        [--max-tokens N] [--temperature T --top-k K --top-p P --seed S] [--model DIR]
+  flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--model DIR]
+  flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--model DIR]`;
+
+function num(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new FlamingoError(`--${name} must be a number (got "${v}")`);
+  return n;
+}
+
+async function generate(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      prompt: { type: 'string' }, image: { type: 'string', multiple: true, default: [] }, model: { type: 'string' },
+      'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
+      'top-p': { type: 'string' }, seed: { type: 'string' },
+    },
+  });
+  if (!values.prompt) throw new FlamingoError('generate needs --prompt');
+  const images = await Promise.all(values.image.map(readPng));
+  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
+  const prompt = textToPrompt(values.prompt, images, engine.manifest.special_tokens);
+  const done = await engine.generate(
+    prompt,
+    {
+      maxNewTokens: num(values['max-tokens'], 'max-tokens'), temperature: num(values.temperature, 'temperature'),
+      topK: num(values['top-k'], 'top-k'), topP: num(values['top-p'], 'top-p'), seed: num(values.seed, 'seed'),
+    },
+    (e) => {
+      if (e.type === 'token') process.stdout.write(e.text);
+    },
+  );
+  process.stdout.write('\n');
+  process.stderr.write(`[${done.tokens} tokens, TTFT ${done.ttftMs.toFixed(1)} ms, ${done.tokensPerSecond.toFixed(1)} tokens/s, ${done.backend}]\n`);
+}
+
+async function evaluate(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { episodes: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' } },
+  });
+  if (!values.episodes) throw new FlamingoError('eval needs --episodes FILE.jsonl');
+  const file = resolve(values.episodes);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new FlamingoError(`Cannot read episode file ${file}`, { cause: err });
+  }
+  const lines = text.split('\n').map((l, i) => [l, i + 1] as const).filter(([l]) => l.trim());
+  const episodes: Episode[] = lines.map(([l, n]) => parseEpisode(l, `${file}:${n}`));
+  const limit = num(values.limit, 'limit') ?? episodes.length;
+  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
+  const base = dirname(file);
+  const results = [];
+  for (const episode of episodes.slice(0, limit)) {
+    results.push(await runEpisode(engine, episode, (p) => readPng(resolve(base, p))));
+    if (results.length % 50 === 0) process.stderr.write(`${results.length}/${Math.min(limit, episodes.length)} episodes\n`);
+  }
+  const report = summarize(results);
+  for (const [task, t] of Object.entries(report.tasks)) {
+    console.log(`${task.padEnd(32)} n=${String(t.n).padStart(4)}  accuracy ${(100 * t.accuracy).toFixed(1)}%`);
+  }
+  if (values.out) {
+    await mkdir(dirname(resolve(values.out)), { recursive: true });
+    await writeFile(values.out, JSON.stringify(report, null, 2) + '\n');
+    console.log(`report written to ${values.out}`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'generate') await generate(rest);
+    else if (command === 'eval') await evaluate(rest);
+    else if (command === 'bench') await runBench(rest);
+    else {
+      console.error(command && command !== '--help' && command !== '-h' ? `Unknown command "${command}".\n${USAGE}` : USAGE);
+      return command === '--help' || command === '-h' ? 0 : 2;
+    }
+    return 0;
+  } catch (err) {
+    // One line for the user; the cause only when asked for.
+    const message = err instanceof FlamingoError ? err.message : err instanceof Error ? err.message : String(err);
+    console.error(`flamingo-web: ${message.split('\n')[0]}`);
+    if (process.env.FLAMINGO_DEBUG) console.error(causeText(err));
+    return 1;
+  }
+}

@@ -1,0 +1,90 @@
+// Few-shot evaluation on episode files (DESIGN.md, "Episode files"): open-ended episodes are
+// generated greedily, close-ended ones (with `options`) ranked by log-likelihood.
+import type { FlamingoEngine } from './engine';
+import type { Prompt, RgbaImage } from './types';
+import { FlamingoError } from './types';
+
+export type EpisodeSegment = { image: string } | { video: string[] } | { text: string };
+
+export interface Episode {
+  id: string;
+  task: string;
+  segments: EpisodeSegment[];
+  answer: string;
+  options?: string[];
+}
+
+export interface EpisodeResult {
+  id: string;
+  task: string;
+  answer: string;
+  prediction: string;
+  correct: boolean;
+}
+
+export interface EvalReport {
+  tasks: Record<string, { n: number; accuracy: number }>;
+  episodes: EpisodeResult[];
+}
+
+/** Lower-case, trim, drop a final full stop (DESIGN.md). */
+export function normalizeAnswer(s: string): string {
+  return s.trim().toLowerCase().replace(/\.$/, '').trim();
+}
+
+export function parseEpisode(line: string, where: string): Episode {
+  let e: Partial<Episode>;
+  try {
+    e = JSON.parse(line) as Partial<Episode>;
+  } catch (err) {
+    throw new FlamingoError(`${where}: not valid JSON`, { cause: err });
+  }
+  if (typeof e.id !== 'string' || typeof e.task !== 'string' || typeof e.answer !== 'string' || !Array.isArray(e.segments)) {
+    throw new FlamingoError(`${where}: an episode needs "id", "task", "answer" (strings) and "segments" (a list)`);
+  }
+  for (const s of e.segments) {
+    const ok = s && typeof s === 'object' &&
+      (typeof (s as { image?: unknown }).image === 'string' ||
+        typeof (s as { text?: unknown }).text === 'string' ||
+        (Array.isArray((s as { video?: unknown }).video) && (s as { video: unknown[] }).video.every((f) => typeof f === 'string')));
+    if (!ok) throw new FlamingoError(`${where}: each segment is {"image": path}, {"video": [paths]} or {"text": string}`);
+  }
+  if (e.options !== undefined && (!Array.isArray(e.options) || !e.options.every((o) => typeof o === 'string'))) {
+    throw new FlamingoError(`${where}: "options" must be a list of strings`);
+  }
+  return e as Episode;
+}
+
+export async function runEpisode(
+  engine: FlamingoEngine,
+  episode: Episode,
+  loadImage: (path: string) => Promise<RgbaImage>,
+  maxNewTokens = 16,
+): Promise<EpisodeResult> {
+  const prompt: Prompt = [];
+  for (const s of episode.segments) {
+    if ('image' in s) prompt.push({ image: await loadImage(s.image) });
+    else if ('video' in s) prompt.push({ video: await Promise.all(s.video.map(loadImage)) });
+    else prompt.push({ text: s.text });
+  }
+  let prediction: string;
+  if (episode.options) {
+    const scores = await engine.score(prompt, episode.options);
+    prediction = scores.reduce((best, s) => (s.logLikelihood > best.logLikelihood ? s : best)).option;
+  } else {
+    prediction = (await engine.generate(prompt, { maxNewTokens }, () => undefined)).text;
+  }
+  const correct = normalizeAnswer(prediction) === normalizeAnswer(episode.answer);
+  return { id: episode.id, task: episode.task, answer: episode.answer, prediction, correct };
+}
+
+export function summarize(results: EpisodeResult[]): EvalReport {
+  const tasks: EvalReport['tasks'] = {};
+  for (const r of results) {
+    const t = (tasks[r.task] ??= { n: 0, accuracy: 0 });
+    t.n++;
+    t.accuracy += r.correct ? 1 : 0;
+  }
+  for (const t of Object.values(tasks)) t.accuracy /= t.n;
+  return { tasks, episodes: results };
+}

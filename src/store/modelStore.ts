@@ -1,0 +1,291 @@
+// The model store: manifest → files, each from IndexedDB when it is there, else downloaded with
+// progress, verified against its sha256 and stored. Files are keyed by their sha256, so a file
+// that two models (or two versions) share is stored once, and a changed file is a new key.
+// Runs in the worker and in the page (idb-keyval works in both).
+import { clear, createStore, del, get, set, type UseStore } from 'idb-keyval';
+import {
+  causeText,
+  FlamingoError,
+  type Manifest,
+  type ManifestFile,
+  type ModelFileRole,
+  type ProgressEvent,
+} from '../engine/types';
+import { parseManifest } from './manifest';
+import { verifyFile } from './verify';
+
+/** Something went wrong that the user should know about, but the model still runs. */
+export interface StoreWarning {
+  type: 'warning';
+  code: 'cache-unavailable' | 'cache-write-failed' | 'cache-corrupt';
+  message: string;
+  file?: string;
+  cause?: string;
+}
+
+export interface LoadedModel {
+  manifest: Manifest;
+  files: Record<ModelFileRole, Uint8Array>;
+  /** Where each file came from this time. */
+  sources: Record<ModelFileRole, 'cache' | 'network'>;
+  warnings: StoreWarning[];
+}
+
+export interface LoadModelOptions {
+  /** A manifest already in hand (the bundled model's, imported at build time): not fetched. */
+  manifest?: Manifest;
+  onWarning?: (warning: StoreWarning) => void;
+  signal?: AbortSignal;
+}
+
+const ROLES: readonly ModelFileRole[] = ['vision_encoder', 'resampler', 'lm', 'tokenizer'];
+
+let fileStore: UseStore | undefined;
+function modelFiles(): UseStore {
+  fileStore ??= createStore('flamingo-web-models', 'files');
+  return fileStore;
+}
+
+const cacheKey = (file: ManifestFile) => `sha256:${file.sha256.toLowerCase()}`;
+
+/** `baseUrl` is the model folder (with or without a trailing slash), absolute or page-relative. */
+export async function loadModel(
+  baseUrl: string,
+  onProgress: (event: ProgressEvent) => void,
+  opts: LoadModelOptions = {},
+): Promise<LoadedModel> {
+  const base = folderUrl(baseUrl);
+  const warnings: StoreWarning[] = [];
+  const warn = (warning: StoreWarning) => {
+    warnings.push(warning);
+    opts.onWarning?.(warning);
+  };
+
+  const manifest = opts.manifest ?? (await fetchManifest(base, onProgress, opts.signal));
+  const cache = await openCache(warn);
+  const loaded = await Promise.all(
+    ROLES.map((role) => loadFile(base, manifest.files[role], cache, onProgress, warn, opts.signal)),
+  );
+  const files = {} as Record<ModelFileRole, Uint8Array>;
+  const sources = {} as Record<ModelFileRole, 'cache' | 'network'>;
+  ROLES.forEach((role, i) => {
+    files[role] = loaded[i].bytes;
+    sources[role] = loaded[i].source;
+  });
+  return { manifest, files, sources, warnings };
+}
+
+async function fetchManifest(base: URL, onProgress: (event: ProgressEvent) => void, signal?: AbortSignal) {
+  const url = new URL('manifest.json', base);
+  onProgress({ type: 'progress', phase: 'manifest', file: 'manifest.json', loadedBytes: 0, totalBytes: 0 });
+  let response: Response;
+  try {
+    response = await fetch(url, { cache: 'no-cache', signal });
+  } catch (cause) {
+    throw new FlamingoError(`Could not fetch the model manifest ${url.href}.`, { cause });
+  }
+  if (!response.ok) {
+    throw new FlamingoError(`Could not fetch the model manifest ${url.href}: HTTP ${response.status}.`);
+  }
+  let json: unknown;
+  try {
+    json = await response.json();
+  } catch (cause) {
+    throw new FlamingoError(`The model manifest ${url.href} is not valid JSON.`, { cause });
+  }
+  return parseManifest(json, url.href);
+}
+
+async function loadFile(
+  base: URL,
+  file: ManifestFile,
+  cache: UseStore | undefined,
+  onProgress: (event: ProgressEvent) => void,
+  warn: (warning: StoreWarning) => void,
+  signal?: AbortSignal,
+): Promise<{ bytes: Uint8Array; source: 'cache' | 'network' }> {
+  const name = file.path;
+  const progress = (phase: ProgressEvent['phase'], loadedBytes: number) =>
+    onProgress({ type: 'progress', phase, file: name, loadedBytes, totalBytes: file.bytes });
+
+  const cached = cache && (await readCached(cache, file, warn));
+  if (cached) {
+    progress('verify', 0);
+    try {
+      await verifyFile(cached, file, name);
+      progress('verify', file.bytes);
+      return { bytes: cached, source: 'cache' };
+    } catch (cause) {
+      // A damaged cache entry must not stick: drop it and download the file again.
+      warn({
+        type: 'warning',
+        code: 'cache-corrupt',
+        file: name,
+        message: `The cached copy of ${name} was damaged; downloading it again.`,
+        cause: causeText(cause),
+      });
+      await del(cacheKey(file), cache).catch(() => undefined);
+    }
+  }
+
+  const bytes = await download(new URL(name, base), file, (loaded) => progress('download', loaded), signal);
+  progress('verify', 0);
+  await verifyFile(bytes, file, name); // a file failing its hash is never stored
+  progress('verify', file.bytes);
+
+  if (!cache) return { bytes, source: 'network' };
+  progress('cache', 0);
+  try {
+    // Store a copy the size of the file (the view may sit on a larger buffer).
+    await set(cacheKey(file), bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer : bytes.slice().buffer, cache);
+    progress('cache', file.bytes);
+  } catch (cause) {
+    const quota = cause instanceof DOMException && cause.name === 'QuotaExceededError';
+    warn({
+      type: 'warning',
+      code: 'cache-write-failed',
+      file: name,
+      message: quota
+        ? `Not enough browser storage to keep ${name} (${formatBytes(file.bytes)}). The model runs from memory now and will be downloaded again on the next visit.`
+        : `Could not store ${name} in the browser's storage. The model runs from memory now and will be downloaded again on the next visit.`,
+      cause: causeText(cause),
+    });
+  }
+  return { bytes, source: 'network' };
+}
+
+/** The file store, or undefined (after one warning) where IndexedDB does not work at all. */
+async function openCache(warn: (warning: StoreWarning) => void): Promise<UseStore | undefined> {
+  try {
+    const store = modelFiles();
+    await get('probe', store);
+    return store;
+  } catch (cause) {
+    warn({
+      type: 'warning',
+      code: 'cache-unavailable',
+      message: "The browser's storage (IndexedDB) is not available here, so the model is downloaded on every visit.",
+      cause: causeText(cause),
+    });
+    return undefined;
+  }
+}
+
+async function readCached(
+  cache: UseStore,
+  file: ManifestFile,
+  warn: (warning: StoreWarning) => void,
+): Promise<Uint8Array | undefined> {
+  try {
+    const value = await get<ArrayBuffer>(cacheKey(file), cache);
+    return value instanceof ArrayBuffer ? new Uint8Array(value) : undefined;
+  } catch (cause) {
+    warn({
+      type: 'warning',
+      code: 'cache-corrupt',
+      file: file.path,
+      message: `Could not read the cached copy of ${file.path}; downloading it again.`,
+      cause: causeText(cause),
+    });
+    return undefined;
+  }
+}
+
+/** Streams the body into one buffer of the manifest's size: no second copy of the file. */
+async function download(
+  url: URL,
+  file: ManifestFile,
+  onBytes: (loadedBytes: number) => void,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  const name = file.path;
+  let response: Response;
+  try {
+    // 'no-cache' revalidates: a stale HTTP-cached copy of a replaced file must not be used.
+    response = await fetch(url, { cache: 'no-cache', signal });
+  } catch (cause) {
+    throw new FlamingoError(`Could not download model file ${name} from ${url.href}.`, { cause });
+  }
+  if (!response.ok) {
+    throw new FlamingoError(`Could not download model file ${name}: HTTP ${response.status} from ${url.href}.`);
+  }
+  const bytes = new Uint8Array(file.bytes);
+  onBytes(0);
+  if (!response.body) {
+    const whole = new Uint8Array(await response.arrayBuffer());
+    if (whole.byteLength !== file.bytes) return whole; // verifyFile names the size mismatch
+    bytes.set(whole);
+    onBytes(file.bytes);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  let loaded = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (loaded + value.byteLength > file.bytes) {
+        throw new FlamingoError(
+          `Model file ${name} is larger than the ${file.bytes} bytes the manifest says: the file was changed.`,
+        );
+      }
+      bytes.set(value, loaded);
+      loaded += value.byteLength;
+      onBytes(loaded);
+    }
+  } catch (cause) {
+    if (cause instanceof FlamingoError) throw cause;
+    throw new FlamingoError(`The download of model file ${name} broke off after ${formatBytes(loaded)}.`, { cause });
+  } finally {
+    reader.releaseLock();
+  }
+  return loaded === file.bytes ? bytes : bytes.subarray(0, loaded); // short: verifyFile names it
+}
+
+function folderUrl(baseUrl: string): URL {
+  const withSlash = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  return new URL(withSlash, globalThis.location?.href);
+}
+
+/** Deletes every cached model file (all models). */
+export async function clearModelCache(): Promise<void> {
+  try {
+    await clear(modelFiles());
+  } catch (cause) {
+    throw new FlamingoError("Could not clear the model cache in the browser's storage.", { cause });
+  }
+}
+
+/** True when every file of the manifest is in IndexedDB (no check of their contents). */
+export async function isModelCached(manifest: Manifest): Promise<boolean> {
+  try {
+    const values = await Promise.all(ROLES.map((role) => get<ArrayBuffer>(cacheKey(manifest.files[role]), modelFiles())));
+    return values.every((value) => value instanceof ArrayBuffer);
+  } catch {
+    return false;
+  }
+}
+
+let persistenceAsked: Promise<boolean> | undefined;
+/**
+ * Asks the browser once per page to exempt this origin's storage from eviction, so the cached
+ * model survives storage pressure. Window only (`persist()` is not exposed in workers).
+ */
+export function requestPersistentStorage(): Promise<boolean> {
+  persistenceAsked ??= (async () => {
+    const storage = globalThis.navigator?.storage;
+    if (!storage?.persist) return false;
+    try {
+      return (await storage.persisted()) || (await storage.persist());
+    } catch {
+      return false;
+    }
+  })();
+  return persistenceAsked;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}

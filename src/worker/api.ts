@@ -1,0 +1,106 @@
+// The worker's API, typed end to end: the UI calls these functions through comlink (client.ts),
+// the worker implements them (worker.ts). Events are data (src/engine/types.ts), never strings.
+import * as Comlink from 'comlink';
+import {
+  causeText,
+  FlamingoError,
+  type Backend,
+  type DoneEvent,
+  type EngineEvent,
+  type GenerateOptions,
+  type Manifest,
+  type Prompt,
+  type ProgressEvent,
+} from '../engine/types';
+import type { StoreWarning } from '../store/modelStore';
+
+export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
+
+export interface LoadOptions {
+  backend: BackendChoice;
+}
+
+/** Worth telling the user, but the model runs: a cache that failed, WebGPU that fell back. */
+export interface WarningEvent {
+  type: 'warning';
+  code: StoreWarning['code'] | 'webgpu-unavailable' | 'webgpu-failed';
+  message: string;
+  file?: string;
+  cause?: string;
+}
+
+export type LoadEvent = ProgressEvent | WarningEvent;
+
+export interface LoadResult {
+  manifest: Manifest;
+  backend: Backend;
+  /** Set when the backend is not the one asked for (WebGPU missing or failing). */
+  fallbackReason?: string;
+  warnings: WarningEvent[];
+  /** Every model file came from IndexedDB: no network. */
+  fromCache: boolean;
+  loadMs: number;
+}
+
+export interface ScoreResult {
+  option: string;
+  logLikelihood: number;
+  meanLogLikelihood: number;
+}
+
+export interface FlamingoWorkerApi {
+  /** Loads (or reloads, with another backend) the model in `modelUrl`, a folder URL. */
+  load(modelUrl: string, options: LoadOptions, onEvent: (event: LoadEvent) => void): Promise<LoadResult>;
+  /** Streams token events to `onEvent`, resolves with the done event; images are transferred. */
+  generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent>;
+  /** Close-ended: the log-likelihood of each option as the continuation of the prompt. */
+  score(prompt: Prompt, options: string[]): Promise<ScoreResult[]>;
+  /** Stops the running generation; it resolves with stopReason 'interrupted'. */
+  interrupt(): void;
+}
+
+interface SerializedThrow {
+  isError: boolean;
+  value: unknown;
+}
+interface SerializedError {
+  message: string;
+  name: string;
+  stack?: string;
+  cause?: string;
+}
+
+/**
+ * comlink passes a thrown Error as message, name and stack only. This keeps the cause too, and
+ * turns it back into a FlamingoError on the other side, so the UI can show the message and log
+ * the cause. Called by both the worker and the client.
+ */
+export function installErrorTransfer(): void {
+  const original = Comlink.transferHandlers.get('throw');
+  if (!original) return;
+  Comlink.transferHandlers.set('throw', {
+    canHandle: original.canHandle,
+    serialize(thrown: unknown): [SerializedThrow, Transferable[]] {
+      const value = (thrown as { value: unknown }).value;
+      if (value instanceof Error) {
+        const error: SerializedError = {
+          message: value.message,
+          name: value.name,
+          stack: value.stack,
+          cause: causeText(value.cause),
+        };
+        return [{ isError: true, value: error }, []];
+      }
+      return [{ isError: false, value }, []];
+    },
+    deserialize(serialized: unknown): never {
+      const { isError, value } = serialized as SerializedThrow;
+      if (!isError) throw value;
+      const { message, name, stack, cause } = value as SerializedError;
+      const error = new FlamingoError(message, cause === undefined ? undefined : { cause });
+      error.name = name;
+      if (stack) error.stack = stack;
+      throw error;
+    },
+  });
+}

@@ -1,0 +1,164 @@
+// The worker owns the model: one FlamingoEngine, loaded from the model store, driven by the UI
+// through comlink (api.ts). The UI thread never runs ONNX Runtime, so it never blocks.
+import * as Comlink from 'comlink';
+import { FlamingoEngine } from '../engine/engine';
+import { FlamingoError, type Backend, type Manifest, type ModelFileRole } from '../engine/types';
+import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
+import { loadModel } from '../store/modelStore';
+import {
+  installErrorTransfer,
+  type BackendChoice,
+  type FlamingoWorkerApi,
+  type LoadEvent,
+  type LoadResult,
+  type WarningEvent,
+} from './api';
+import { hasWebGpuAdapter, ort } from './ort';
+
+installErrorTransfer();
+
+let engine: FlamingoEngine | undefined;
+/** The running generate or score call, so that a reload can stop it and wait for it. */
+let running: { controller: AbortController; done: Promise<unknown> } | undefined;
+/** Loads run one after another (a backend switch while loading waits its turn). */
+let loadQueue: Promise<unknown> = Promise.resolve();
+
+const bundledModelUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, self.location.href).href;
+
+const api: FlamingoWorkerApi = {
+  load(modelUrl, options, onEvent) {
+    const next = loadQueue.then(() => load(modelUrl, options.backend, onEvent));
+    loadQueue = next.catch(() => undefined);
+    return next.finally(() => releaseCallback(onEvent));
+  },
+
+  async generate(prompt, options, onEvent) {
+    try {
+      return await exclusive((signal) => currentEngine().generate(prompt, options, (event) => void onEvent(event), signal));
+    } finally {
+      releaseCallback(onEvent);
+    }
+  },
+
+  score(prompt, options) {
+    return exclusive(() => currentEngine().score(prompt, options));
+  },
+
+  interrupt() {
+    running?.controller.abort();
+  },
+};
+
+Comlink.expose(api);
+
+async function load(
+  modelUrl: string,
+  choice: BackendChoice,
+  onEvent: (event: LoadEvent) => void,
+): Promise<LoadResult> {
+  const started = performance.now();
+  const warnings: WarningEvent[] = [];
+  const emit = (event: LoadEvent) => {
+    if (event.type === 'warning') warnings.push(event);
+    void onEvent(event);
+  };
+
+  const url = folder(new URL(modelUrl, self.location.href).href);
+  const model = await loadModel(url, emit, {
+    manifest: url === folder(bundledModelUrl) ? bundledManifest : undefined,
+    onWarning: emit,
+  });
+
+  await releaseEngine();
+  const { backend, fallbackReason } = await createEngine(model.manifest, model.files, choice, emit);
+  return {
+    manifest: model.manifest,
+    backend,
+    fallbackReason,
+    warnings,
+    fromCache: Object.values(model.sources).every((source) => source === 'cache'),
+    loadMs: performance.now() - started,
+  };
+}
+
+/**
+ * WebGPU when an adapter exists and the sessions start on it; WASM when asked, when there is no
+ * adapter, or when WebGPU fails at load (reported as a warning, with the reason).
+ */
+async function createEngine(
+  manifest: Manifest,
+  files: Record<ModelFileRole, Uint8Array>,
+  choice: BackendChoice,
+  emit: (event: LoadEvent) => void,
+): Promise<{ backend: Backend; fallbackReason?: string }> {
+  let fallbackReason: string | undefined;
+  if (choice !== 'wasm') {
+    if (!(await hasWebGpuAdapter())) {
+      fallbackReason = 'This browser offers no WebGPU adapter, so the model runs on WASM.';
+      emit({ type: 'warning', code: 'webgpu-unavailable', message: fallbackReason });
+    } else {
+      try {
+        engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'webgpu' }, emit);
+        return { backend: engine.backend };
+      } catch (cause) {
+        fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
+        emit({ type: 'warning', code: 'webgpu-failed', message: fallbackReason, cause: String(cause) });
+      }
+    }
+  }
+  try {
+    engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'wasm' }, emit);
+  } catch (cause) {
+    throw asFlamingoError(cause, 'The model could not be started on WASM');
+  }
+  return { backend: engine.backend, fallbackReason };
+}
+
+function currentEngine(): FlamingoEngine {
+  if (!engine) throw new FlamingoError('The model is not loaded yet.');
+  return engine;
+}
+
+/** One generate or score at a time; errors reach the UI as FlamingoErrors with their cause. */
+async function exclusive<T>(task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  if (running) throw new FlamingoError('The model is busy with another request; stop it first.');
+  const controller = new AbortController();
+  const done = task(controller.signal);
+  running = { controller, done: done.catch(() => undefined) };
+  try {
+    return await done;
+  } catch (cause) {
+    throw asFlamingoError(cause, 'The model failed while running');
+  } finally {
+    running = undefined;
+  }
+}
+
+async function releaseEngine(): Promise<void> {
+  if (running) {
+    running.controller.abort();
+    await running.done;
+  }
+  const old = engine;
+  engine = undefined;
+  await old?.release().catch((cause: unknown) => console.warn('Releasing the previous model failed', cause));
+}
+
+function asFlamingoError(cause: unknown, context: string): FlamingoError {
+  if (cause instanceof FlamingoError) return cause;
+  return new FlamingoError(`${context}: ${messageOf(cause)}`, { cause });
+}
+
+function messageOf(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+function folder(url: string): string {
+  return url.endsWith('/') ? url : `${url}/`;
+}
+
+/** Callbacks arrive as comlink proxies, each holding a MessagePort: close it when done. */
+function releaseCallback(callback: unknown): void {
+  const release = (callback as { [Comlink.releaseProxy]?: () => void })[Comlink.releaseProxy];
+  if (typeof release === 'function') release();
+}
