@@ -9,6 +9,8 @@ phrase inside some other concept's name, and training tags that mention one are 
 """
 
 import json
+import os
+import pickle
 import re
 import unicodedata
 import zlib
@@ -173,6 +175,12 @@ def svg_document(style, key):
 
 @lru_cache(maxsize=None)
 def vocabulary_words():
+    if _snapshot():
+        return _snapshot()['vocabulary_words']
+    return _vocabulary_words()
+
+
+def _vocabulary_words():
     """Every word of every emoji label and tag, in every locale we use (and all emoji, not only
     concepts): pseudo-words must never collide with a real word the model could know."""
     vocab = set(words(TEMPLATE_WORDS))
@@ -187,8 +195,31 @@ def vocabulary_words():
 # -----------------------------------------------------------------------------
 # the world
 
+# A machine without node_modules (the GPU machine) loads the world from a snapshot file instead:
+# EMOJIWORLD_SNAPSHOT=path, written by `python -m emojiworld.concepts --snapshot path`.
+@lru_cache(maxsize=None)
+def _snapshot():
+    path = os.environ.get('EMOJIWORLD_SNAPSHOT')
+    if not path:
+        return None
+    with open(path, 'rb') as f:
+        return pickle.load(f)
+
+
+def write_snapshot(path, seed=0):
+    concepts, icons = _load_world_cached(seed)
+    with open(path, 'wb') as f:
+        pickle.dump({'seed': seed, 'concepts': [dict(c.__dict__) for c in concepts], 'icons': icons,
+                     'vocabulary_words': _vocabulary_words()}, f)
+
+
 @lru_cache(maxsize=4)
 def _load_world_cached(seed):
+    snap = _snapshot()
+    if snap is not None:
+        if snap['seed'] != seed:
+            raise ValueError(f'the EmojiWorld snapshot was made with seed {snap["seed"]}, not {seed}')
+        return [Concept(**c) for c in snap['concepts']], snap['icons']
     by_locale = {loc: {e['hexcode']: e for e in _emojibase(loc)} for loc in LOCALES}
     groups = json.loads((NODE_MODULES / 'emojibase-data' / 'meta' / 'groups.json').read_text())
     subgroups = {int(k): v for k, v in groups['subgroups'].items()}
@@ -291,6 +322,10 @@ def stable_seed(*parts) -> int:
 
 
 if __name__ == '__main__':
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == '--snapshot':
+        write_snapshot(sys.argv[2])
+        raise SystemExit(0)
     w = load_world(0)
     tr, ho = w.split('train'), w.split('heldout')
     print(f'{len(w.concepts)} concepts: {len(tr)} train, {len(ho)} held out')

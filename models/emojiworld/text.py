@@ -26,14 +26,14 @@ def question_query(question):
 
 
 def to_text(segments, close_last=True):
-    """OpenFlamingo string: each visual segment -> <image>; a text chunk followed by another visual
-    segment is closed with <|endofchunk|> (and the last one too when close_last, as in training)."""
+    """OpenFlamingo string, as src/engine/prompt.ts writes it: each visual segment -> <image>; a
+    text chunk that another segment follows is closed with <|endofchunk|> (so text-only zero-shot
+    examples stay separate chunks), and the last one too when close_last, as in training."""
     out = []
     for k, seg in enumerate(segments):
         if 'text' in seg:
             out.append(seg['text'])
-            later_visual = any('text' not in s for s in segments[k + 1:])
-            if later_visual or (close_last and k == len(segments) - 1):
+            if k < len(segments) - 1 or close_last:
                 out.append(EOC)
         else:
             out.append(IMAGE)

@@ -31,6 +31,7 @@ class FlamingoConfig:
     # Perceiver Resampler
     n_latents: int = 8
     resampler_layers: int = 2
+    resampler_kind: str = "perceiver"  # ablation: "mlp"
     resampler_heads: int = 4
     # language model
     vocab_size: int = 1024
@@ -148,6 +149,24 @@ class PerceiverResampler(nn.Module):
             latents = attn(x, latents) + latents
             latents = ff(latents) + latents
         return self.norm(latents)
+
+
+class MLPResampler(nn.Module):
+    """Ablation (paper, Table 3 'MLP'): per-token MLP, frames averaged, then a learned linear map
+    from the visual tokens to n_latents outputs. Same interface as PerceiverResampler."""
+
+    def __init__(self, cfg: FlamingoConfig):
+        super().__init__()
+        d = cfg.d_vision
+        self.time_emb = nn.Parameter(torch.zeros(cfg.max_frames, d))
+        self.mlp = feed_forward(d, 4)
+        self.to_latents = nn.Linear(cfg.n_vision_tokens, cfg.n_latents)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [b, t, n, d] -> [b, l, d]
+        x = features + self.time_emb[: features.shape[1]].unsqueeze(1)
+        x = (x + self.mlp(x)).mean(dim=1)  # [b, n, d]
+        return self.norm(self.to_latents(x.transpose(1, 2)).transpose(1, 2))
 
 
 # ----------------------------------------------------------------------------- gated xattn-dense
@@ -310,7 +329,7 @@ class Flamingo(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vision_encoder = VisionEncoder(cfg)
-        self.resampler = PerceiverResampler(cfg)
+        self.resampler = MLPResampler(cfg) if cfg.resampler_kind == "mlp" else PerceiverResampler(cfg)
         self.flamingo_lm = FlamingoLM(cfg)
 
     def encode_media(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,12 @@ def area_weights(n_in: int, n_out: int) -> np.ndarray:
     return w
 
 
+def normalize(rgb, mean, std) -> np.ndarray:
+    """[..., H, W, 3] on 0..255 -> [..., 3, H, W] float32: (x/255 - mean) / std, channels first."""
+    out = (np.asarray(rgb, dtype=np.float64) / 255.0 - np.asarray(mean)) / np.asarray(std)
+    return np.moveaxis(out, -1, -3).astype(np.float32)
+
+
 def preprocess(rgba: np.ndarray, image_size: int, mean, std, background) -> np.ndarray:
     """[H, W, 3|4] uint8 -> [3, S, S] float32."""
     rgb = composite(rgba, background)
@@ -44,5 +50,4 @@ def preprocess(rgba: np.ndarray, image_size: int, mean, std, background) -> np.n
     wy = area_weights(side, image_size)
     out = np.einsum("ij,jkc->ikc", wy, rgb)
     out = np.einsum("ij,kjc->kic", wy, out)
-    out = (out / 255.0 - np.asarray(mean)) / np.asarray(std)
-    return out.transpose(2, 0, 1).astype(np.float32)
+    return normalize(out, mean, std)

@@ -1,0 +1,244 @@
+"""EmojiWorld data generator: splits, determinism, no held-out leak, consistent facts, episode files."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from emojiworld import images, samples, text
+from emojiworld.concepts import GROUPS, LOCALES, load_world, pseudo_word, vocabulary_words
+from emojiworld.episodes import write_episodes, write_two_shot_fixture
+
+
+@pytest.fixture(scope='module')
+def world():
+    return load_world(0)
+
+
+@pytest.fixture(scope='module')
+def small_world(world):
+    """~10 concepts per group and split, rendered at 24 px: quick to render even on a cold cache."""
+    keys = []
+    for g in GROUPS.values():
+        for split in ('train', 'heldout'):
+            keys += [c.key for c in world.concepts if c.group == g and c.split == split][:10]
+    w = world.subset(keys)
+    w.sprite_size = 24
+    return w
+
+
+def segment_bytes(segments):
+    out = []
+    for s in segments:
+        if 'image' in s:
+            out.append(s['image'].tobytes())
+        elif 'video' in s:
+            out += [f.tobytes() for f in s['video']]
+        else:
+            out.append(s['text'].encode())
+    return b'|'.join(out)
+
+
+def draw_everything(w, seed):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for kind in samples.PAGE_KINDS:
+        parts.append(segment_bytes(samples.interleaved_page(w, rng, kind=kind)))
+    parts.append(segment_bytes(samples.caption_pair(w, rng)))
+    parts.append(segment_bytes(samples.scene_pair(w, rng)))
+    parts.append(segment_bytes(samples.clip_pair(w, rng)))
+    parts += [samples.text_episode(w, rng).encode() for _ in range(20)]
+    return b'#'.join(parts)
+
+
+# -----------------------------------------------------------------------------
+# concepts and splits
+
+def test_splits_disjoint_and_about_15_percent(world, tmp_path):
+    train, held = set(world.split('train')), set(world.split('heldout'))
+    assert not train & held and len(train | held) == len(world.concepts) > 500
+    assert 0.12 <= len(held) / len(world.concepts) <= 0.18
+    for g in GROUPS.values():  # stratified: every group gives some
+        members = [c for c in world.concepts if c.group == g]
+        frac = sum(c.split == 'heldout' for c in members) / len(members)
+        assert 0.10 <= frac <= 0.20, g
+    world.save_splits(tmp_path / 'splits.json')
+    saved = json.loads((tmp_path / 'splits.json').read_text())
+    assert saved['heldout_style'] == 'openmoji' and 'openmoji' not in saved['train_styles']
+    assert len(saved['train']) == len(train) and len(saved['heldout']) == len(held)
+
+
+def test_split_depends_on_seed_only(world):
+    same = load_world(0)
+    other = load_world(1)
+    held = lambda w: [c.key for c in w.concepts if c.split == 'heldout']
+    assert held(same) == held(world)
+    assert held(other) != held(world)
+
+
+def test_concepts_have_names_and_keys(world):
+    c = world.concepts[world.index['dog-face']]
+    assert c.name == 'dog face' and c.names['fr'] == 'tête de chien'
+    for c in world.concepts:
+        assert c.names['en'] == c.name == c.name.lower()
+        assert set(c.names) <= set(LOCALES)
+        assert c.group in GROUPS.values()
+
+
+def test_pseudo_words_are_nonsense(world):
+    rng = np.random.default_rng(0)
+    vocab = vocabulary_words()
+    names = {n for c in world.concepts for n in c.names.values()}
+    ws = [pseudo_word(rng) for _ in range(2000)]
+    for w in ws:
+        assert re.fullmatch(r'[a-z]{4,9}', w), w
+        assert w not in vocab and w not in names
+    assert len(set(ws)) > 1000
+    rng2 = np.random.default_rng(0)
+    assert [pseudo_word(rng2) for _ in range(2000)] == ws
+
+
+# -----------------------------------------------------------------------------
+# determinism
+
+def test_same_seed_same_bytes_different_seed_different(small_world):
+    a = draw_everything(small_world, 7)
+    assert a == draw_everything(small_world, 7)
+    assert a != draw_everything(small_world, 8)
+
+
+def test_sprites_subset(small_world):
+    s = small_world.sprite(0, 'openmoji')
+    assert s.shape == (24, 24, 4) and s.dtype == np.uint8 and s[..., 3].max() == 255
+
+
+# -----------------------------------------------------------------------------
+# held-out concepts never reach training text or pixels
+
+def test_no_heldout_name_in_training_corpus(world):
+    used = set()
+    world_sprite = world.sprite
+    world.sprite = lambda i, style: used.add((i, style)) or world_sprite(i, style)
+    try:
+        corpus = samples.training_corpus_sample(world, 5000, seed=0)
+    finally:
+        del world.sprite
+    assert all(world.concepts[i].split == 'train' and s in world.train_styles for i, s in used)
+
+    held = {n for c in world.concepts if c.split == 'heldout' for n in c.names.values()}
+    pattern = re.compile(r'(?<!\w)(' + '|'.join(sorted(map(re.escape, held), key=len, reverse=True))
+                         + r')(?!\w)', re.IGNORECASE)
+    leaks = [(m.group(0), t) for t in corpus for m in [pattern.search(t)] if m]
+    assert not leaks, leaks[:5]
+    # the corpus mixes every kind of text
+    assert any('Short answer:' in t for t in corpus) and any('Output:' in t for t in corpus)
+    assert all(t.count(text.IMAGE) == t.count(text.EOC) for t in corpus)
+
+
+def test_text_templates(world):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        cap = samples.caption_pair(world, rng)[1]['text']
+        assert re.fullmatch(r'Output: [^.]+\.', cap), cap
+        qa = samples.scene_pair(world, rng)[1]['text']
+        assert re.fullmatch(r'Question: [^?]+\? Short answer: [\w ]+', qa), qa
+    assert text.to_text([{'image': 0}, {'text': 'Output: a.'}, {'image': 0}, {'text': 'Output:'}],
+                        close_last=False) == '<image>Output: a.<|endofchunk|><image>Output:'
+
+
+# -----------------------------------------------------------------------------
+# images, scenes and clips
+
+def test_single_image(small_world):
+    rng = np.random.default_rng(0)
+    img = images.single(small_world.sprite(0, 'twemoji'), rng)
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8 and img.std() > 5
+
+
+def test_scene_facts_are_consistent(small_world):
+    rng = np.random.default_rng(0)
+    pool = small_world.split('train')
+    name_of = lambda i: samples.name_in(small_world, i)
+    for _ in range(200):
+        img, facts = samples.draw_scene(small_world, pool, 'noto', rng)
+        assert img.shape == (64, 64, 3)
+        assert facts['count'] == len(facts['objects']) and 1 <= facts['count'] <= 4
+        assert facts['background'] in images.PALETTE
+        for q, a in text.scene_qas(facts, name_of):
+            if q == 'how many emoji?':
+                assert a == str(len(facts['objects']))
+            if q == 'which is on the left?':
+                left = min(facts['objects'], key=lambda o: o['x'])
+                assert a == name_of(left['concept'])
+            if q == 'which is on the top?':
+                assert a == name_of(min(facts['objects'], key=lambda o: o['y'])['concept'])
+
+
+def test_clips(small_world):
+    rng = np.random.default_rng(0)
+    pool = small_world.split('train')
+    seen = set()
+    for _ in range(60):
+        frames, facts = samples.draw_clip(small_world, pool, 'fluent-emoji-flat', rng)
+        seen.add(facts['event'])
+        assert 4 <= len(frames) <= 8 and len(frames) == facts['n_frames']
+        assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in frames)
+        if facts['event'] == 'move':
+            assert facts['direction'] in images.DIRECTIONS
+            assert not np.array_equal(frames[0], frames[-1])
+        else:  # nothing changes except at the change frame
+            k = facts['change_frame']
+            assert np.array_equal(frames[0], frames[k - 1]) and np.array_equal(frames[k], frames[-1])
+            assert not np.array_equal(frames[k - 1], frames[k])
+    assert seen == set(images.EVENTS)
+
+
+# -----------------------------------------------------------------------------
+# episode files
+
+EPISODE_TASKS = ['naming-0shot', 'naming-2shot', 'naming-novel-2shot', 'binding-5way-1shot',
+                 'scene-qa-4shot', 'clip-qa-0shot', 'clip-qa-4shot', 'classify-5way-1shot',
+                 'language-fr-2shot']
+
+
+def read_dir(d):
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob('*')) if p.is_file()}
+
+
+def test_episode_files(world, tmp_path):
+    write_episodes(tmp_path / 'a', EPISODE_TASKS, n=2, seed=0, world=world)
+    write_episodes(tmp_path / 'b', EPISODE_TASKS, n=2, seed=0, world=world)
+    write_episodes(tmp_path / 'c', EPISODE_TASKS, n=2, seed=1, world=world)
+    a = read_dir(tmp_path / 'a')
+    assert a == read_dir(tmp_path / 'b')  # byte-identical, PNGs included
+    assert a != read_dir(tmp_path / 'c')
+
+    held = {c.name for c in world.concepts if c.split == 'heldout'}
+    for task in EPISODE_TASKS:
+        lines = (tmp_path / 'a' / f'{task}.jsonl').read_text().splitlines()
+        assert len(lines) == 2
+        for line in lines:
+            ep = json.loads(line)
+            assert ep['task'] == task and ep['answer']
+            segs = ep['segments']
+            assert 'image' in segs[-2] or 'video' in segs[-2]
+            assert segs[-1]['text'] in ('Output:',) or segs[-1]['text'].endswith('Short answer:')
+            for s in segs:
+                for path in s.get('video', []) + ([s['image']] if 'image' in s else []):
+                    assert path in a, path
+            if 'options' in ep:
+                assert ep['answer'] in ep['options']
+            if task.startswith(('naming-novel', 'classify')):
+                assert ep['answer'] in held
+            if task == 'naming-0shot':
+                assert [list(s) for s in segs] == [['text'], ['text'], ['image'], ['text']]
+
+
+def test_two_shot_fixture(world, tmp_path):
+    path = write_two_shot_fixture(tmp_path, world=world)
+    fixture = json.loads(path.read_text())
+    segs = fixture['segments']
+    assert [s.get('image') for s in segs[::2]] == ['two-shot-1.png', 'two-shot-2.png', 'two-shot-3.png']
+    assert segs[1]['text'] == f"Output: {fixture['answer']}." and segs[-1]['text'] == 'Output:'
+    assert all((tmp_path / s['image']).exists() for s in segs[::2])
+    assert world.concepts[world.index[fixture['answer'].replace(' ', '-')]].split == 'train'

@@ -1,0 +1,302 @@
+"""Stage 3: train the Perceiver Resampler and the gated xattn-dense blocks; vision encoder and
+language model frozen (Flamingo, Sec. 2-3).
+
+    cd models && /usr/bin/python3 train_flamingo.py [--steps=3000 ...]
+    torchrun --nproc_per_node=2 train_flamingo.py ...      # DistributedDataParallel (gloo / nccl)
+
+Each step accumulates gradients over all three datasets, weighted as in the paper:
+interleaved pages (M3W) lambda=1.0, image-caption pairs 0.2, clip-caption pairs 0.03
+(round-robin instead of accumulation cost the paper 68.4 -> 59.7). Up to 5 images per page.
+Ablation switches: --tanh_gating=false, --xattn_every=2, --resampler=mlp, --unfreeze_lm=true,
+--interleaved_weight=0 (no interleaved data).
+Resumable: rerunning the same command continues from <out>/last.pt.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from emojiworld import text as ew_text
+from emojiworld.concepts import load_world, pseudo_words
+from emojiworld.samples import caption_pair, clip_pair, draw_single, interleaved_page
+from flamingo.mask import media_index
+from flamingo.model import Flamingo, FlamingoConfig
+from flamingo.preprocess import normalize
+from flamingo.tokenizer import Tokenizer
+from flamingo.training import (RUNS_DIR, Clock, load_checkpoint, log_line, override, save_checkpoint, settings_dict,
+                               setup_threads)
+
+
+@dataclass
+class Settings:
+    out: str = str(RUNS_DIR / "flamingo")
+    tokenizer: str = str(RUNS_DIR / "tokenizer.json")
+    vision: str = str(RUNS_DIR / "vision" / "last.pt")
+    lm: str = str(RUNS_DIR / "lm" / "best.pt")
+    seed: int = 0
+    steps: int = 3000
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    # per-dataset batch sizes and weights (the paper's lambdas)
+    page_batch: int = 16
+    pair_batch: int = 32
+    clip_batch: int = 8
+    interleaved_weight: float = 1.0
+    pair_weight: float = 0.2
+    clip_weight: float = 0.03
+    max_images: int = 5
+    seq_len: int = 192
+    # architecture of the bridge
+    n_latents: int = 8
+    resampler_layers: int = 2
+    resampler: str = "perceiver"  # or "mlp" (ablation)
+    xattn_every: int = 1
+    tanh_gating: bool = True
+    unfreeze_lm: bool = False
+    eval_every: int = 250
+    eval_episodes: int = 200
+    ckpt_every: int = 100
+    device: str = "cpu"
+    workers: int = 0
+    max_minutes: float = 0.0
+
+
+# ----------------------------------------------------------------------------- data
+
+def encode_sample(segments, tok: Tokenizer, cfg: FlamingoConfig, seq_len: int):
+    """Segments -> token ids (with <bos>), and the list of media (each [t, 3, H, W] float32)."""
+    ids = [tok.token_id("<bos>")] + tok.encode(ew_text.to_text(segments, close_last=True))
+    media = [normalize(np.stack(s["video"] if "video" in s else [s["image"]]), cfg.mean, cfg.std)
+             for s in segments if "text" not in s]
+    ids = ids[: seq_len + 1]
+    n_images = sum(1 for i in ids if i == tok.token_id("<image>"))
+    return ids, media[:n_images]
+
+
+def collate(samples, tok: Tokenizer):
+    """Pad a list of (ids, media) into tensors. Targets: next token, -100 on padding and on
+    <image> (the model cannot know when an image comes). Media padded with empty slots that no
+    token points to; media grouped by frame count for the resampler."""
+    pad, image = tok.token_id("<pad>"), tok.token_id("<image>")
+    S = max(len(ids) for ids, _ in samples) - 1
+    x = torch.full((len(samples), S + 1), pad, dtype=torch.long)
+    for b, (ids, _) in enumerate(samples):
+        x[b, : len(ids)] = torch.tensor(ids)
+    inputs, targets = x[:, :-1], x[:, 1:].clone()
+    targets[(targets == pad) | (targets == image)] = -100
+    M = max(1, max(len(m) for _, m in samples))
+    media = [(b, j, torch.from_numpy(item)) for b, (_, m) in enumerate(samples) for j, item in enumerate(m)]
+    return {"input_ids": inputs, "targets": targets, "media": media, "n_media": M}
+
+
+class Batches(torch.utils.data.Dataset):
+    """Step `i` -> one batch from each dataset, a pure function of (seed, rank, step)."""
+
+    def __init__(self, s: Settings, world, tok, cfg, first: int, rank: int):
+        self.s, self.world, self.tok, self.cfg, self.first, self.rank = s, world, tok, cfg, first, rank
+
+    def __len__(self):
+        return self.s.steps - self.first
+
+    def __getitem__(self, i):
+        s, w = self.s, self.world
+        rng = np.random.default_rng([s.seed, self.rank, self.first + i])
+        make = {
+            "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images)),
+            "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
+            "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train")),
+        }
+        return {name: collate([encode_sample(f(), self.tok, self.cfg, s.seq_len) for _ in range(n)], self.tok)
+                for name, (n, f) in make.items() if n > 0}
+
+
+def media_latents(model: Flamingo, batch, device) -> torch.Tensor:
+    """All media of a batch -> latents [b, M, l, d]; the vision encoder runs frozen (no grad)."""
+    cfg = model.cfg
+    out = torch.zeros(batch["input_ids"].shape[0], batch["n_media"], cfg.n_latents, cfg.d_vision, device=device)
+    by_frames = {}
+    for b, j, item in batch["media"]:
+        by_frames.setdefault(item.shape[0], []).append((b, j, item))
+    for t, items in by_frames.items():
+        pixels = torch.stack([item for _, _, item in items]).to(device)  # [k, t, 3, H, W]
+        with torch.no_grad():
+            feats = model.vision_encoder(pixels.flatten(0, 1))
+        latents = model.resampler(feats.reshape(len(items), t, *feats.shape[1:]))
+        idx_b = torch.tensor([b for b, _, _ in items], device=device)
+        idx_j = torch.tensor([j for _, j, _ in items], device=device)
+        out = out.index_put((idx_b, idx_j), latents)
+    return out
+
+
+class Stage3Loss(torch.nn.Module):
+    """The training objective as a module, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: Flamingo, image_id: int, device):
+        super().__init__()
+        self.model, self.image_id, self.device = model, image_id, device
+
+    def forward(self, batch) -> torch.Tensor:
+        ids = batch["input_ids"].to(self.device)
+        media = media_latents(self.model, batch, self.device)
+        logits = self.model.flamingo_lm(ids, media_index(ids, self.image_id), media)[0]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].to(self.device).reshape(-1),
+                               ignore_index=-100)
+
+
+# ----------------------------------------------------------------------------- quick probes (PyTorch)
+
+def probe_set(world, task: str, n: int, seed: int):
+    """Held-out style (openmoji) probes: 'binding' = 5-way 1-shot pseudo-words on held-out
+    concepts; 'naming' = 0-shot name of a training concept."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        if task == "binding":
+            cs = [int(c) for c in rng.choice(world.split("heldout"), size=5, replace=False)]
+            labels = pseudo_words(rng, 5)
+            segs = []
+            for k in rng.permutation(5):
+                segs += [{"image": draw_single(world, cs[k], world.heldout_style, rng)},
+                         {"text": ew_text.caption(labels[k])}]
+            q = int(rng.integers(5))
+            segs += [{"image": draw_single(world, cs[q], world.heldout_style, rng)}, {"text": ew_text.CAPTION_QUERY}]
+            out.append((segs, labels[q]))
+        else:
+            c = int(rng.choice(world.split("train")))
+            segs = [{"image": draw_single(world, c, world.heldout_style, rng)}, {"text": ew_text.CAPTION_QUERY}]
+            out.append((segs, world.concepts[c].name))
+    return out
+
+
+@torch.no_grad()
+def probe_accuracy(model: Flamingo, tok: Tokenizer, probes, device) -> float:
+    """Teacher-forced exact match of ' {answer}.' after the query."""
+    model.eval()
+    correct = 0
+    for segs, answer in probes:
+        ids, media = encode_sample(segs, tok, model.cfg, 10_000)
+        ids = ids[:-1]  # drop the closing <|endofchunk|> of the query text
+        full = ids + tok.encode(ew_text.CAPTION_QUERY + " " + answer + ".")[len(tok.encode(ew_text.CAPTION_QUERY)):]
+        batch = collate([(full + [tok.token_id("<pad>")], media)], tok)
+        x = batch["input_ids"].to(device)
+        logits = model.flamingo_lm(x, media_index(x, tok.token_id("<image>")), media_latents(model, batch, device))[0]
+        n = len(full) - len(ids)
+        correct += logits[0, len(ids) - 1: len(full) - 1].argmax(-1).tolist() == full[len(ids):]
+        assert n > 0
+    model.train()
+    model.vision_encoder.eval()
+    return correct / len(probes)
+
+
+# ----------------------------------------------------------------------------- main
+
+def build_model(s: Settings, tok: Tokenizer) -> Flamingo:
+    vision_ckpt, lm_ckpt = torch.load(s.vision, map_location="cpu"), torch.load(s.lm, map_location="cpu")
+    lm_cfg = lm_ckpt["config"]
+    cfg = FlamingoConfig.from_dict({**FlamingoConfig.from_dict(vision_ckpt["config"]).to_dict(),
+                                    **{k: lm_cfg[k] for k in ("vocab_size", "d_model", "n_layers", "n_heads", "rope_base")},
+                                    "context_length": s.seq_len, "n_latents": s.n_latents,
+                                    "resampler_layers": s.resampler_layers, "xattn_every": s.xattn_every,
+                                    "use_tanh_gating": s.tanh_gating, "resampler_kind": s.resampler})
+    assert cfg.vocab_size == len(tok.vocab)
+    model = Flamingo(cfg)
+    model.vision_encoder.load_state_dict(vision_ckpt["vision"])
+    model.flamingo_lm.lm.load_state_dict(lm_ckpt["lm"])
+    model.freeze_for_stage3(unfreeze_lm=s.unfreeze_lm)
+    return model
+
+
+def main():
+    s = override(Settings())
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    rank = int(os.environ.get("RANK", 0))
+    if distributed:
+        dist.init_process_group("nccl" if s.device == "cuda" else "gloo")
+        if s.device == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        os.environ.setdefault("TORCH_THREADS", "1")
+    setup_threads()
+    out = Path(s.out)
+    tok = Tokenizer.load(s.tokenizer)
+    world = load_world(s.seed)
+    torch.manual_seed(s.seed)
+    model = build_model(s, tok).to(s.device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay, betas=(0.9, 0.95))
+    step, best, clock = 0, -1.0, Clock()
+    ckpt = load_checkpoint(out / "last.pt")
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        step, best = ckpt["step"], ckpt["best"]
+        clock = Clock(ckpt["clock"]["wall_s"], ckpt["clock"]["cpu_s"])
+        print(f"resumed from step {step}")
+    image_id = tok.token_id("<image>")
+    objective = Stage3Loss(model, image_id, s.device)
+    if distributed:  # gradients of the trainable parameters are all-reduced in backward
+        objective = torch.nn.parallel.DistributedDataParallel(objective)
+    weights = {"pages": s.interleaved_weight, "pairs": s.pair_weight, "clips": s.clip_weight}
+    probes = {t: probe_set(world, t, s.eval_episodes, seed=7 + i) for i, t in enumerate(("binding", "naming"))}
+    if rank == 0:
+        print(f"stage 3: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable of "
+              f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+
+    def save(path):
+        save_checkpoint(path, model=model.state_dict(), opt=opt.state_dict(), step=step, best=best,
+                        config=model.cfg.to_dict(), settings=settings_dict(s), clock=clock.state(),
+                        tokenizer=s.tokenizer, meta={"training": {"stage3_steps": step, **clock.state()}})
+
+    extra = {"prefetch_factor": 4, "persistent_workers": True} if s.workers else {}
+    loader = torch.utils.data.DataLoader(Batches(s, world, tok, model.cfg, step, rank), batch_size=None,
+                                         num_workers=s.workers, **extra)
+    t_start = time.time()
+    for batches in loader:
+        lr = s.lr * min(1.0, (step + 1) / s.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        losses = {}
+        # one forward+backward per dataset, gradients accumulated (paper: all datasets every step)
+        for name, batch in batches.items():
+            if weights[name] <= 0:
+                continue
+            loss = objective(batch)
+            (weights[name] * loss).backward()
+            losses[name] = loss.item()
+        torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
+        opt.step()
+        step += 1
+        if rank == 0 and step % 20 == 0:
+            gates = [round(b.attn_gate.tanh().item(), 3) for b in model.flamingo_lm.xattn if hasattr(b, "attn_gate")]
+            log_line(out / "log.jsonl", {"step": step, **{f"loss_{k}": v for k, v in losses.items()}, "lr": lr,
+                                         "tanh_alpha": str(gates), "cpu_s": clock.cpu, "wall_s": clock.wall})
+        if rank == 0 and (step % s.eval_every == 0 or step == s.steps):
+            acc = {f"{t}_probe": probe_accuracy(model, tok, p, s.device) for t, p in probes.items()}
+            log_line(out / "eval.jsonl", {"step": step, **acc, "cpu_s": clock.cpu, "wall_s": clock.wall})
+            if acc["binding_probe"] >= best:
+                best = acc["binding_probe"]
+                save(out / "best.pt")
+        if rank == 0 and (step % s.ckpt_every == 0 or step == s.steps):
+            save(out / "last.pt")
+        if s.max_minutes and time.time() - t_start > 60 * s.max_minutes:
+            if rank == 0:
+                save(out / "last.pt")
+                print(f"stopping after {s.max_minutes} minutes at step {step} (resume with the same command)")
+            break
+    if distributed:
+        dist.destroy_process_group()
+    if rank == 0:
+        print(f"done: step {step}, best binding probe {best:.3f}, cpu {clock.cpu / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+// Cross-language parity: the Python reference (models/parity.py) and this engine, fed the same
+// prompt, PNGs and ONNX graphs, must agree on tokens, the per-image mask, pixels, and the LM's
+// logits over a prefill and 20 KV-cached decode steps (onnxruntime-node vs PyTorch).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BUNDLED_MODEL_DIR, createNodeEngine, loadModelDir, readPng, REPO_ROOT } from '../cli/node';
+import { preprocessImage } from './image';
+import { mediaIndex } from './mask';
+import { textToPrompt } from './prompt';
+import { Tokenizer } from './tokenizer';
+import type { Manifest } from './types';
+
+interface Expected {
+  prompt: string;
+  images: string[];
+  input_ids: number[];
+  media_index: number[];
+  pixels: number[][];
+  media_latents: number[];
+  step_logits: number[][];
+  greedy_tokens: number[];
+  greedy_text: string;
+  corpus: string[];
+  corpus_ids: number[][];
+  corpus_decoded: string[];
+  bundled_corpus_ids?: number[][];
+}
+
+export const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
+
+let dir: string;
+let expected: Expected;
+let manifest: Manifest;
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'flamingo-parity-'));
+  execFileSync(PYTHON, [join(REPO_ROOT, 'models/parity.py'), dir, '--bundled', BUNDLED_MODEL_DIR], { stdio: 'pipe' });
+  expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+  manifest = JSON.parse(readFileSync(join(dir, 'model/manifest.json'), 'utf8')) as Manifest;
+}, 120_000);
+
+describe('parity with the Python reference', () => {
+  it('tokenizes and decodes a corpus identically', () => {
+    const tok = Tokenizer.fromJson(readFileSync(join(dir, 'model/tokenizer.json'), 'utf8'));
+    expected.corpus.forEach((text, i) => {
+      expect(tok.encode(text)).toEqual(expected.corpus_ids[i]);
+      expect(tok.decode(tok.encode(text))).toBe(expected.corpus_decoded[i]);
+    });
+  });
+
+  it('tokenizes identically with the bundled model tokenizer', () => {
+    const tok = Tokenizer.fromJson(readFileSync(join(BUNDLED_MODEL_DIR, 'tokenizer.json'), 'utf8'));
+    expected.corpus.forEach((text, i) => expect(tok.encode(text)).toEqual(expected.bundled_corpus_ids![i]));
+  });
+
+  it('computes the same per-token image index', () => {
+    const tok = Tokenizer.fromJson(readFileSync(join(dir, 'model/tokenizer.json'), 'utf8'));
+    const ids = [tok.tokenId('<bos>'), ...tok.encode(expected.prompt)];
+    expect(ids).toEqual(expected.input_ids);
+    expect(Array.from(mediaIndex(ids, tok.tokenId('<image>')), Number)).toEqual(expected.media_index);
+  });
+
+  it('preprocesses the same PNG into the same tensor', async () => {
+    for (let k = 0; k < expected.images.length; k++) {
+      const tensor = preprocessImage(await readPng(join(dir, expected.images[k])), manifest.vision);
+      const diff = maxAbsDiff(tensor, expected.pixels[k]);
+      console.log(`image ${k}: max abs pixel difference ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThan(1e-5);
+    }
+  });
+
+  it('ONNX Runtime matches PyTorch over prefill and 20 decode steps', async () => {
+    const { files } = await loadModelDir(join(dir, 'model'));
+    const lm = await ort.InferenceSession.create(files.lm);
+    const { layers, heads, head_dim } = manifest.lm;
+    const M = expected.images.length;
+    const media = new ort.Tensor('float32', Float32Array.from(expected.media_latents), [1, M, manifest.resampler.n_latents, manifest.vision.d_vision]);
+    let past: ort.Tensor[] = Array.from({ length: 2 * layers }, () => new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, head_dim]));
+    let ids = expected.input_ids;
+    let midx = expected.media_index;
+    let worst = 0;
+    for (let step = 0; step <= expected.greedy_tokens.length; step++) {
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
+        media_index: new ort.Tensor('int64', BigInt64Array.from(midx, BigInt), [1, ids.length]),
+        media_latents: media,
+      };
+      for (let i = 0; i < layers; i++) {
+        feeds[`past_key_${i}`] = past[2 * i];
+        feeds[`past_value_${i}`] = past[2 * i + 1];
+      }
+      const out = await lm.run(feeds);
+      const logits = out.logits.data as Float32Array;
+      const vocab = manifest.lm.vocab_size;
+      const last = logits.subarray((ids.length - 1) * vocab);
+      worst = Math.max(worst, maxAbsDiff(last, expected.step_logits[step]));
+      past = [];
+      for (let i = 0; i < layers; i++) past.push(out[`present_key_${i}`], out[`present_value_${i}`]);
+      if (step < expected.greedy_tokens.length) {
+        ids = [expected.greedy_tokens[step]];
+        midx = [M - 1];
+      }
+    }
+    console.log(`ONNX vs PyTorch: max abs logit difference ${worst.toExponential(2)} over ${expected.greedy_tokens.length + 1} calls`);
+    expect(worst).toBeLessThan(1e-3);
+  });
+
+  it('the engine, from PNG files, generates the same greedy tokens as PyTorch', async () => {
+    const engine = await createNodeEngine(join(dir, 'model'));
+    const images = await Promise.all(expected.images.map((p) => readPng(join(dir, p))));
+    const prompt = textToPrompt(expected.prompt, images, engine.manifest.special_tokens);
+    const latents = [];
+    for (const s of prompt) if ('image' in s) latents.push(...(await engine.encodeMedia([s.image])));
+    console.log(`engine vs PyTorch latents: max abs difference ${maxAbsDiff(latents, expected.media_latents).toExponential(2)}`);
+    expect(maxAbsDiff(latents, expected.media_latents)).toBeLessThan(1e-3);
+    const done = await engine.generate(prompt, { maxNewTokens: 20, ignoreEndOfChunk: true, stopAtNewline: false }, () => undefined);
+    expect(done.tokens).toBe(20);
+    expect(done.text).toBe(expected.greedy_text);
+    await engine.release();
+  });
+});
