@@ -1,0 +1,98 @@
+// The command-line tool as a user runs it: real processes, real files, exit codes and messages.
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { PNG } from 'pngjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BUNDLED_MODEL_DIR, REPO_ROOT } from './node';
+
+const run = promisify(execFile);
+const BIN = join(REPO_ROOT, 'bin/flamingo-web.mjs');
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: REPO_ROOT });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'flamingo-cli-'));
+  for (const [name, rgb] of [['red.png', [230, 30, 30]], ['blue.png', [30, 30, 230]]] as const) {
+    const png = new PNG({ width: 40, height: 30 });
+    for (let i = 0; i < 40 * 30; i++) png.data.set([...rgb, 255], i * 4);
+    writeFileSync(join(dir, name), PNG.sync.write(png));
+  }
+  writeFileSync(join(dir, 'broken.png'), 'not a png');
+});
+
+describe('flamingo-web CLI', () => {
+  it('generates an answer for a raw prompt on the bundled model', async () => {
+    const r = await cli('generate', '--prompt', '<image>Output: a cat.<|endofchunk|><image>Output:',
+      '--image', join(dir, 'red.png'), '--image', join(dir, 'blue.png'), '--max-tokens', '8');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().length).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/tokens, TTFT [\d.]+ ms, [\d.]+ tokens\/s, cpu/);
+  });
+
+  it('names an unreadable image and exits non-zero with one line', async () => {
+    const r = await cli('generate', '--prompt', '<image>Output:', '--image', join(dir, 'broken.png'));
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('broken.png is not a readable PNG image');
+  });
+
+  it('says when images and <image> markers do not match', async () => {
+    const r = await cli('generate', '--prompt', '<image><image>Output:', '--image', join(dir, 'red.png'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('2 <image> marker(s) but 1 image(s)');
+  });
+
+  it('refuses a model file that fails its sha256, naming the file', async () => {
+    const model = join(dir, 'corrupt-model');
+    cpSync(BUNDLED_MODEL_DIR, model, { recursive: true });
+    const lm = readFileSync(join(model, 'lm.onnx'));
+    lm[lm.length - 5] ^= 0xff;
+    writeFileSync(join(model, 'lm.onnx'), lm);
+    const r = await cli('generate', '--model', model, '--prompt', '<image>Output:', '--image', join(dir, 'red.png'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/lm\.onnx failed its integrity check/);
+  });
+
+  it('evaluates an episode file and writes the report', async () => {
+    const episodes = join(dir, 'episodes.jsonl');
+    const lines = [
+      { id: 'e1', task: 'naming', segments: [{ image: 'red.png' }, { text: 'Output: red.' }, { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
+      { id: 'e2', task: 'close', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', options: ['red', 'blue'] },
+    ];
+    writeFileSync(episodes, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const out = join(dir, 'report.json');
+    const r = await cli('eval', '--episodes', episodes, '--out', out);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    expect(Object.keys(report.tasks).sort()).toEqual(['close', 'naming']);
+    expect(report.episodes).toHaveLength(2);
+    expect(['red', 'blue']).toContain(report.episodes[1].prediction);
+    for (const e of report.episodes) expect(e.correct).toBe(e.prediction.toLowerCase().replace(/\.$/, '') === e.answer);
+  });
+
+  it('names the line of a broken episode file', async () => {
+    const episodes = join(dir, 'bad.jsonl');
+    writeFileSync(episodes, '{"id":"a","task":"t","segments":[],"answer":"x"}\n{oops\n');
+    const r = await cli('eval', '--episodes', episodes);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('bad.jsonl:2: not valid JSON');
+  });
+
+  it('prints usage for an unknown command', async () => {
+    const r = await cli('frobnicate');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Unknown command "frobnicate"');
+  });
+});
