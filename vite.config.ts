@@ -1,6 +1,8 @@
+/// <reference types="vitest/config" />
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig, type Plugin } from 'vite';
 
@@ -57,17 +59,40 @@ function ortRuntimeFiles(): Plugin {
   };
 }
 
+// The bundled model's folder (under public/, served as is) and the module that carries its
+// manifest into the app bundle, so that a warm visit needs no request for manifest.json.
+const BUNDLED_MODEL_DIR = 'public/models/emojiworld';
+const BUNDLED_MANIFEST_ID = 'virtual:flamingo-web/bundled-manifest';
+
+/** `import manifest from 'virtual:flamingo-web/bundled-manifest'`: the JSON, read at build time. */
+function bundledManifest(): Plugin {
+  const resolvedId = `\0${BUNDLED_MANIFEST_ID}`;
+  return {
+    name: 'flamingo-web:bundled-manifest',
+    resolveId: (id) => (id === BUNDLED_MANIFEST_ID ? resolvedId : undefined),
+    load(id) {
+      if (id !== resolvedId) return undefined;
+      const file = fileURLToPath(new URL(`${BUNDLED_MODEL_DIR}/manifest.json`, import.meta.url));
+      this.addWatchFile(file);
+      return `export default ${JSON.stringify(JSON.parse(readFileSync(file, 'utf8')))};`;
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [react(), ortRuntimeFiles()],
+  plugins: [react(), ortRuntimeFiles(), bundledManifest()],
   resolve: {
     // The non-bundled entry: it does not inline a second copy of the runtime's JS glue, which is
     // loaded from ORT_RUNTIME_DIR instead.
     alias: { 'onnxruntime-web/webgpu': join(ortDist, 'ort.webgpu.min.mjs') },
   },
   optimizeDeps: { exclude: ['onnxruntime-web'] },
-  worker: { format: 'es' },
+  // The worker bundle has its own plugin list: it imports the bundled manifest too.
+  worker: { format: 'es', plugins: () => [bundledManifest()] },
   server: { headers: crossOriginIsolation },
   preview: { headers: crossOriginIsolation },
+  // Unit tests (vitest) only: e2e/ is Playwright's, models/ is Python's.
+  test: { exclude: ['**/node_modules/**', 'dist/**', 'e2e/**', 'models/**'] },
   build: {
     target: 'es2022',
     // The runtime wasm (~27 MB) is emitted as is, never inlined.

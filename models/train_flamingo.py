@@ -247,7 +247,7 @@ def main():
     weights = {"pages": s.interleaved_weight, "pairs": s.pair_weight, "clips": s.clip_weight}
     probes = {t: probe_set(world, t, s.eval_episodes, seed=7 + i) for i, t in enumerate(("binding", "naming"))}
     if rank == 0:
-        print(f"stage 3: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable of "
+        print(f"world size {os.environ.get('WORLD_SIZE', 1)}; stage 3: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable of "
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
     def save(path):
@@ -292,10 +292,15 @@ def main():
                 save(out / "last.pt")
                 print(f"stopping after {s.max_minutes} minutes at step {step} (resume with the same command)")
             break
+    if rank == 0:
+        # weights only (no optimizer state): what export.py reads
+        save_checkpoint(out / "final.pt", model=model.state_dict(), step=step, config=model.cfg.to_dict(),
+                        settings=settings_dict(s), clock=clock.state(), tokenizer=s.tokenizer,
+                        meta={"training": {"stage3_steps": step, "stage3_cpu_s": clock.cpu, "stage3_wall_s": clock.wall,
+                                           "device": s.device, "world_size": int(os.environ.get("WORLD_SIZE", 1))}})
+        print(f"done: step {step}, best binding probe {best:.3f}, cpu {clock.cpu / 60:.1f} min")
     if distributed:
         dist.destroy_process_group()
-    if rank == 0:
-        print(f"done: step {step}, best binding probe {best:.3f}, cpu {clock.cpu / 60:.1f} min")
 
 
 if __name__ == "__main__":

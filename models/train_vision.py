@@ -164,7 +164,7 @@ def main():
     t_start = time.time()
     for pixels, ids, offsets, same in loader:
         pixels, ids, offsets, same = (t.to(s.device) for t in (pixels, ids, offsets, same))
-        lr = s.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * step / s.steps))
+        lr = float(s.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * step / s.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
         img, txt = model.embed_images(pixels), model.embed_texts(ids, offsets)

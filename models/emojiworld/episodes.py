@@ -9,6 +9,8 @@ clips, language) use training concepts, the rest use held-out concepts.
 
 Tasks (answers match after lower-casing, trimming and dropping a final full stop):
     naming-{k}shot           name a training concept drawn in the held-out style (COCO-like)
+    naming-rices-{k}shot     as naming, supports chosen at evaluation time by RICES from a pool of
+                             every training concept drawn once in the held-out style
     naming-novel-{k}shot     name a held-out concept; it appears once among the supports
     binding-{N}way-{K}shot   nonsense words bound to held-out concepts in the prompt (+ options)
     scene-qa-{k}shot         how many / which side / background colour / is there (VQA-like)
@@ -30,6 +32,7 @@ from .concepts import load_world, pseudo_words, stable_seed
 
 TASKS = (
     [f'naming-{k}shot' for k in (0, 1, 2, 4, 8, 16, 32)]
+    + [f'naming-rices-{k}shot' for k in (1, 2, 4, 8, 16, 32)]
     + [f'naming-novel-{k}shot' for k in (0, 1, 2, 4, 8)]
     + [f'binding-{n}way-{k}shot' for n in (2, 5) for k in (1, 3)]
     + [f'scene-qa-{k}shot' for k in (0, 4, 8)]
@@ -75,12 +78,36 @@ class EpisodeWriter:
 # -----------------------------------------------------------------------------
 # one episode per task family; each returns (answer, options or None)
 
-def naming(world, rng, ep, shots, novel):
+RICES_POOL = 'pools/naming-openmoji.jsonl'
+
+
+def write_rices_pool(world, out_dir, seed):
+    """Every training concept drawn once in the held-out style, labelled: the pool RICES picks
+    naming supports from (as Flamingo's RICES picks from a benchmark's training set)."""
+    rng = np.random.default_rng([seed, stable_seed('rices-pool')])
+    ep = EpisodeWriter(out_dir, 'pool-naming', 0)
+    lines = []
+    for i in world.split('train'):
+        ep.segments = []
+        ep.image(samples.draw_single(world, i, world.heldout_style, rng))
+        ep.text(text.caption(samples.name_in(world, i)))
+        # pool paths are relative to the pool file, one folder down
+        segs = [{'image': '../' + s['image']} if 'image' in s else s for s in ep.segments]
+        lines.append(dumps({'segments': segs}))
+    path = Path(out_dir) / RICES_POOL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(l + '\n' for l in lines))
+    return path
+
+
+def naming(world, rng, ep, shots, novel, text_only_examples=True):
     style = world.heldout_style
     train = world.split('train')
     pool = world.split('heldout') if novel else train
     query = int(samples._pick(rng, pool))
-    if shots == 0:  # Flamingo's zero-shot: two text-only examples (known training names)
+    if shots == 0 and not text_only_examples:
+        pass
+    elif shots == 0:  # Flamingo's zero-shot: two text-only examples (known training names)
         for i in samples._distinct(rng, train, 2):
             ep.text(text.caption(samples.name_in(world, i)))
     else:
@@ -178,7 +205,10 @@ def make_episode(world, task, index, out_dir, seed):
     rng = np.random.default_rng([seed, stable_seed(task, index)])
     ep = EpisodeWriter(out_dir, task, index)
     shots = _shots(task)
-    if task.startswith('naming-'):
+    if task.startswith('naming-rices-'):
+        answer, options = naming(world, rng, ep, 0, novel=False, text_only_examples=False)
+        extra = {'rices': {'shots': shots, 'pool': RICES_POOL}}
+    elif task.startswith('naming-'):
         answer, options = naming(world, rng, ep, shots, novel=task.startswith('naming-novel'))
     elif task.startswith('binding-'):
         answer, options = binding(world, rng, ep, int(task.split('-')[1].removesuffix('way')), shots)
@@ -193,7 +223,7 @@ def make_episode(world, task, index, out_dir, seed):
     else:
         raise ValueError(f'unknown task {task}')
     episode = {'id': f'{task}-{index:03d}', 'task': task, 'segments': ep.segments,
-               'answer': answer}
+               'answer': answer, **(extra if task.startswith('naming-rices-') else {})}
     if options is not None:
         episode['options'] = options
     return episode
@@ -209,6 +239,8 @@ def write_episodes(out_dir, tasks=TASKS, n=50, seed=0, world=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     world = world or load_world(seed)
     paths, lines = [], []
+    if any(t.startswith('naming-rices-') for t in tasks):
+        write_rices_pool(world, out_dir, seed)
     for task in tasks:
         episodes = [dumps(make_episode(world, task, i, out_dir, seed)) for i in range(n)]
         path = out_dir / f'{task}.jsonl'

@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { textToPrompt } from '../engine/prompt';
-import { parseEpisode, runEpisode, summarize, type Episode } from '../engine/evaluate';
+import { parseEpisode, runEpisode, summarize, type Episode, type EpisodeIO, type EpisodeSegment } from '../engine/evaluate';
 import { causeText, FlamingoError } from '../engine/types';
 import { runBench } from './bench';
 import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
@@ -48,6 +48,28 @@ async function generate(args: string[]): Promise<void> {
   process.stderr.write(`[${done.tokens} tokens, TTFT ${done.ttftMs.toFixed(1)} ms, ${done.tokensPerSecond.toFixed(1)} tokens/s, ${done.backend}]\n`);
 }
 
+/** A RICES pool: JSON lines of {"segments": [...]}, image paths relative to the pool file. */
+async function readPool(path: string): Promise<EpisodeSegment[][]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new FlamingoError(`Cannot read RICES pool ${path}`, { cause: err });
+  }
+  const dir = dirname(path);
+  return text.split('\n').filter((l) => l.trim()).map((line, i) => {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch (err) {
+      throw new FlamingoError(`${path}:${i + 1}: not valid JSON`, { cause: err });
+    }
+    const entry = parseEpisode(JSON.stringify({ id: `pool-${i}`, task: 'pool', answer: '', ...(raw as object) }), `${path}:${i + 1}`);
+    return entry.segments.map((s) =>
+      'image' in s ? { image: resolve(dir, s.image) } : 'video' in s ? { video: s.video.map((f) => resolve(dir, f)) } : s);
+  });
+}
+
 async function evaluate(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -66,9 +88,17 @@ async function evaluate(args: string[]): Promise<void> {
   const limit = num(values.limit, 'limit') ?? episodes.length;
   const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
   const base = dirname(file);
+  const pools = new Map<string, Promise<EpisodeSegment[][]>>();
+  const io: EpisodeIO = {
+    loadImage: (p) => readPng(resolve(base, p)),
+    loadPool: (p) => {
+      if (!pools.has(p)) pools.set(p, readPool(resolve(base, p)));
+      return pools.get(p)!;
+    },
+  };
   const results = [];
   for (const episode of episodes.slice(0, limit)) {
-    results.push(await runEpisode(engine, episode, (p) => readPng(resolve(base, p))));
+    results.push(await runEpisode(engine, episode, io));
     if (results.length % 50 === 0) process.stderr.write(`${results.length}/${Math.min(limit, episodes.length)} episodes\n`);
   }
   const report = summarize(results);

@@ -79,6 +79,7 @@ export function sampleFrames<T>(frames: T[], maxFrames: number): T[] {
 
 export class FlamingoEngine {
   private readonly latentCache = new Map<string, Float32Array>();
+  private readonly featureCache = new Map<string, Float32Array>();
   private readonly imageTokenId: number;
   private readonly eocId: number;
   private readonly bosId: number;
@@ -118,10 +119,22 @@ export class FlamingoEngine {
         for (const graph of GRAPHS) {
           const bytes = files[graph];
           onProgress?.({ type: 'progress', phase: 'session', file: manifest.files[graph].path, loadedBytes: 0, totalBytes: bytes.byteLength });
-          sessions[graph] = await ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+          sessions[graph] = await ort.InferenceSession.create(bytes, {
+            executionProviders: [backend],
+            graphOptimizationLevel: 'all',
+            logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes
+          });
           onProgress?.({ type: 'progress', phase: 'session', file: manifest.files[graph].path, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
         }
-        return new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend);
+        const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend);
+        if (backend === 'webgpu') {
+          // WebGPU compiles shaders on a graph's first run: pay that while loading, not on the
+          // user's first answer (and fail over to the next backend here if the GPU cannot run it).
+          onProgress?.({ type: 'progress', phase: 'session', file: 'warm-up', loadedBytes: 0, totalBytes: 1 });
+          await engine.warmUp();
+          onProgress?.({ type: 'progress', phase: 'session', file: 'warm-up', loadedBytes: 1, totalBytes: 1 });
+        }
+        return engine;
       } catch (err) {
         failures.push(`${backend}: ${err instanceof Error ? err.message : String(err)}`);
         await Promise.all(Object.values(sessions).map((s) => s.release().catch(() => undefined)));
@@ -130,34 +143,67 @@ export class FlamingoEngine {
     throw new FlamingoError(`Could not start the model on any backend (${failures.join('; ')})`, { cause: failures });
   }
 
+  /** One tiny generation through all three graphs; leaves no cached latents behind. */
+  async warmUp(): Promise<void> {
+    const S = this.manifest.vision.image_size;
+    const blank: RgbaImage = { width: S, height: S, data: new Uint8Array(S * S * 4).fill(255) };
+    await this.generate([{ image: blank }, { text: 'Output:' }], { maxNewTokens: 2 }, () => undefined);
+    this.latentCache.clear();
+    this.featureCache.clear();
+  }
+
   async release(): Promise<void> {
     await Promise.all(Object.values(this.sessions).map((s) => s.release()));
     this.latentCache.clear();
+    this.featureCache.clear();
   }
 
   // ------------------------------------------------------------------ vision
 
-  /** One image or clip → its resampler latents [n_latents × d_vision], cached by content. */
-  async encodeMedia(framesIn: RgbaImage[]): Promise<Float32Array> {
+  /** One image or clip → frozen vision features [T × n_tokens × d_vision], cached by content. */
+  private async visionFeatures(framesIn: RgbaImage[]): Promise<{ key: string; features: Float32Array; frames: number }> {
     const v = this.manifest.vision;
     const frames = sampleFrames(framesIn, v.max_frames);
     const size = 3 * v.image_size * v.image_size;
     const pixels = new Float32Array(frames.length * size);
     frames.forEach((frame, i) => pixels.set(preprocessImage(frame, v), i * size));
     const key = contentKey(pixels);
+    let features = this.featureCache.get(key);
+    if (!features) {
+      const out = await this.sessions.vision_encoder.run({
+        pixel_values: new this.ort.Tensor('float32', pixels, [frames.length, 3, v.image_size, v.image_size]),
+      });
+      features = new Float32Array(out.image_features.data as Float32Array);
+      this.featureCache.set(key, features);
+    }
+    return { key, features, frames: frames.length };
+  }
+
+  /** One image or clip → its resampler latents [n_latents × d_vision], cached by content. */
+  async encodeMedia(frames: RgbaImage[]): Promise<Float32Array> {
+    const v = this.manifest.vision;
+    const { key, features, frames: T } = await this.visionFeatures(frames);
     const cached = this.latentCache.get(key);
     if (cached) return cached;
-
-    const T = frames.length;
-    const { image_features: features } = await this.sessions.vision_encoder.run({
-      pixel_values: new this.ort.Tensor('float32', pixels, [T, 3, v.image_size, v.image_size]),
-    });
     const { latents } = await this.sessions.resampler.run({
-      image_features: new this.ort.Tensor('float32', features.data as Float32Array, [1, T, v.n_tokens, v.d_vision]),
+      image_features: new this.ort.Tensor('float32', features, [1, T, v.n_tokens, v.d_vision]),
     });
     const out = new Float32Array(latents.data as Float32Array);
     this.latentCache.set(key, out);
     return out;
+  }
+
+  /**
+   * A unit-length embedding of an image or clip from the frozen vision encoder (features
+   * averaged over cells and frames): what RICES ranks support examples by.
+   */
+  async imageEmbedding(frames: RgbaImage[]): Promise<Float32Array> {
+    const d = this.manifest.vision.d_vision;
+    const { features } = await this.visionFeatures(frames);
+    const out = new Float32Array(d);
+    for (let i = 0; i < features.length; i++) out[i % d] += features[i];
+    const norm = Math.hypot(...out) || 1;
+    return out.map((x) => x / norm);
   }
 
   private async mediaTensor(media: RgbaImage[][]): Promise<Tensor> {

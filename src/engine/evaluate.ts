@@ -1,6 +1,7 @@
 // Few-shot evaluation on episode files (DESIGN.md, "Episode files"): open-ended episodes are
 // generated greedily, close-ended ones (with `options`) ranked by log-likelihood.
 import type { FlamingoEngine } from './engine';
+import { selectByRices } from './rices';
 import type { Prompt, RgbaImage } from './types';
 import { FlamingoError } from './types';
 
@@ -12,6 +13,17 @@ export interface Episode {
   segments: EpisodeSegment[];
   answer: string;
   options?: string[];
+  /**
+   * Supports chosen at evaluation time by RICES (an extension of DESIGN.md's format): the `shots`
+   * entries of the pool file (JSON lines of {"segments": [...]}, relative to the episode file)
+   * nearest the query's first image go before `segments`, the most similar last.
+   */
+  rices?: { shots: number; pool: string };
+}
+
+export interface EpisodeIO {
+  loadImage(path: string): Promise<RgbaImage>;
+  loadPool(path: string): Promise<EpisodeSegment[][]>;
 }
 
 export interface EpisodeResult {
@@ -52,20 +64,46 @@ export function parseEpisode(line: string, where: string): Episode {
   if (e.options !== undefined && (!Array.isArray(e.options) || !e.options.every((o) => typeof o === 'string'))) {
     throw new FlamingoError(`${where}: "options" must be a list of strings`);
   }
+  if (e.rices !== undefined && !(Number.isInteger(e.rices?.shots) && e.rices.shots >= 0 && typeof e.rices?.pool === 'string')) {
+    throw new FlamingoError(`${where}: "rices" must be {"shots": a count, "pool": a file}`);
+  }
   return e as Episode;
+}
+
+async function toPrompt(segments: EpisodeSegment[], loadImage: EpisodeIO['loadImage']): Promise<Prompt> {
+  const prompt: Prompt = [];
+  for (const s of segments) {
+    if ('image' in s) prompt.push({ image: await loadImage(s.image) });
+    else if ('video' in s) prompt.push({ video: await Promise.all(s.video.map(loadImage)) });
+    else prompt.push({ text: s.text });
+  }
+  return prompt;
+}
+
+function firstVisual(prompt: Prompt, what: string): RgbaImage[] {
+  for (const s of prompt) {
+    if ('image' in s) return [s.image];
+    if ('video' in s) return s.video;
+  }
+  throw new FlamingoError(`${what} has no image or clip to compare by RICES`);
 }
 
 export async function runEpisode(
   engine: FlamingoEngine,
   episode: Episode,
-  loadImage: (path: string) => Promise<RgbaImage>,
+  io: EpisodeIO,
   maxNewTokens = 16,
 ): Promise<EpisodeResult> {
-  const prompt: Prompt = [];
-  for (const s of episode.segments) {
-    if ('image' in s) prompt.push({ image: await loadImage(s.image) });
-    else if ('video' in s) prompt.push({ video: await Promise.all(s.video.map(loadImage)) });
-    else prompt.push({ text: s.text });
+  let prompt = await toPrompt(episode.segments, io.loadImage);
+  if (episode.rices && episode.rices.shots > 0) {
+    const pool = await Promise.all((await io.loadPool(episode.rices.pool)).map((segs) => toPrompt(segs, io.loadImage)));
+    const chosen = await selectByRices(
+      engine,
+      firstVisual(prompt, `episode ${episode.id}`),
+      pool.map((p, i) => firstVisual(p, `${episode.rices!.pool} entry ${i + 1}`)),
+      episode.rices.shots,
+    );
+    prompt = [...chosen.flatMap((i) => pool[i]), ...prompt];
   }
   let prediction: string;
   if (episode.options) {

@@ -11,7 +11,7 @@ import {
   type ModelFileRole,
   type ProgressEvent,
 } from '../engine/types';
-import { parseManifest } from './manifest';
+import { validateManifest } from '../engine/manifest';
 import { verifyFile } from './verify';
 
 /** Something went wrong that the user should know about, but the model still runs. */
@@ -63,8 +63,16 @@ export async function loadModel(
 
   const manifest = opts.manifest ?? (await fetchManifest(base, onProgress, opts.signal));
   const cache = await openCache(warn);
+  // Files load in parallel; the first failure stops the others (no progress after the error).
+  const siblings = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, siblings.signal]) : siblings.signal;
   const loaded = await Promise.all(
-    ROLES.map((role) => loadFile(base, manifest.files[role], cache, onProgress, warn, opts.signal)),
+    ROLES.map((role) =>
+      loadFile(base, manifest.files[role], cache, onProgress, warn, signal).catch((error: unknown) => {
+        siblings.abort();
+        throw error;
+      }),
+    ),
   );
   const files = {} as Record<ModelFileRole, Uint8Array>;
   const sources = {} as Record<ModelFileRole, 'cache' | 'network'>;
@@ -93,7 +101,11 @@ async function fetchManifest(base: URL, onProgress: (event: ProgressEvent) => vo
   } catch (cause) {
     throw new FlamingoError(`The model manifest ${url.href} is not valid JSON.`, { cause });
   }
-  return parseManifest(json, url.href);
+  try {
+    return validateManifest(json);
+  } catch (cause) {
+    throw new FlamingoError(`${url.href} is not a usable flamingo-web model manifest: ${(cause as Error).message}`, { cause });
+  }
 }
 
 async function loadFile(

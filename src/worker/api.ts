@@ -12,6 +12,7 @@ import {
   type Prompt,
   type ProgressEvent,
 } from '../engine/types';
+import type { OptionScore } from '../engine/engine';
 import type { StoreWarning } from '../store/modelStore';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
@@ -42,11 +43,7 @@ export interface LoadResult {
   loadMs: number;
 }
 
-export interface ScoreResult {
-  option: string;
-  logLikelihood: number;
-  meanLogLikelihood: number;
-}
+export type { OptionScore as ScoreResult } from '../engine/engine';
 
 export interface FlamingoWorkerApi {
   /** Loads (or reloads, with another backend) the model in `modelUrl`, a folder URL. */
@@ -54,7 +51,7 @@ export interface FlamingoWorkerApi {
   /** Streams token events to `onEvent`, resolves with the done event; images are transferred. */
   generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent>;
   /** Close-ended: the log-likelihood of each option as the continuation of the prompt. */
-  score(prompt: Prompt, options: string[]): Promise<ScoreResult[]>;
+  score(prompt: Prompt, options: string[]): Promise<OptionScore[]>;
   /** Stops the running generation; it resolves with stopReason 'interrupted'. */
   interrupt(): void;
 }

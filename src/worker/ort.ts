@@ -5,7 +5,6 @@ import * as ort from 'onnxruntime-web/webgpu';
 ort.env.wasm.wasmPaths = new URL(`${import.meta.env.BASE_URL}ort/`, self.location.href).href;
 // WASM threads (ORT's default count: half the cores, at most 4) need cross-origin isolation,
 // which the servers provide with COOP/COEP; without it ORT falls back to one thread.
-ort.env.logLevel = 'warning';
 
 export { ort };
 

@@ -58,27 +58,33 @@ async function load(
 ): Promise<LoadResult> {
   const started = performance.now();
   const warnings: WarningEvent[] = [];
+  let settled = false;
   const emit = (event: LoadEvent) => {
+    if (settled) return; // late events (a sibling download still winding down) are dropped
     if (event.type === 'warning') warnings.push(event);
     void onEvent(event);
   };
 
-  const url = folder(new URL(modelUrl, self.location.href).href);
-  const model = await loadModel(url, emit, {
-    manifest: url === folder(bundledModelUrl) ? bundledManifest : undefined,
-    onWarning: emit,
-  });
+  try {
+    const url = folder(new URL(modelUrl, self.location.href).href);
+    const model = await loadModel(url, emit, {
+      manifest: url === folder(bundledModelUrl) ? bundledManifest : undefined,
+      onWarning: emit,
+    });
 
-  await releaseEngine();
-  const { backend, fallbackReason } = await createEngine(model.manifest, model.files, choice, emit);
-  return {
-    manifest: model.manifest,
-    backend,
-    fallbackReason,
-    warnings,
-    fromCache: Object.values(model.sources).every((source) => source === 'cache'),
-    loadMs: performance.now() - started,
-  };
+    await releaseEngine();
+    const { backend, fallbackReason } = await createEngine(model.manifest, model.files, choice, emit);
+    return {
+      manifest: model.manifest,
+      backend,
+      fallbackReason,
+      warnings,
+      fromCache: Object.values(model.sources).every((source) => source === 'cache'),
+      loadMs: performance.now() - started,
+    };
+  } finally {
+    settled = true;
+  }
 }
 
 /**

@@ -1,0 +1,80 @@
+"""Turn CLI evaluation reports into the model card's table and plot.
+
+    cd models && /usr/bin/python3 report.py eval/report.json [--ablations eval/ablations.json]
+
+Reads the JSON written by `flamingo-web eval --out` (accuracy per task, held-out data only) and
+writes eval/results.md (the table) and eval/accuracy-vs-shots.png (accuracy against shots per
+task family, like the paper's Figure). The numbers are the CLI's: ONNX graphs, not PyTorch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+SHOTS = (0, 1, 2, 4, 8, 16, 32)
+TASK_RE = re.compile(r"^(?P<family>.+?)-(?P<shots>\d+)shot$")
+
+
+def by_family(tasks: dict) -> dict:
+    fam = defaultdict(dict)
+    for task, t in tasks.items():
+        m = TASK_RE.match(task)
+        if m:
+            fam[m["family"]][int(m["shots"])] = t
+        else:
+            fam[task][None] = t
+    return dict(sorted(fam.items()))
+
+
+def table(tasks: dict) -> str:
+    fam = by_family(tasks)
+    lines = ["| task | " + " | ".join(f"{k}-shot" for k in SHOTS) + " | n |",
+             "| --- | " + " | ".join("---:" for _ in SHOTS) + " | ---: |"]
+    for name, shots in fam.items():
+        cells = [f"{100 * shots[k]['accuracy']:.1f}" if k in shots else "" for k in SHOTS]
+        n = max(t["n"] for t in shots.values())
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(lines)
+
+
+def plot(tasks: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fam = {k: v for k, v in by_family(tasks).items() if len(v) > 1}
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for name, shots in fam.items():
+        ks = sorted(k for k in shots if k is not None)
+        xs = [max(k, 0.5) for k in ks]  # 0-shot drawn at 0.5 on the log axis
+        ax.plot(xs, [100 * shots[k]["accuracy"] for k in ks], marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([0.5, 1, 2, 4, 8, 16, 32], ["0", "1", "2", "4", "8", "16", "32"])
+    ax.set_xlabel("shots")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("EmojiWorld, held-out style (openmoji): accuracy vs shots")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("report")
+    ap.add_argument("--out", default=None, help="folder for results.md and the plot (default: the report's)")
+    args = ap.parse_args()
+    report = json.loads(Path(args.report).read_text())
+    out = Path(args.out or Path(args.report).parent)
+    md = table(report["tasks"])
+    (out / "results.md").write_text(md + "\n")
+    plot(report["tasks"], out / "accuracy-vs-shots.png")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+// RICES (Retrieval-based In-Context Example Selection; Yang et al. 2022, used by Flamingo's and
+// OpenFlamingo's evaluations): the support examples most similar to the query by frozen vision
+// features, the most similar placed last, right before the query.
+import type { FlamingoEngine } from './engine';
+import type { RgbaImage } from './types';
+
+/** Indices of the `shots` pool entries nearest the query, ordered least to most similar. */
+export async function selectByRices(
+  engine: FlamingoEngine,
+  query: RgbaImage[],
+  pool: RgbaImage[][],
+  shots: number,
+): Promise<number[]> {
+  const q = await engine.imageEmbedding(query);
+  const scored: { index: number; similarity: number }[] = [];
+  for (let index = 0; index < pool.length; index++) {
+    const e = await engine.imageEmbedding(pool[index]);
+    let similarity = 0;
+    for (let i = 0; i < q.length; i++) similarity += q[i] * e[i];
+    scored.push({ index, similarity });
+  }
+  scored.sort((a, b) => b.similarity - a.similarity || a.index - b.index);
+  return scored.slice(0, shots).reverse().map((s) => s.index);
+}

@@ -1,0 +1,144 @@
+import { useState } from 'react';
+import type { DoneEvent } from '../engine/types';
+import type { ScoreResult } from '../worker/client';
+
+export type RunState =
+  | { status: 'idle' }
+  | { status: 'running'; text: string; startedAt: number; tokens: number; firstTokenMs?: number }
+  | { status: 'scoring' }
+  | { status: 'done'; done: DoneEvent }
+  | { status: 'failed'; text: string };
+
+const STOP_REASONS: Record<DoneEvent['stopReason'], string> = {
+  end_of_chunk: 'end of chunk',
+  newline: 'newline',
+  max_tokens: 'token limit',
+  interrupted: 'stopped',
+};
+
+interface Props {
+  run: RunState;
+  scores: ScoreResult[] | undefined;
+  canRun: boolean;
+  /** Why Generate is not available yet, if it is not. */
+  waitingFor: string | undefined;
+  maxNewTokens: number;
+  onMaxNewTokens: (value: number) => void;
+  onGenerate: () => void;
+  onStop: () => void;
+  onRank: (options: string[]) => void;
+}
+
+export function AnswerPanel(props: Props) {
+  const { run, scores, canRun, waitingFor } = props;
+  const [options, setOptions] = useState('');
+  const running = run.status === 'running';
+  const text = run.status === 'done' ? run.done.text : run.status === 'running' || run.status === 'failed' ? run.text : '';
+  const optionList = options
+    .split(',')
+    .map((option) => option.trim())
+    .filter((option) => option !== '');
+
+  return (
+    <section className="panel answer" aria-labelledby="answer-heading" data-testid="answer-panel" data-state={run.status}>
+      <h2 id="answer-heading">Answer</h2>
+      <div className="row">
+        <button type="button" className="primary" data-testid="generate" disabled={!canRun} onClick={props.onGenerate}>
+          Generate
+        </button>
+        <button type="button" data-testid="stop" disabled={!running} onClick={props.onStop}>
+          Stop
+        </button>
+        <label>
+          Max new tokens{' '}
+          <input
+            type="number"
+            min={1}
+            max={256}
+            value={props.maxNewTokens}
+            data-testid="max-new-tokens"
+            onChange={(event) => props.onMaxNewTokens(Math.max(1, Math.min(256, Number(event.target.value) || 1)))}
+          />
+        </label>
+        {waitingFor && <span className="muted">Waiting for {waitingFor}…</span>}
+        {!waitingFor && <span className="muted">Ctrl+Enter generates.</span>}
+      </div>
+      <output className="answer-text" data-testid="answer" aria-live="polite" aria-busy={running}>
+        {text}
+        {running && <span className="cursor" aria-hidden="true" />}
+      </output>
+      {run.status === 'running' && (
+        <p className="stats muted" data-testid="live-stats">
+          {run.firstTokenMs === undefined
+            ? 'Reading the prompt…'
+            : `First token after ${Math.round(run.firstTokenMs)} ms · ${run.tokens} tokens`}
+        </p>
+      )}
+      {run.status === 'done' && <Stats done={run.done} />}
+      <details className="rank">
+        <summary>Rank options instead (close-ended)</summary>
+        <div className="row">
+          <label>
+            Options, comma-separated{' '}
+            <input
+              type="text"
+              value={options}
+              data-testid="options"
+              placeholder="dog face, cat face"
+              onChange={(event) => setOptions(event.target.value)}
+            />
+          </label>
+          <button
+            type="button"
+            data-testid="rank"
+            disabled={!canRun || optionList.length === 0}
+            onClick={() => props.onRank(optionList)}
+          >
+            Rank
+          </button>
+        </div>
+        {scores && (
+          <ol className="scores" data-testid="scores">
+            {scores.map((score) => (
+              <li key={score.option}>
+                <strong>{score.option}</strong>{' '}
+                <span className="muted">
+                  log-likelihood {score.logLikelihood.toFixed(3)} (mean per token {score.meanLogLikelihood.toFixed(3)})
+                </span>
+              </li>
+            ))}
+          </ol>
+        )}
+      </details>
+    </section>
+  );
+}
+
+function Stats({ done }: { done: DoneEvent }) {
+  return (
+    <dl className="stats" data-testid="stats">
+      <div>
+        <dt>Time to first token</dt>
+        <dd data-testid="ttft">{Math.round(done.ttftMs)} ms</dd>
+      </div>
+      <div>
+        <dt>Speed</dt>
+        <dd data-testid="tokens-per-second">{done.tokensPerSecond.toFixed(1)} tokens/s</dd>
+      </div>
+      <div>
+        <dt>Tokens</dt>
+        <dd>
+          {done.tokens} generated, {done.promptTokens} in the prompt
+        </dd>
+      </div>
+      <div>
+        <dt>Stopped at</dt>
+        <dd>{STOP_REASONS[done.stopReason]}</dd>
+      </div>
+      <div>
+        <dt>Backend</dt>
+        <dd>{done.backend}</dd>
+      </div>
+    </dl>
+  );
+}

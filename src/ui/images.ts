@@ -1,0 +1,39 @@
+// Image files → RgbaImage at natural size. The engine resizes and normalises; the UI only
+// decodes, without premultiplying alpha or converting colour spaces.
+import { FlamingoError, type RgbaImage } from '../engine/types';
+
+/** Larger than any sensible prompt image; keeps a stray photo from eating memory. */
+const MAX_SIDE = 8192;
+
+export async function decodeImage(blob: Blob, name: string): Promise<RgbaImage> {
+  if (blob.type && !blob.type.startsWith('image/')) {
+    throw new FlamingoError(`“${name}” is not an image (its type is ${blob.type}).`);
+  }
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+  } catch (cause) {
+    throw new FlamingoError(`Could not decode the image “${name}”: the file is damaged or not in a format this browser reads.`, {
+      cause,
+    });
+  }
+  try {
+    const { width, height } = bitmap;
+    if (width > MAX_SIDE || height > MAX_SIDE) {
+      throw new FlamingoError(`The image “${name}” is ${width}×${height} pixels; at most ${MAX_SIDE} pixels a side, please.`);
+    }
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d', { willReadFrequently: true });
+    if (!context) throw new FlamingoError(`Could not decode the image “${name}”: no 2D canvas available.`);
+    context.drawImage(bitmap, 0, 0);
+    const { data } = context.getImageData(0, 0, width, height);
+    return { width, height, data };
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** A copy whose buffer can be transferred to the worker while the original stays here. */
+export function transferableCopy(image: RgbaImage): RgbaImage {
+  return { width: image.width, height: image.height, data: new Uint8ClampedArray(image.data) };
+}
