@@ -67,12 +67,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("report")
     ap.add_argument("--out", default=None, help="folder for results.md and the plot (default: the report's)")
+    ap.add_argument("--card", help="a model card whose <!-- results --> block gets the table, the plot beside it")
     args = ap.parse_args()
     report = json.loads(Path(args.report).read_text())
     out = Path(args.out or Path(args.report).parent)
     md = table(report["tasks"])
     (out / "results.md").write_text(md + "\n")
     plot(report["tasks"], out / "accuracy-vs-shots.png")
+    if args.card:
+        card = Path(args.card)
+        text = card.read_text()
+        start, end = "<!-- results:start -->", "<!-- results:end -->"
+        head, rest = text.split(start, 1)
+        card.write_text(head + start + "\n" + md + "\n" + end + rest.split(end, 1)[1])
+        plot(report["tasks"], card.parent / "accuracy-vs-shots.png")
     print(md)
 
 

@@ -40,6 +40,7 @@ class Settings:
     tokenizer: str = str(RUNS_DIR / "tokenizer.json")
     vision: str = str(RUNS_DIR / "vision" / "last.pt")
     lm: str = str(RUNS_DIR / "lm" / "best.pt")
+    init: str = ""  # a stage-3 checkpoint whose weights start this run (fresh optimizer), e.g. to continue on CPU
     seed: int = 0
     steps: int = 3000
     lr: float = 1e-3
@@ -227,7 +228,7 @@ def main():
     setup_threads()
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
-    world = load_world(s.seed)
+    world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
     torch.manual_seed(s.seed)
     model = build_model(s, tok).to(s.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -240,6 +241,9 @@ def main():
         step, best = ckpt["step"], ckpt["best"]
         clock = Clock(ckpt["clock"]["wall_s"], ckpt["clock"]["cpu_s"])
         print(f"resumed from step {step}")
+    elif s.init:
+        model.load_state_dict(torch.load(s.init, map_location="cpu")["model"])
+        print(f"weights from {s.init}")
     image_id = tok.token_id("<image>")
     objective = Stage3Loss(model, image_id, s.device)
     if distributed:  # gradients of the trainable parameters are all-reduced in backward

@@ -138,7 +138,7 @@ def main():
     setup_threads()
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
-    world = load_world(s.seed)
+    world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
     cfg = FlamingoConfig(vocab_size=len(tok.vocab), d_model=s.d_model, n_layers=s.n_layers, n_heads=s.n_heads,
                          context_length=s.seq_len)
     torch.manual_seed(s.seed)

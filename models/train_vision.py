@@ -139,7 +139,7 @@ def main():
     setup_threads()
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
-    world = load_world(s.seed)
+    world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
     cfg = FlamingoConfig(vocab_size=len(tok.vocab))
     torch.manual_seed(s.seed)
     model = Contrastive(cfg, len(tok.vocab), s.d_embed).to(s.device)
