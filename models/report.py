@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-SHOTS = (0, 1, 2, 4, 8, 16, 32)
+SHOTS = (0, 1, 2, 3, 4, 8, 16, 32)
 TASK_RE = re.compile(r"^(?P<family>.+?)-(?P<shots>\d+)shot$")
 
 
@@ -46,19 +46,19 @@ def plot(tasks: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fam = {k: v for k, v in by_family(tasks).items() if len(v) > 1}
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.5, 4.2), dpi=110)
     for name, shots in fam.items():
         ks = sorted(k for k in shots if k is not None)
         xs = [max(k, 0.5) for k in ks]  # 0-shot drawn at 0.5 on the log axis
         ax.plot(xs, [100 * shots[k]["accuracy"] for k in ks], marker="o", label=name)
     ax.set_xscale("log", base=2)
-    ax.set_xticks([0.5, 1, 2, 4, 8, 16, 32], ["0", "1", "2", "4", "8", "16", "32"])
+    ax.set_xticks([0.5, 1, 2, 3, 4, 8, 16, 32], ["0", "1", "2", "3", "4", "8", "16", "32"])
     ax.set_xlabel("shots")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title("EmojiWorld, held-out style (openmoji): accuracy vs shots")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path)
 

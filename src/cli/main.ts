@@ -88,13 +88,9 @@ async function evaluate(args: string[]): Promise<void> {
   const limit = num(values.limit, 'limit') ?? episodes.length;
   const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
   const base = dirname(file);
-  const pools = new Map<string, Promise<EpisodeSegment[][]>>();
   const io: EpisodeIO = {
     loadImage: (p) => readPng(resolve(base, p)),
-    loadPool: (p) => {
-      if (!pools.has(p)) pools.set(p, readPool(resolve(base, p)));
-      return pools.get(p)!;
-    },
+    loadPool: (p) => readPool(resolve(base, p)),
   };
   const results = [];
   for (const episode of episodes.slice(0, limit)) {

@@ -88,6 +88,23 @@ function firstVisual(prompt: Prompt, what: string): RgbaImage[] {
   throw new FlamingoError(`${what} has no image or clip to compare by RICES`);
 }
 
+// Pools are shared by every episode of a task: decode their images once per IO object.
+const pools = new WeakMap<EpisodeIO, Map<string, Promise<{ prompts: Prompt[]; visuals: RgbaImage[][] }>>>();
+
+function loadPool(path: string, io: EpisodeIO) {
+  let byPath = pools.get(io);
+  if (!byPath) pools.set(io, (byPath = new Map()));
+  let pool = byPath.get(path);
+  if (!pool) {
+    pool = (async () => {
+      const prompts = await Promise.all((await io.loadPool(path)).map((segs) => toPrompt(segs, io.loadImage)));
+      return { prompts, visuals: prompts.map((p, i) => firstVisual(p, `${path} entry ${i + 1}`)) };
+    })();
+    byPath.set(path, pool);
+  }
+  return pool;
+}
+
 export async function runEpisode(
   engine: FlamingoEngine,
   episode: Episode,
@@ -96,14 +113,14 @@ export async function runEpisode(
 ): Promise<EpisodeResult> {
   let prompt = await toPrompt(episode.segments, io.loadImage);
   if (episode.rices && episode.rices.shots > 0) {
-    const pool = await Promise.all((await io.loadPool(episode.rices.pool)).map((segs) => toPrompt(segs, io.loadImage)));
+    const pool = await loadPool(episode.rices.pool, io);
     const chosen = await selectByRices(
       engine,
       firstVisual(prompt, `episode ${episode.id}`),
-      pool.map((p, i) => firstVisual(p, `${episode.rices!.pool} entry ${i + 1}`)),
+      pool.visuals,
       episode.rices.shots,
     );
-    prompt = [...chosen.flatMap((i) => pool[i]), ...prompt];
+    prompt = [...chosen.flatMap((i) => pool.prompts[i]), ...prompt];
   }
   let prediction: string;
   if (episode.options) {

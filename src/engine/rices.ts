@@ -4,6 +4,18 @@
 import type { FlamingoEngine } from './engine';
 import type { RgbaImage } from './types';
 
+// A pool is reused across many queries: remember each image's embedding (per engine, per image
+// object) instead of preprocessing every pool image again for every query.
+const embeddings = new WeakMap<FlamingoEngine, WeakMap<RgbaImage[], Float32Array>>();
+
+async function embed(engine: FlamingoEngine, frames: RgbaImage[]): Promise<Float32Array> {
+  let cache = embeddings.get(engine);
+  if (!cache) embeddings.set(engine, (cache = new WeakMap()));
+  let e = cache.get(frames);
+  if (!e) cache.set(frames, (e = await engine.imageEmbedding(frames)));
+  return e;
+}
+
 /** Indices of the `shots` pool entries nearest the query, ordered least to most similar. */
 export async function selectByRices(
   engine: FlamingoEngine,
@@ -14,7 +26,7 @@ export async function selectByRices(
   const q = await engine.imageEmbedding(query);
   const scored: { index: number; similarity: number }[] = [];
   for (let index = 0; index < pool.length; index++) {
-    const e = await engine.imageEmbedding(pool[index]);
+    const e = await embed(engine, pool[index]);
     let similarity = 0;
     for (let i = 0; i < q.length; i++) similarity += q[i] * e[i];
     scored.push({ index, similarity });
