@@ -30,8 +30,7 @@ from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
-from flamingo.training import (RUNS_DIR, Clock, load_checkpoint, log_line, override, save_checkpoint, settings_dict,
-                               setup_threads)
+from flamingo.training import (RUNS_DIR, log_line, override, resume, save_checkpoint, settings_dict, setup_threads)
 
 
 @dataclass
@@ -233,15 +232,8 @@ def main():
     model = build_model(s, tok).to(s.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay, betas=(0.9, 0.95))
-    step, best, clock = 0, -1.0, Clock()
-    ckpt = load_checkpoint(out / "last.pt")
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        step, best = ckpt["step"], ckpt["best"]
-        clock = Clock(ckpt["clock"]["wall_s"], ckpt["clock"]["cpu_s"])
-        print(f"resumed from step {step}")
-    elif s.init:
+    step, best, clock = resume(out / "last.pt", model, opt)
+    if step == 0 and s.init:
         model.load_state_dict(torch.load(s.init, map_location="cpu")["model"])
         print(f"weights from {s.init}")
     image_id = tok.token_id("<image>")

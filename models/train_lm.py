@@ -27,8 +27,7 @@ from emojiworld.concepts import load_world, pseudo_words
 from emojiworld.samples import text_episode
 from flamingo.model import FlamingoConfig, LanguageModel
 from flamingo.tokenizer import Tokenizer
-from flamingo.training import (RUNS_DIR, Clock, load_checkpoint, log_line, override, pack, save_checkpoint,
-                               settings_dict, setup_threads)
+from flamingo.training import RUNS_DIR, log_line, override, pack, resume, save_checkpoint, settings_dict, setup_threads
 
 
 @dataclass
@@ -147,14 +146,7 @@ def main():
     no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.95))
-    step, best, clock = 0, -1.0, Clock()
-    ckpt = load_checkpoint(out / "last.pt")
-    if ckpt:
-        lm.load_state_dict(ckpt["lm"])
-        opt.load_state_dict(ckpt["opt"])
-        step, best = ckpt["step"], ckpt["best"]
-        clock = Clock(ckpt["clock"]["wall_s"], ckpt["clock"]["cpu_s"])
-        print(f"resumed from step {step}")
+    step, best, clock = resume(out / "last.pt", lm, opt, key="lm")
     evals = {n: binding_eval_set(world, s.eval_episodes, n, seed=1000 + n) for n in (2, 5)}
     params = sum(p.numel() for p in lm.parameters())
     print(f"LM: {params / 1e6:.2f}M parameters, vocab {len(tok.vocab)}, {cfg.n_layers} layers, d={cfg.d_model}")

@@ -25,8 +25,7 @@ from emojiworld.samples import draw_scene, draw_single, name_in
 from flamingo.model import FlamingoConfig, VisionEncoder
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
-from flamingo.training import (RUNS_DIR, Clock, load_checkpoint, log_line, override, save_checkpoint, settings_dict,
-                               setup_threads)
+from flamingo.training import RUNS_DIR, log_line, override, resume, save_checkpoint, settings_dict, setup_threads
 
 
 @dataclass
@@ -144,14 +143,7 @@ def main():
     torch.manual_seed(s.seed)
     model = Contrastive(cfg, len(tok.vocab), s.d_embed).to(s.device)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    step, clock = 0, Clock()
-    ckpt = load_checkpoint(out / "last.pt")
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        step = ckpt["step"]
-        clock = Clock(ckpt["clock"]["wall_s"], ckpt["clock"]["cpu_s"])
-        print(f"resumed from step {step}")
+    step, _, clock = resume(out / "last.pt", model, opt)
     print(f"vision encoder: {sum(p.numel() for p in model.vision.parameters()) / 1e6:.2f}M parameters")
 
     def save(path):

@@ -71,6 +71,18 @@ def load_checkpoint(path: Path):
     return torch.load(path, map_location="cpu") if path.exists() else None
 
 
+def resume(path: Path, module, opt, key: str = "model"):
+    """Continue from `path` if it exists: weights (under `key`), optimizer, step, best score and
+    clock. Returns (step, best, clock); a fresh run gets (0, -1.0, a new clock)."""
+    ckpt = load_checkpoint(path)
+    if not ckpt:
+        return 0, -1.0, Clock()
+    module.load_state_dict(ckpt[key])
+    opt.load_state_dict(ckpt["opt"])
+    print(f"resumed from step {ckpt['step']}")
+    return ckpt["step"], ckpt.get("best", -1.0), Clock(ckpt["clock"]["wall_s"], ckpt["clock"]["cpu_s"])
+
+
 def log_line(path: Path, record: dict):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
