@@ -30,8 +30,8 @@ type Session = Ort.InferenceSession;
 type Tensor = Ort.Tensor;
 
 export interface EngineOptions {
-  /** auto: WebGPU when an adapter exists, else WASM (browser); Node passes 'cpu'. */
-  backend: 'auto' | Backend;
+  /** The execution provider. Choosing one, and falling back, is the caller's: see src/worker/worker.ts. */
+  backend: Backend;
 }
 
 export interface OptionScore {
@@ -43,21 +43,6 @@ export interface OptionScore {
 }
 
 const GRAPHS = ['vision_encoder', 'resampler', 'lm'] as const;
-
-async function webgpuAvailable(): Promise<boolean> {
-  const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator?.gpu;
-  if (!gpu) return false;
-  try {
-    return (await gpu.requestAdapter()) !== null;
-  } catch {
-    return false;
-  }
-}
-
-async function backendsToTry(choice: EngineOptions['backend']): Promise<Backend[]> {
-  if (choice !== 'auto') return [choice];
-  return (await webgpuAvailable()) ? ['webgpu', 'wasm'] : ['wasm'];
-}
 
 /** A cheap content hash (FNV-1a, two lanes) of preprocessed pixels: same image, no rerun. */
 function contentKey(pixels: Float32Array): string {
@@ -112,35 +97,33 @@ export class FlamingoEngine {
     if (tokenizer.vocabSize > manifest.lm.vocab_size) {
       throw new FlamingoError(`tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${manifest.lm.vocab_size}`);
     }
-    const failures: string[] = [];
-    for (const backend of await backendsToTry(options.backend)) {
-      const sessions: Partial<Record<(typeof GRAPHS)[number], Session>> = {};
-      try {
-        for (const graph of GRAPHS) {
-          const bytes = files[graph];
-          onProgress?.({ type: 'progress', phase: 'session', file: manifest.files[graph].path, loadedBytes: 0, totalBytes: bytes.byteLength });
-          sessions[graph] = await ort.InferenceSession.create(bytes, {
-            executionProviders: [backend],
-            graphOptimizationLevel: 'all',
-            logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes
-          });
-          onProgress?.({ type: 'progress', phase: 'session', file: manifest.files[graph].path, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
-        }
-        const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend);
-        if (backend === 'webgpu') {
-          // WebGPU compiles shaders on a graph's first run: pay that while loading, not on the
-          // user's first answer (and fail over to the next backend here if the GPU cannot run it).
-          onProgress?.({ type: 'progress', phase: 'session', file: 'warm-up', loadedBytes: 0, totalBytes: 1 });
-          await engine.warmUp();
-          onProgress?.({ type: 'progress', phase: 'session', file: 'warm-up', loadedBytes: 1, totalBytes: 1 });
-        }
-        return engine;
-      } catch (err) {
-        failures.push(`${backend}: ${err instanceof Error ? err.message : String(err)}`);
-        await Promise.all(Object.values(sessions).map((s) => s.release().catch(() => undefined)));
+    const backend = options.backend;
+    const sessions: Partial<Record<(typeof GRAPHS)[number], Session>> = {};
+    try {
+      for (const graph of GRAPHS) {
+        const bytes = files[graph];
+        const file = manifest.files[graph].path;
+        onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: 0, totalBytes: bytes.byteLength });
+        sessions[graph] = await ort.InferenceSession.create(bytes, {
+          executionProviders: [backend],
+          graphOptimizationLevel: 'all',
+          logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes
+        });
+        onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
       }
+      const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend);
+      if (backend === 'webgpu') {
+        // WebGPU compiles shaders on a graph's first run: pay that while loading, not on the
+        // user's first answer (and fail here, where the caller can fall back, if the GPU cannot run it).
+        onProgress?.({ type: 'progress', phase: 'session', file: 'warm-up', loadedBytes: 0, totalBytes: 1 });
+        await engine.warmUp();
+        onProgress?.({ type: 'progress', phase: 'session', file: 'warm-up', loadedBytes: 1, totalBytes: 1 });
+      }
+      return engine;
+    } catch (err) {
+      await Promise.all(Object.values(sessions).map((s) => s.release().catch(() => undefined)));
+      throw new FlamingoError(`Could not start the model on ${backend}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    throw new FlamingoError(`Could not start the model on any backend (${failures.join('; ')})`, { cause: failures });
   }
 
   /** One tiny generation through all three graphs; leaves no cached latents behind. */
