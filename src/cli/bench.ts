@@ -37,9 +37,12 @@ export async function runBench(args: string[]): Promise<void> {
   const rows = [];
   // one warm-up so session initialisation is not counted
   await engine.generate([{ image: noiseImage(size, random) }, { text: 'Output:' }], { maxNewTokens: 2 }, () => undefined);
+  const decode = async (prompt: Prompt) =>
+    (await engine.generate(prompt, { maxNewTokens: tokens, ignoreEndOfChunk: true }, () => undefined)).tokensPerSecond;
   for (const k of shots) {
     const ttft: number[] = [];
     const tps: number[] = [];
+    const tpsTextShots: number[] = [];
     const encodeMs: number[] = [];
     let promptTokens = 0;
     for (let r = 0; r < repeats; r++) {
@@ -53,15 +56,19 @@ export async function runBench(args: string[]): Promise<void> {
       ttft.push(done.ttftMs); // images cached just above: this is tokenisation + prefill + first sample
       tps.push(done.tokensPerSecond);
       promptTokens = done.promptTokens;
+      // The same examples without their images: separates the cost of a longer context from the
+      // cost of cross-attending to more images at every step.
+      tpsTextShots.push(await decode(prompt.filter((s, i) => !('image' in s) || i === prompt.length - 2)));
     }
     rows.push({
       shots: k, images: k + 1, promptTokens, decodeTokens: tokens,
       imageEncodeMsPerImage: median(encodeMs) / (k + 1), prefillTtftMs: median(ttft), decodeTokensPerSecond: median(tps),
+      decodeTokensPerSecondTextOnlyShots: median(tpsTextShots),
     });
   }
-  console.log('shots  images  prompt-tokens  encode ms/img  prefill+TTFT ms  decode tok/s');
+  console.log('shots  images  prompt-tokens  encode ms/img  prefill+TTFT ms  decode tok/s  (text-only shots)');
   for (const r of rows) {
-    console.log(`${String(r.shots).padStart(5)}  ${String(r.images).padStart(6)}  ${String(r.promptTokens).padStart(13)}  ${r.imageEncodeMsPerImage.toFixed(2).padStart(13)}  ${r.prefillTtftMs.toFixed(1).padStart(15)}  ${r.decodeTokensPerSecond.toFixed(1).padStart(12)}`);
+    console.log(`${String(r.shots).padStart(5)}  ${String(r.images).padStart(6)}  ${String(r.promptTokens).padStart(13)}  ${r.imageEncodeMsPerImage.toFixed(2).padStart(13)}  ${r.prefillTtftMs.toFixed(1).padStart(15)}  ${r.decodeTokensPerSecond.toFixed(1).padStart(12)}  ${r.decodeTokensPerSecondTextOnlyShots.toFixed(1).padStart(17)}`);
   }
   const report = {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, backend: engine.backend },
