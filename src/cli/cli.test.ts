@@ -90,6 +90,20 @@ describe('flamingo-web CLI', () => {
     expect(r.stderr).toContain('bad.jsonl:2: not valid JSON');
   });
 
+  it('benchmarks real work and writes JSON', async () => {
+    const out = join(dir, 'bench.json');
+    const r = await cli('bench', '--shots', '0,2', '--tokens', '3', '--repeats', '1', '--out', out);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    expect(report.rows.map((row: { shots: number }) => row.shots)).toEqual([0, 2]);
+    for (const row of report.rows) {
+      expect(row.decodeTokens).toBe(3);
+      expect(row.decodeTokensPerSecond).toBeGreaterThan(0);
+      expect(row.imageEncodeMsPerImage).toBeGreaterThan(0);
+    }
+    expect(report.rows[1].promptTokens).toBeGreaterThan(report.rows[0].promptTokens);
+  });
+
   it('prints usage for an unknown command', async () => {
     const r = await cli('frobnicate');
     expect(r.code).toBe(2);
