@@ -63,3 +63,16 @@ def test_export_writes_a_complete_manifest(tmp_path):
         assert (tmp_path / entry["path"]).stat().st_size == entry["bytes"]
     assert manifest["vision"]["image_size"] == 32 and manifest["vision"]["n_tokens"] == 4
     assert manifest["lm"]["xattn_layers"] == [0, 1] and manifest["resampler"]["n_latents"] == 3
+
+
+def test_reproduce_script_runs_every_stage_end_to_end(tmp_path):
+    """PROFILE=smoke: tokenizer, the three stages, export, episodes, CLI evaluation and report,
+    a few iterations each, into a temporary folder."""
+    env = {**os.environ, "PROFILE": "smoke", "RUNS": str(tmp_path / "runs"), "MODEL_DIR": str(tmp_path / "model"),
+           "EPISODES": str(tmp_path / "episodes"), "EPISODES_PER_TASK": "1", "REPORT": str(tmp_path / "report.json")}
+    out = subprocess.run(["bash", "reproduce.sh"], cwd=MODELS, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["lm"]["vocab_size"] == 400  # the smoke tokenizer's size reached the exported model
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert "binding-5way-1shot" in report["tasks"] and (tmp_path / "accuracy-vs-shots.png").exists()
