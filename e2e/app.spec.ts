@@ -1,6 +1,7 @@
 // The app end to end in Chromium: download with progress, a 2-shot prompt built through the UI on
 // WebGPU and on WASM (same answer), a warm reload that touches the network for no model file,
-// and a prompt that survives a reload. Each test starts with empty storage (a fresh context).
+// a prompt that survives a reload, and video clips (frames from image files or from a video
+// file). Each test starts with empty storage (a fresh context).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +139,96 @@ test('the prompt survives a reload, and an image that cannot be decoded is named
   const texts = fixture.segments.flatMap((segment) => ('text' in segment ? [segment.text] : []));
   for (const [index, text] of texts.entries()) await expect(page.getByTestId('segment-text').nth(index)).toHaveValue(text);
   await expect(page.getByRole('img')).toHaveCount(fixture.segments.length - texts.length);
+});
+
+test('a clip made of PNG frames generates on WASM and survives a reload', async ({ page }) => {
+  const frames = ['two-shot-1.png', 'two-shot-2.png', 'two-shot-3.png'];
+  await page.goto('/?backend=wasm');
+  await waitForModel(page, 'wasm');
+
+  // Picked out of order: the clip takes them in file-name order.
+  await page.getByTestId('clip-input').setInputFiles([frames[2], frames[0], frames[1]].map((name) => join(FIXTURES, name)));
+  const segments = page.getByTestId('segment');
+  await expect(segments).toHaveCount(1);
+  const clip = segments.first();
+  await expect(clip).toHaveAttribute('data-kind', 'clip');
+  await expect(clip.getByTestId('clip-frame-count')).toHaveAttribute('data-frames', '3');
+  await expect(clip.getByTestId('clip-frame')).toHaveCount(3);
+  await expect(clip.getByRole('img').first()).toHaveAttribute('alt', /frame 1$/);
+  await expect(clip).toContainText('two-shot-1.png … two-shot-3.png');
+
+  await page.getByTestId('add-text').click();
+  await page.getByTestId('segment-text').last().fill('Output:');
+  await expect(segments).toHaveCount(2);
+
+  // A clip moves like any segment: Alt+↓ on its controls, then its ↑ button.
+  await clip.getByRole('button', { name: 'Move segment 1 down' }).press('Alt+ArrowDown');
+  await expect(segments.nth(1)).toHaveAttribute('data-kind', 'clip');
+  await page.getByRole('button', { name: 'Move segment 2 up' }).click();
+  await expect(segments.nth(0)).toHaveAttribute('data-kind', 'clip');
+  await generate(page);
+
+  // A video that cannot be decoded is named, and the prompt stays as it was.
+  await page.getByTestId('clip-input').setInputFiles({
+    name: 'broken.webm',
+    mimeType: 'video/webm',
+    buffer: Buffer.from('this is not a video'),
+  });
+  await expect(page.getByTestId('error')).toContainText('broken.webm');
+  await expect(segments).toHaveCount(2);
+
+  await page.reload();
+  await expect(segments).toHaveCount(2);
+  await expect(page.locator('[data-testid="segment"][data-kind="clip"]')).toHaveCount(1);
+  await expect(segments.first().getByTestId('clip-frame-count')).toHaveAttribute('data-frames', '3');
+  await expect(segments.first().getByTestId('clip-frame')).toHaveCount(3);
+  await expect(page.getByTestId('segment-text')).toHaveValue('Output:');
+  await waitForModel(page, 'wasm');
+  await expect(page.getByTestId('generate')).toBeEnabled(); // the frames were decoded again
+});
+
+test('a video file becomes a clip of frames taken at 1 per second (4 for a short one)', async ({ page }) => {
+  await page.goto('/?backend=wasm');
+  // A 2-second WebM recorded in the page (its header says duration Infinity, as MediaRecorder's do).
+  const video = await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 64;
+    canvas.height = 48;
+    const context = canvas.getContext('2d')!;
+    const recorder = new MediaRecorder(canvas.captureStream(25), { mimeType: 'video/webm' });
+    const chunks: Blob[] = [];
+    recorder.ondataavailable = (event) => chunks.push(event.data);
+    const stopped = new Promise((resolve) => (recorder.onstop = resolve));
+    recorder.start();
+    const start = performance.now();
+    while (performance.now() - start < 2000) {
+      context.fillStyle = `hsl(${((performance.now() - start) / 2000) * 360}, 80%, 50%)`;
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    recorder.stop();
+    await stopped;
+    return Array.from(new Uint8Array(await new Blob(chunks).arrayBuffer()));
+  });
+  await page.getByTestId('clip-input').setInputFiles({ name: 'colours.webm', mimeType: 'video/webm', buffer: Buffer.from(video) });
+  const clip = page.getByTestId('segment');
+  await expect(clip).toHaveCount(1);
+  await expect(clip.getByTestId('clip-frame-count')).toHaveAttribute('data-frames', '4');
+  await expect(clip.getByTestId('clip-frame')).toHaveCount(4);
+  await expect(clip).toContainText('colours.webm');
+  await expect(clip).not.toContainText('decoding');
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  // The frames come from different times: the colour changes from one to the next.
+  const colours = await clip.getByTestId('clip-frame').evaluateAll((images) =>
+    images.map((image) => {
+      const canvas = document.createElement('canvas');
+      canvas.width = canvas.height = 1;
+      const context = canvas.getContext('2d')!;
+      context.drawImage(image as HTMLImageElement, 32, 24, 1, 1, 0, 0, 1, 1);
+      return Array.from(context.getImageData(0, 0, 1, 1).data.slice(0, 3)).join(',');
+    }),
+  );
+  expect(new Set(colours).size, `frame colours ${colours.join(' | ')}`).toBe(4);
 });
 
 test('segments reorder with the buttons and with Alt+arrow keys', async ({ page }) => {

@@ -4,6 +4,7 @@ import { BUNDLED_MODEL_PATH } from '../store/bundledModel';
 import { clearModelCache } from '../store/modelStore';
 import type { BackendChoice, FlamingoClient, ScoreResult } from '../worker/client';
 import { AnswerPanel, type RunState } from './AnswerPanel';
+import { clipFromFiles, isVideoFile } from './clips';
 import { loadExample } from './example';
 import { AboutModel, ModelStatus } from './ModelStatus';
 import { filesToImages, PromptEditor } from './PromptEditor';
@@ -55,9 +56,9 @@ export function App({ client }: { client: FlamingoClient }) {
   );
 
   const prompt = usePrompt(report);
-  const { addImages } = prompt;
+  const { addImages, addClip } = prompt;
 
-  // Images dropped or pasted anywhere on the page join the prompt.
+  // Images dropped or pasted anywhere on the page join the prompt; a dropped video file becomes a clip.
   useEffect(() => {
     const hasFiles = (event: DragEvent) => event.dataTransfer?.types.includes('Files') ?? false;
     const onDragOver = (event: DragEvent) => {
@@ -72,7 +73,9 @@ export function App({ client }: { client: FlamingoClient }) {
       if (!hasFiles(event)) return;
       event.preventDefault();
       setDragging(false);
-      addImages(filesToImages(event.dataTransfer?.files ?? null));
+      const files = Array.from(event.dataTransfer?.files ?? []);
+      addImages(filesToImages(files.filter((file) => !isVideoFile(file))));
+      for (const video of files.filter(isVideoFile)) addClip(clipFromFiles([video]));
     };
     const onPaste = (event: ClipboardEvent) => {
       const images = Array.from(event.clipboardData?.files ?? []).filter((file) => file.type.startsWith('image/'));
@@ -90,7 +93,7 @@ export function App({ client }: { client: FlamingoClient }) {
       window.removeEventListener('drop', onDrop);
       window.removeEventListener('paste', onPaste);
     };
-  }, [addImages]);
+  }, [addImages, addClip]);
 
   const changeBackend = (choice: BackendChoice) => {
     setBackend(choice);
@@ -108,7 +111,7 @@ export function App({ client }: { client: FlamingoClient }) {
 
   const ready = model.status === 'ready';
   const running = run.status === 'running';
-  const pendingImages = prompt.segments.some((segment) => segment.kind === 'image' && !prompt.decoded.has(segment.id));
+  const pendingImages = prompt.pending;
   const canRun = ready && !running && !pendingImages && prompt.segments.length > 0;
 
   const generate = async () => {
@@ -203,12 +206,12 @@ export function App({ client }: { client: FlamingoClient }) {
             ))}
           </div>
         )}
-        <PromptEditor prompt={prompt} onLoadExample={onLoadExample} />
+        <PromptEditor prompt={prompt} onLoadExample={onLoadExample} onError={report} />
         <AnswerPanel
           run={run}
           scores={scores}
           canRun={canRun}
-          waitingFor={!ready ? 'the model' : pendingImages ? 'images to decode' : undefined}
+          waitingFor={!ready ? 'the model' : pendingImages ? 'images and clips to decode' : undefined}
           maxNewTokens={maxNewTokens}
           onMaxNewTokens={setMaxNewTokens}
           onGenerate={generate}
@@ -219,7 +222,7 @@ export function App({ client }: { client: FlamingoClient }) {
       <AboutModel state={model} modelUrl={settings.modelUrl} />
       {dragging && (
         <div className="drop-overlay" aria-hidden="true">
-          Drop images to add them to the prompt
+          Drop images or video files to add them to the prompt
         </div>
       )}
     </div>

@@ -1,13 +1,17 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
-import type { NewImage, PromptEditorState } from './usePrompt';
+import { clipFromFiles } from './clips';
+import type { EditorSegment, NewImage, PromptEditorState } from './usePrompt';
 
 interface Props {
   prompt: PromptEditorState;
   onLoadExample: () => void;
+  /** User-facing errors (files that cannot make a clip). */
+  onError: (error: unknown) => void;
 }
 
-export function PromptEditor({ prompt, onLoadExample }: Props) {
+export function PromptEditor({ prompt, onLoadExample, onError }: Props) {
   const fileInput = useRef<HTMLInputElement>(null);
+  const clipInput = useRef<HTMLInputElement>(null);
   const list = useRef<HTMLOListElement>(null);
   const [focusText, setFocusText] = useState<string>();
 
@@ -38,10 +42,13 @@ export function PromptEditor({ prompt, onLoadExample }: Props) {
     <section className="panel prompt" aria-labelledby="prompt-heading">
       <h2 id="prompt-heading">Prompt</h2>
       <p className="hint">
-        Images and text, in order: a few examples, then the query. Drop or paste images anywhere on the page.
-        Alt+↑ / Alt+↓ moves the focused segment.
+        Images, video clips and text, in order: a few examples, then the query. Drop or paste images anywhere on
+        the page. A clip is several image files (its frames, in file-name order) or one video file (a frame a
+        second, at most 8). Alt+↑ / Alt+↓ moves the focused segment.
       </p>
-      {count === 0 && prompt.restored && <p className="empty">The prompt is empty. Add images and text, or load the example.</p>}
+      {count === 0 && prompt.restored && (
+        <p className="empty">The prompt is empty. Add images, clips and text, or load the example.</p>
+      )}
       <ol className="segments" data-testid="segments" ref={list}>
         {prompt.segments.map((segment, index) => {
           const label = `segment ${index + 1}`;
@@ -59,12 +66,14 @@ export function PromptEditor({ prompt, onLoadExample }: Props) {
               </span>
               {segment.kind === 'image' ? (
                 <figure>
-                  <Thumbnail blob={prompt.blobs.get(segment.id)} name={segment.name} />
+                  <Thumbnail blob={prompt.blobs.get(segment.id)?.[0]} name={segment.name} />
                   <figcaption>
                     {segment.name}
                     {!prompt.decoded.has(segment.id) && <span className="muted"> (decoding…)</span>}
                   </figcaption>
                 </figure>
+              ) : segment.kind === 'clip' ? (
+                <Clip segment={segment} frames={prompt.blobs.get(segment.id)} decoded={prompt.decoded.has(segment.id)} />
               ) : (
                 <textarea
                   aria-label={`Text, ${label}`}
@@ -119,8 +128,35 @@ export function PromptEditor({ prompt, onLoadExample }: Props) {
             event.target.value = ''; // the same file can be picked again
           }}
         />
+        <input
+          ref={clipInput}
+          type="file"
+          accept="image/*,video/*"
+          multiple
+          hidden
+          data-testid="clip-input"
+          aria-label="Clip: image files (its frames) or one video file"
+          onChange={(event) => {
+            const files = Array.from(event.target.files ?? []);
+            event.target.value = ''; // the same files can be picked again
+            if (files.length === 0) return;
+            try {
+              prompt.addClip(clipFromFiles(files));
+            } catch (error) {
+              onError(error);
+            }
+          }}
+        />
         <button type="button" data-testid="add-image" onClick={() => fileInput.current?.click()}>
           Add images…
+        </button>
+        <button
+          type="button"
+          data-testid="add-clip"
+          title="Several image files (the frames, in file-name order) or one video file"
+          onClick={() => clipInput.current?.click()}
+        >
+          Add clip…
         </button>
         <button type="button" data-testid="add-text" onClick={() => setFocusText(prompt.addText())}>
           Add text
@@ -141,7 +177,48 @@ export function PromptEditor({ prompt, onLoadExample }: Props) {
   );
 }
 
-function Thumbnail({ blob, name }: { blob: Blob | undefined; name: string }) {
+/** A clip: a filmstrip of its frames, its name and frame count. */
+function Clip({
+  segment,
+  frames,
+  decoded,
+}: {
+  segment: Extract<EditorSegment, { kind: 'clip' }>;
+  frames: readonly Blob[] | undefined;
+  decoded: boolean;
+}) {
+  const count = frames?.length ?? segment.frames;
+  return (
+    <figure className="clip">
+      <div className="filmstrip" data-testid="clip-frames" role="group" aria-label={`Frames of ${segment.name}`}>
+        {frames ? (
+          frames.map((frame, index) => (
+            // Frames never change order within a clip: the index is a stable key.
+            <Thumbnail key={index} blob={frame} name={`${segment.name}, frame ${index + 1}`} testId="clip-frame" />
+          ))
+        ) : (
+          <span className="thumb-placeholder" />
+        )}
+      </div>
+      <figcaption>
+        <span className="clip-badge" aria-hidden="true">
+          ▶
+        </span>{' '}
+        {segment.name}{' '}
+        {frames ? (
+          <span className="muted" data-testid="clip-frame-count" data-frames={count}>
+            · {count} {count === 1 ? 'frame' : 'frames'}
+          </span>
+        ) : (
+          <span className="muted"> (taking frames…)</span>
+        )}
+        {frames && !decoded && <span className="muted"> (decoding…)</span>}
+      </figcaption>
+    </figure>
+  );
+}
+
+function Thumbnail({ blob, name, testId }: { blob: Blob | undefined; name: string; testId?: string }) {
   const [url, setUrl] = useState<string>();
   useEffect(() => {
     if (!blob) return;
@@ -149,7 +226,7 @@ function Thumbnail({ blob, name }: { blob: Blob | undefined; name: string }) {
     setUrl(objectUrl);
     return () => URL.revokeObjectURL(objectUrl);
   }, [blob]);
-  return url ? <img src={url} alt={name} /> : <span className="thumb-placeholder" />;
+  return url ? <img src={url} alt={name} data-testid={testId} /> : <span className="thumb-placeholder" data-testid={testId} />;
 }
 
 export function filesToImages(files: FileList | Iterable<File> | null): NewImage[] {

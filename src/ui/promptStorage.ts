@@ -1,9 +1,12 @@
 // The prompt the user built survives a reload: the segment list (small, rewritten on every
-// edit) and each image's original file (written once, when it is added) live in IndexedDB.
-import { createStore, del, delMany, get, keys, set, type UseStore } from 'idb-keyval';
+// edit), each image's original file and each clip's frame files (written once, when added)
+// live in IndexedDB.
+import { createStore, delMany, get, keys, set, type UseStore } from 'idb-keyval';
 
 export type EditorSegment =
   | { id: string; kind: 'image'; name: string }
+  /** A video clip: `frames` image files (the frames of a video file are stored as PNG). */
+  | { id: string; kind: 'clip'; name: string; frames: number }
   | { id: string; kind: 'text'; text: string };
 
 interface SavedPrompt {
@@ -19,30 +22,42 @@ function uiStore(): UseStore {
 
 const PROMPT_KEY = 'prompt';
 const imageKey = (id: string) => `image:${id}`;
+const clipKey = (id: string) => `clip:${id}`;
+const isFileKey = (key: string) => key.startsWith('image:') || key.startsWith('clip:');
 
-export async function loadSavedPrompt(): Promise<{ segments: EditorSegment[]; blobs: Map<string, Blob> }> {
+/** `blobs`: an image's file (one) or a clip's frame files, by segment id. */
+export async function loadSavedPrompt(): Promise<{ segments: EditorSegment[]; blobs: Map<string, Blob[]> }> {
   const saved = await get<SavedPrompt>(PROMPT_KEY, uiStore());
   const segments: EditorSegment[] = [];
-  const blobs = new Map<string, Blob>();
+  const blobs = new Map<string, Blob[]>();
   if (saved?.version !== 1) return { segments, blobs };
   for (const segment of saved.segments) {
+    // A segment whose files are gone (or of a kind this version does not know) is dropped; the rest stays.
     if (segment.kind === 'image') {
       const blob = await get<Blob>(imageKey(segment.id), uiStore());
-      if (!(blob instanceof Blob)) continue; // its file is gone: drop the segment, keep the rest
-      blobs.set(segment.id, blob);
+      if (!(blob instanceof Blob)) continue;
+      blobs.set(segment.id, [blob]);
+    } else if (segment.kind === 'clip') {
+      const frames = await get<Blob[]>(clipKey(segment.id), uiStore());
+      if (!Array.isArray(frames) || frames.length === 0 || !frames.every((frame) => frame instanceof Blob)) continue;
+      blobs.set(segment.id, frames);
+      segments.push({ ...segment, frames: frames.length });
+      continue;
+    } else if (segment.kind !== 'text') {
+      continue;
     }
     segments.push(segment);
   }
   return { segments, blobs };
 }
 
-/** `dropOrphans` also deletes stored images that no segment uses any more (once per visit is enough). */
+/** `dropOrphans` also deletes stored images and clips that no segment uses any more (once per visit is enough). */
 export async function savePrompt(segments: EditorSegment[], dropOrphans = false): Promise<void> {
   await set(PROMPT_KEY, { version: 1, segments } satisfies SavedPrompt, uiStore());
   if (dropOrphans) await dropOrphanImages(segments);
 }
 
-/** Images saved during this visit: never orphans, even if saved while orphans are dropped. */
+/** Images and clips saved during this visit: never orphans, even if saved while orphans are dropped. */
 const savedThisVisit = new Set<string>();
 
 export function saveImage(id: string, blob: Blob): Promise<void> {
@@ -50,12 +65,22 @@ export function saveImage(id: string, blob: Blob): Promise<void> {
   return set(imageKey(id), blob, uiStore());
 }
 
-export function deleteImage(id: string): Promise<void> {
-  return del(imageKey(id), uiStore());
+/** A clip's frames, in order, as one entry (an array of files). */
+export function saveClip(id: string, frames: Blob[]): Promise<void> {
+  savedThisVisit.add(clipKey(id));
+  return set(clipKey(id), frames, uiStore());
+}
+
+/** Deletes the stored files of a segment (image or clip; nothing for text). */
+export function deleteFiles(id: string): Promise<void> {
+  return delMany([imageKey(id), clipKey(id)], uiStore());
 }
 
 async function dropOrphanImages(segments: EditorSegment[]): Promise<void> {
-  const live = new Set([...savedThisVisit, ...segments.map((segment) => imageKey(segment.id))]);
-  const orphans = (await keys(uiStore())).filter((key) => typeof key === 'string' && key.startsWith('image:') && !live.has(key));
+  const live = new Set([
+    ...savedThisVisit,
+    ...segments.flatMap((segment) => [imageKey(segment.id), clipKey(segment.id)]),
+  ]);
+  const orphans = (await keys(uiStore())).filter((key) => typeof key === 'string' && isFileKey(key) && !live.has(key));
   if (orphans.length > 0) await delMany(orphans, uiStore());
 }

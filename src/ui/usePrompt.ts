@@ -1,9 +1,11 @@
-// The prompt being built: an ordered list of image and text segments, with each image decoded
-// once (to pixels, for the engine) and saved (as its file, for the next visit).
+// The prompt being built: an ordered list of image, clip and text segments, with each image
+// (each clip's frames) decoded once (to pixels, for the engine) and saved (as files, for the
+// next visit).
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Prompt, RgbaImage } from '../engine/types';
+import { extractVideoFrames, type ClipSource } from './clips';
 import { decodeImage, transferableCopy } from './images';
-import { deleteImage, loadSavedPrompt, saveImage, savePrompt, type EditorSegment } from './promptStorage';
+import { deleteFiles, loadSavedPrompt, saveClip, saveImage, savePrompt, type EditorSegment } from './promptStorage';
 
 export type { EditorSegment };
 
@@ -14,18 +16,22 @@ export interface NewImage {
 
 interface Segments {
   list: EditorSegment[];
-  /** Original files, by segment id (thumbnails, persistence). */
-  blobs: ReadonlyMap<string, Blob>;
+  /** Files, by segment id (thumbnails, persistence): an image's one file, a clip's frames in order. */
+  blobs: ReadonlyMap<string, readonly Blob[]>;
 }
 
 export interface PromptEditorState {
   segments: EditorSegment[];
-  blobs: ReadonlyMap<string, Blob>;
-  /** Images whose pixels are ready. */
-  decoded: ReadonlyMap<string, RgbaImage>;
+  blobs: ReadonlyMap<string, readonly Blob[]>;
+  /** Images (one frame) and clips (their frames) whose pixels are ready. */
+  decoded: ReadonlyMap<string, readonly RgbaImage[]>;
+  /** Some image or clip is not decoded yet (a video's frames may still be being taken). */
+  pending: boolean;
   /** False until the saved prompt has been read back. */
   restored: boolean;
   addImages(images: NewImage[]): void;
+  /** One clip: image files as its frames, or a video file to take frames from. */
+  addClip(clip: ClipSource): void;
   /** Returns the new segment's id. */
   addText(text?: string): string;
   setText(id: string, text: string): void;
@@ -42,24 +48,37 @@ const newId = () => crypto.randomUUID();
 /** `onError` gets user-facing errors (FlamingoError) and storage failures. */
 export function usePrompt(onError: (error: unknown) => void): PromptEditorState {
   const [segments, setSegments] = useState<Segments>({ list: [], blobs: new Map() });
-  const [decoded, setDecoded] = useState<ReadonlyMap<string, RgbaImage>>(new Map());
+  const [decoded, setDecoded] = useState<ReadonlyMap<string, readonly RgbaImage[]>>(new Map());
   const [restored, setRestored] = useState(false);
   const onErrorRef = useRef(onError);
   useEffect(() => {
     onErrorRef.current = onError;
   }, [onError]);
+  // The current list, for work that finishes later (a video's frames) and must not revive a removed segment.
+  const listRef = useRef(segments.list);
+  useEffect(() => {
+    listRef.current = segments.list;
+  }, [segments.list]);
 
-  const decode = useCallback((id: string, blob: Blob, name: string) => {
-    decodeImage(blob, name).then(
-      (image) => setDecoded((map) => new Map(map).set(id, image)),
-      (error: unknown) => {
-        // An image that cannot be decoded leaves the prompt; everything else stays.
-        setSegments((current) => withoutSegment(current, id));
-        void deleteImage(id).catch(() => undefined);
-        onErrorRef.current(error);
-      },
-    );
+  /** A segment that cannot be used leaves the prompt; everything else stays. */
+  const drop = useCallback((id: string, error: unknown) => {
+    setSegments((current) => withoutSegment(current, id));
+    void deleteFiles(id).catch(() => undefined);
+    onErrorRef.current(error);
   }, []);
+
+  /** An image's file, or a clip's frame files (each named in errors by its file name when it has one). */
+  const decode = useCallback(
+    (id: string, blobs: readonly Blob[], name: string) => {
+      const frameName = (blob: Blob, index: number) =>
+        blobs.length === 1 ? name : blob instanceof File && blob.name ? blob.name : `${name}, frame ${index + 1}`;
+      Promise.all(blobs.map((blob, index) => decodeImage(blob, frameName(blob, index)))).then(
+        (frames) => setDecoded((map) => new Map(map).set(id, frames)),
+        (error: unknown) => drop(id, error),
+      );
+    },
+    [drop],
+  );
 
   useEffect(() => {
     let cancelled = false;
@@ -72,8 +91,8 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
           blobs: new Map([...blobs, ...current.blobs]),
         }));
         for (const segment of list) {
-          const blob = blobs.get(segment.id);
-          if (segment.kind === 'image' && blob) decode(segment.id, blob, segment.name);
+          const files = blobs.get(segment.id);
+          if (segment.kind !== 'text' && files) decode(segment.id, files, segment.name);
         }
       })
       .catch((error: unknown) => {
@@ -101,16 +120,50 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
       const added = images.map((image) => ({ id: newId(), ...image }));
       setSegments((current) => ({
         list: [...current.list, ...added.map(({ id, name }) => ({ id, kind: 'image' as const, name }))],
-        blobs: new Map([...current.blobs, ...added.map(({ id, blob }) => [id, blob] as const)]),
+        blobs: new Map([...current.blobs, ...added.map(({ id, blob }) => [id, [blob]] as const)]),
       }));
       for (const { id, blob, name } of added) {
         saveImage(id, blob).catch((error: unknown) =>
           onErrorRef.current(new StorageWarning(`Could not save “${name}” in the browser; it will be lost on reload.`, error)),
         );
-        decode(id, blob, name);
+        decode(id, [blob], name);
       }
     },
     [decode],
+  );
+
+  const addClip = useCallback(
+    (clip: ClipSource) => {
+      const id = newId();
+      const { name } = clip;
+      /** The clip's frames are known: show them, save them, decode them. */
+      const withFrames = (frames: Blob[]) => {
+        setSegments((current) => ({
+          list: current.list.map((segment) =>
+            segment.id === id && segment.kind === 'clip' ? { ...segment, frames: frames.length } : segment,
+          ),
+          blobs: new Map(current.blobs).set(id, frames),
+        }));
+        saveClip(id, frames).catch((error: unknown) =>
+          onErrorRef.current(new StorageWarning(`Could not save the clip “${name}” in the browser; it will be lost on reload.`, error)),
+        );
+        decode(id, frames, name);
+      };
+      const frames = clip.kind === 'frames' ? clip.frames : [];
+      setSegments((current) => ({ ...current, list: [...current.list, { id, kind: 'clip', name, frames: frames.length }] }));
+      if (clip.kind === 'frames') {
+        withFrames(frames);
+        return;
+      }
+      // A video: its segment shows "taking frames…" until they are there.
+      extractVideoFrames(clip.video, name).then(
+        (videoFrames) => {
+          if (listRef.current.some((segment) => segment.id === id)) withFrames(videoFrames);
+        },
+        (error: unknown) => drop(id, error),
+      );
+    },
+    [decode, drop],
   );
 
   const addText = useCallback((text = '') => {
@@ -144,13 +197,13 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
       next.delete(id);
       return next;
     });
-    void deleteImage(id).catch(() => undefined);
+    void deleteFiles(id).catch(() => undefined);
   }, []);
 
   const replace = useCallback(
     (items: ({ text: string } | NewImage)[]) => {
       setSegments((current) => {
-        for (const id of current.blobs.keys()) void deleteImage(id).catch(() => undefined);
+        for (const segment of current.list) void deleteFiles(segment.id).catch(() => undefined);
         return { list: [], blobs: new Map() };
       });
       setDecoded(new Map());
@@ -169,19 +222,24 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
         if (segment.text !== '') prompt.push({ text: segment.text });
         continue;
       }
-      const image = decoded.get(segment.id);
-      if (!image) throw new Error(`image ${segment.name} is not decoded yet`);
-      prompt.push({ image: transferableCopy(image) });
+      const frames = decoded.get(segment.id);
+      if (!frames) throw new Error(`${segment.kind} ${segment.name} is not decoded yet`);
+      if (segment.kind === 'image') prompt.push({ image: transferableCopy(frames[0]) });
+      else prompt.push({ video: frames.map(transferableCopy) });
     }
     return prompt;
   }, [segments.list, decoded]);
+
+  const pending = segments.list.some((segment) => segment.kind !== 'text' && !decoded.has(segment.id));
 
   return {
     segments: segments.list,
     blobs: segments.blobs,
     decoded,
+    pending,
     restored,
     addImages,
+    addClip,
     addText,
     setText,
     move,
