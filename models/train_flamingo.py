@@ -30,7 +30,8 @@ from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
-from flamingo.training import (RUNS_DIR, log_line, override, resume, save_checkpoint, settings_dict, setup_threads)
+from flamingo.training import (RUNS_DIR, batch_loader, log_line, override, resume, save_checkpoint, settings_dict,
+                               setup_threads)
 
 
 @dataclass
@@ -257,9 +258,7 @@ def main():
                         config=model.cfg.to_dict(), settings=settings_dict(s), clock=clock.state(),
                         tokenizer=s.tokenizer, meta={"training": {"stage3_steps": step, **clock.state()}})
 
-    extra = {"prefetch_factor": 4, "persistent_workers": True} if s.workers else {}
-    loader = torch.utils.data.DataLoader(Batches(s, world, tok, model.cfg, step, rank), batch_size=None,
-                                         num_workers=s.workers, **extra)
+    loader = batch_loader(Batches(s, world, tok, model.cfg, step, rank), s.workers)
     t_start = time.time()
     for batches in loader:
         lr = s.lr * min(1.0, (step + 1) / s.warmup)

@@ -27,7 +27,8 @@ from emojiworld.concepts import load_world, pseudo_words
 from emojiworld.samples import text_episode
 from flamingo.model import FlamingoConfig, LanguageModel
 from flamingo.tokenizer import Tokenizer
-from flamingo.training import RUNS_DIR, log_line, override, pack, resume, save_checkpoint, settings_dict, setup_threads
+from flamingo.training import (RUNS_DIR, batch_loader, log_line, override, pack, resume, save_checkpoint,
+                               settings_dict, setup_threads)
 
 
 @dataclass
@@ -156,9 +157,7 @@ def main():
         save_checkpoint(path, lm=lm.state_dict(), opt=opt.state_dict(), step=step, best=best, config=cfg.to_dict(),
                         settings=settings_dict(s), clock=clock.state(), tokenizer=s.tokenizer)
 
-    extra = {"prefetch_factor": 4, "persistent_workers": True} if s.workers else {}
-    loader = torch.utils.data.DataLoader(Batches(s, world, tok, step), batch_size=None, shuffle=False,
-                                         num_workers=s.workers, **extra)
+    loader = batch_loader(Batches(s, world, tok, step), s.workers)
     for x, y in loader:
         x, y = x.to(s.device, non_blocking=True), y.to(s.device, non_blocking=True)
         for g in opt.param_groups:

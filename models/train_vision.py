@@ -26,7 +26,8 @@ from emojiworld.samples import draw_scene, draw_single, name_in
 from flamingo.model import FlamingoConfig, VisionEncoder
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
-from flamingo.training import RUNS_DIR, log_line, override, resume, save_checkpoint, settings_dict, setup_threads
+from flamingo.training import (RUNS_DIR, batch_loader, log_line, override, resume, save_checkpoint, settings_dict,
+                               setup_threads)
 
 
 @dataclass
@@ -152,9 +153,7 @@ def main():
         save_checkpoint(path, model=model.state_dict(), vision=model.vision.state_dict(), opt=opt.state_dict(),
                         step=step, config=cfg.to_dict(), settings=settings_dict(s), clock=clock.state())
 
-    extra = {"prefetch_factor": 4, "persistent_workers": True} if s.workers else {}
-    loader = torch.utils.data.DataLoader(Batches(s, world, tok, cfg, step), batch_size=None, num_workers=s.workers,
-                                         **extra)
+    loader = batch_loader(Batches(s, world, tok, cfg, step), s.workers)
     t_start = time.time()
     for pixels, ids, offsets, same in loader:
         pixels, ids, offsets, same = (t.to(s.device) for t in (pixels, ids, offsets, same))

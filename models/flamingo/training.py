@@ -94,6 +94,13 @@ def settings_dict(settings):
     return asdict(settings) if is_dataclass(settings) else dict(settings)
 
 
+def batch_loader(batches: torch.utils.data.Dataset, workers: int):
+    """Batches made ahead by `workers` processes (the data is drawn on the CPU, and on the GPU
+    machine it is the bottleneck); each item of `batches` is already a whole batch."""
+    extra = {"prefetch_factor": 4, "persistent_workers": True} if workers else {}
+    return torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, **extra)
+
+
 def pack(token_lists, seq_len: int, pad_id: int):
     """Concatenate tokenised texts into rows of seq_len (+1 for the shifted targets).
 
