@@ -11,6 +11,8 @@ Tasks (answers match after lower-casing, trimming and dropping a final full stop
     naming-{k}shot           name a training concept drawn in the held-out style (COCO-like)
     naming-rices-{k}shot     as naming, supports chosen at evaluation time by RICES from a pool of
                              every training concept drawn once in the held-out style
+    scene-qa-rices-, clip-qa-rices-{k}shot   the same, supports chosen by RICES from a pool of
+                             question-answer examples (training concepts, held-out style)
     naming-novel-{k}shot     name a held-out concept; it appears once among the supports
     binding-{N}way-{K}shot   nonsense words bound to held-out concepts in the prompt (+ options)
     scene-qa-{k}shot         how many / which side / background colour / is there (VQA-like)
@@ -36,7 +38,9 @@ TASKS = (
     + [f'naming-novel-{k}shot' for k in (0, 1, 2, 4, 8)]
     + [f'binding-{n}way-{k}shot' for n in (2, 5) for k in (1, 3)]
     + [f'scene-qa-{k}shot' for k in (0, 4, 8)]
+    + [f'scene-qa-rices-{k}shot' for k in (4, 8)]
     + [f'clip-qa-{k}shot' for k in (0, 4, 8)]
+    + [f'clip-qa-rices-{k}shot' for k in (4, 8)]
     + [f'classify-5way-{k}shot' for k in (0, 1)]
     + [f'language-fr-{k}shot' for k in (1, 2, 4, 8)]
 )
@@ -78,23 +82,47 @@ class EpisodeWriter:
 # -----------------------------------------------------------------------------
 # one episode per task family; each returns (answer, options or None)
 
-RICES_POOL = 'pools/naming-openmoji.jsonl'
+RICES_POOLS = {  # family -> pool file, relative to the episode files
+    'naming': 'pools/naming-openmoji.jsonl',
+    'scene-qa': 'pools/scene-qa-openmoji.jsonl',
+    'clip-qa': 'pools/clip-qa-openmoji.jsonl',
+}
+POOL_SIZES = {'scene-qa': 300, 'clip-qa': 200}
 
 
-def write_rices_pool(world, out_dir, seed):
-    """Every training concept drawn once in the held-out style, labelled: the pool RICES picks
-    naming supports from (as Flamingo's RICES picks from a benchmark's training set)."""
-    rng = np.random.default_rng([seed, stable_seed('rices-pool')])
-    ep = EpisodeWriter(out_dir, 'pool-naming', 0)
+def rices_family(task):
+    """'naming-rices-4shot' -> 'naming'; None for tasks with fixed supports."""
+    return task.split('-rices-')[0] if '-rices-' in task else None
+
+
+def write_rices_pool(world, out_dir, seed, family):
+    """The labelled examples RICES picks supports from (as Flamingo's RICES picks from a
+    benchmark's training set), all drawn in the held-out style with training concepts:
+    naming: every training concept once; scene-qa / clip-qa: question-answer examples."""
+    # (the naming pool's seed predates the other pools: kept so its images stay the same)
+    rng = np.random.default_rng([seed, stable_seed('rices-pool') if family == 'naming' else
+                                 stable_seed('rices-pool', family)])
+    ep = EpisodeWriter(out_dir, f'pool-{family}', 0)
     lines = []
-    for i in world.split('train'):
+    items = world.split('train') if family == 'naming' else range(POOL_SIZES[family])
+    for i in items:
         ep.segments = []
-        ep.image(samples.draw_single(world, i, world.heldout_style, rng))
-        ep.text(text.caption(samples.name_in(world, i)))
+        if family == 'naming':
+            ep.image(samples.draw_single(world, i, world.heldout_style, rng))
+            ep.text(text.caption(samples.name_in(world, i)))
+        elif family == 'scene-qa':
+            img, q, a, _ = samples.scene_qa(world, world.split('train'), world.heldout_style, rng)
+            ep.image(img)
+            ep.text(text.qa(q, a))
+        else:
+            frames, (q, a) = _clip_example(world, rng)
+            ep.video(frames)
+            ep.text(text.qa(q, a))
         # pool paths are relative to the pool file, one folder down
-        segs = [{'image': '../' + s['image']} if 'image' in s else s for s in ep.segments]
+        segs = [{'image': '../' + s['image']} if 'image' in s else
+                {'video': ['../' + f for f in s['video']]} if 'video' in s else s for s in ep.segments]
         lines.append(dumps({'segments': segs}))
-    path = Path(out_dir) / RICES_POOL
+    path = Path(out_dir) / RICES_POOLS[family]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(''.join(l + '\n' for l in lines))
     return path
@@ -154,9 +182,9 @@ def classify(world, rng, ep, shots):
     return names[q], sorted(names)
 
 
-def scene_qa(world, rng, ep, shots):
+def scene_qa(world, rng, ep, shots, text_only_examples=True):
     pool, style = world.split('train'), world.heldout_style
-    if shots == 0:
+    if shots == 0 and text_only_examples:
         for _ in range(2):  # text-only examples: only questions that need no image to be sensible
             ep.text(text.qa('how many emoji?', str(int(rng.integers(1, 5)))))
     for _ in range(shots):
@@ -169,22 +197,22 @@ def scene_qa(world, rng, ep, shots):
     return a, None
 
 
-def clip_qa(world, rng, ep, shots):
-    pool, style = world.split('train'), world.heldout_style
-    name_of = lambda i: samples.name_in(world, i)
+def _clip_example(world, rng):
+    """A clip of training concepts in the held-out style and one (question, answer) about it."""
+    frames, facts = samples.draw_clip(world, world.split('train'), world.heldout_style, rng)
+    return frames, samples._pick(rng, text.clip_qas(facts, lambda i: samples.name_in(world, i)))
 
-    def one():
-        frames, facts = samples.draw_clip(world, pool, style, rng)
-        return frames, samples._pick(rng, text.clip_qas(facts, name_of))
 
-    if shots == 0:
+def clip_qa(world, rng, ep, shots, text_only_examples=True):
+    pool = world.split('train')
+    if shots == 0 and text_only_examples:
         for i in samples._distinct(rng, pool, 2):
-            ep.text(text.qa('what appeared?', name_of(i)))
+            ep.text(text.qa('what appeared?', samples.name_in(world, i)))
     for _ in range(shots):
-        frames, (q, a) = one()
+        frames, (q, a) = _clip_example(world, rng)
         ep.video(frames)
         ep.text(text.qa(q, a))
-    frames, (q, a) = one()
+    frames, (q, a) = _clip_example(world, rng)
     ep.video(frames)
     ep.text(text.question_query(q))
     return a, None
@@ -205,9 +233,12 @@ def make_episode(world, task, index, out_dir, seed):
     rng = np.random.default_rng([seed, stable_seed(task, index)])
     ep = EpisodeWriter(out_dir, task, index)
     shots = _shots(task)
-    if task.startswith('naming-rices-'):
-        answer, options = naming(world, rng, ep, 0, novel=False, text_only_examples=False)
-        extra = {'rices': {'shots': shots, 'pool': RICES_POOL}}
+    family = rices_family(task)
+    if family:  # the query alone; its supports are picked from the pool when evaluated
+        query = {'naming': lambda: naming(world, rng, ep, 0, novel=False, text_only_examples=False),
+                 'scene-qa': lambda: scene_qa(world, rng, ep, 0, text_only_examples=False),
+                 'clip-qa': lambda: clip_qa(world, rng, ep, 0, text_only_examples=False)}[family]
+        answer, options = query()
     elif task.startswith('naming-'):
         answer, options = naming(world, rng, ep, shots, novel=task.startswith('naming-novel'))
     elif task.startswith('binding-'):
@@ -222,8 +253,9 @@ def make_episode(world, task, index, out_dir, seed):
         answer, options = language(world, rng, ep, shots, locale=task.split('-')[1])
     else:
         raise ValueError(f'unknown task {task}')
-    episode = {'id': f'{task}-{index:03d}', 'task': task, 'segments': ep.segments,
-               'answer': answer, **(extra if task.startswith('naming-rices-') else {})}
+    episode = {'id': f'{task}-{index:03d}', 'task': task, 'segments': ep.segments, 'answer': answer}
+    if family:
+        episode['rices'] = {'shots': shots, 'pool': RICES_POOLS[family]}
     if options is not None:
         episode['options'] = options
     return episode
@@ -239,8 +271,8 @@ def write_episodes(out_dir, tasks=TASKS, n=50, seed=0, world=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     world = world or load_world(seed)
     paths, lines = [], []
-    if any(t.startswith('naming-rices-') for t in tasks):
-        write_rices_pool(world, out_dir, seed)
+    for family in sorted({rices_family(t) for t in tasks} - {None}):
+        write_rices_pool(world, out_dir, seed, family)
     for task in tasks:
         episodes = [dumps(make_episode(world, task, i, out_dir, seed)) for i in range(n)]
         path = out_dir / f'{task}.jsonl'

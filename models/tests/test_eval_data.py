@@ -23,6 +23,12 @@ def test_committed_episodes_are_reproducible(tmp_path):
     assert not mismatch and not errors
 
 
+def test_committed_rices_pools_are_reproducible(tmp_path):
+    write_episodes(tmp_path, ["scene-qa-rices-4shot"], n=2, seed=0)
+    pool = "pools/scene-qa-openmoji.jsonl"
+    assert (tmp_path / pool).read_bytes() == (EPISODES / pool).read_bytes()
+
+
 def test_bundled_model_holds_out_what_the_evaluation_tests():
     splits = json.loads((REPO / "public" / "models" / "emojiworld" / "splits.json").read_text())
     world = load_world()
