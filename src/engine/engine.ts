@@ -310,7 +310,7 @@ export class FlamingoEngine {
     const vocab = this.manifest.lm.vocab_size;
     const { ids, mediaIdx, media, nMedia } = await this.prepare(prompt);
     const prefill = await this.lmStep(ids, mediaIdx, media, this.emptyPast());
-    const lastRow = prefill.logits.slice((ids.length - 1) * vocab, ids.length * vocab);
+    const firstLogProbs = logSoftmax(prefill.logits.subarray((ids.length - 1) * vocab, ids.length * vocab));
     const closing = this.closingText(prompt);
     const scores: OptionScore[] = [];
     for (const option of options) {
@@ -322,7 +322,7 @@ export class FlamingoEngine {
         media,
         prefill.present,
       );
-      let total = logSoftmax(lastRow)[optionIds[0]];
+      let total = firstLogProbs[optionIds[0]];
       for (let k = 1; k < optionIds.length; k++) total += logSoftmax(logits.subarray((k - 1) * vocab, k * vocab))[optionIds[k]];
       scores.push({ option, logLikelihood: total, meanLogLikelihood: total / optionIds.length, tokens: optionIds.length });
     }
