@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from emojiworld import text as ew_text
 from emojiworld.concepts import load_world, pseudo_words
-from emojiworld.samples import caption_pair, clip_pair, draw_single, interleaved_page
+from emojiworld.restyle import Restyled, random_restyle
+from emojiworld.samples import caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, scene_qa
 from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
@@ -55,6 +56,7 @@ class Settings:
     pair_weight: float = 0.2
     clip_weight: float = 0.03
     max_images: int = 5
+    restyle: float = 0.0  # probability that a sample is drawn in a restyled "new artist" style (restyle.py)
     seq_len: int = 192
     # architecture of the bridge
     n_latents: int = 8
@@ -112,11 +114,14 @@ class Batches(torch.utils.data.Dataset):
         s, w = self.s, self.world
         rng = np.random.default_rng([s.seed, self.rank, self.first + i])
         make = {
-            "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images)),
-            "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
-            "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train")),
+            "pages": (s.page_batch, lambda w: interleaved_page(w, rng, "train", max_images=s.max_images)),
+            "pairs": (s.pair_batch, lambda w: caption_pair(w, rng, "train")),
+            "clips": (s.clip_batch, lambda w: clip_pair(w, rng, "train")),
         }
-        return {name: collate([encode_sample(f(), self.tok, self.cfg, s.seq_len) for _ in range(n)], self.tok)
+
+        def world():  # now and then a whole sample in one restyled style (as if by another artist)
+            return Restyled(w, random_restyle(rng)) if s.restyle and rng.random() < s.restyle else w
+        return {name: collate([encode_sample(f(world()), self.tok, self.cfg, s.seq_len) for _ in range(n)], self.tok)
                 for name, (n, f) in make.items() if n > 0}
 
 
@@ -158,11 +163,17 @@ class Stage3Loss(torch.nn.Module):
 VALIDATION_STYLE = "noto"  # a training style: OpenMoji is for the final evaluation only, never for choices
 
 
+PROBE_TASKS = ("binding", "naming", "clip-direction", "scene-count")
+
+
 def probe_set(world, task: str, n: int, seed: int):
     """Validation probes, drawn in a TRAINING style so that nothing is chosen on the evaluation
-    style: 'binding' = 5-way 1-shot pseudo-words on held-out concepts (never trained on, in any
-    style); 'naming' = 0-shot name of a training concept."""
+    style. Each item is (segments, completion): the completion is scored after the last text.
+    'binding' = 5-way 1-shot pseudo-words on held-out concepts (never trained on, in any style);
+    'naming' = 0-shot name of a training concept; 'clip-direction' = which way did it move
+    (clips, 0-shot); 'scene-count' = how many (scenes, 0-shot): the two need no names."""
     rng = np.random.default_rng(seed)
+    train = world.split("train")
     out = []
     for _ in range(n):
         if task == "binding":
@@ -174,29 +185,36 @@ def probe_set(world, task: str, n: int, seed: int):
                          {"text": ew_text.caption(labels[k])}]
             q = int(rng.integers(5))
             segs += [{"image": draw_single(world, cs[q], VALIDATION_STYLE, rng)}, {"text": ew_text.CAPTION_QUERY}]
-            out.append((segs, labels[q]))
-        else:
-            c = int(rng.choice(world.split("train")))
+            out.append((segs, f" {labels[q]}."))
+        elif task == "naming":
+            c = int(rng.choice(train))
             segs = [{"image": draw_single(world, c, VALIDATION_STYLE, rng)}, {"text": ew_text.CAPTION_QUERY}]
-            out.append((segs, world.concepts[c].name))
+            out.append((segs, f" {world.concepts[c].name}."))
+        elif task == "clip-direction":
+            frames, facts = draw_clip(world, train, VALIDATION_STYLE, rng, event="move")
+            q, a = ew_text.clip_qas(facts, lambda i: world.concepts[i].name)[1]
+            out.append(([{"video": frames}, {"text": ew_text.question_query(q)}], f" {a}"))
+        else:
+            img, q, a, _ = scene_qa(world, train, VALIDATION_STYLE, rng, family="how many")
+            out.append(([{"image": img}, {"text": ew_text.question_query(q)}], f" {a}"))
     return out
 
 
 @torch.no_grad()
 def probe_accuracy(model: Flamingo, tok: Tokenizer, probes, device) -> float:
-    """Teacher-forced exact match of ' {answer}.' after the query."""
+    """Teacher-forced exact match of the completion's tokens after the last text."""
     model.eval()
     correct = 0
-    for segs, answer in probes:
+    for segs, completion in probes:
         ids, media = encode_sample(segs, tok, model.cfg, 10_000)
         ids = ids[:-1]  # drop the closing <|endofchunk|> of the query text
-        full = ids + tok.encode(ew_text.CAPTION_QUERY + " " + answer + ".")[len(tok.encode(ew_text.CAPTION_QUERY)):]
+        last = segs[-1]["text"]
+        full = ids + tok.encode(last + completion)[len(tok.encode(last)):]
         batch = collate([(full + [tok.token_id("<pad>")], media)], tok)
         x = batch["input_ids"].to(device)
         logits = model.flamingo_lm(x, media_index(x, tok.token_id("<image>")), media_latents(model, batch, device))[0]
-        n = len(full) - len(ids)
+        assert len(full) > len(ids)
         correct += logits[0, len(ids) - 1: len(full) - 1].argmax(-1).tolist() == full[len(ids):]
-        assert n > 0
     model.train()
     model.vision_encoder.eval()
     return correct / len(probes)
@@ -248,7 +266,7 @@ def main():
     if distributed:  # gradients of the trainable parameters are all-reduced in backward
         objective = torch.nn.parallel.DistributedDataParallel(objective)
     weights = {"pages": s.interleaved_weight, "pairs": s.pair_weight, "clips": s.clip_weight}
-    probes = {t: probe_set(world, t, s.eval_episodes, seed=7 + i) for i, t in enumerate(("binding", "naming"))}
+    probes = {t: probe_set(world, t, s.eval_episodes, seed=7 + i) for i, t in enumerate(PROBE_TASKS)}
     if rank == 0:
         print(f"world size {os.environ.get('WORLD_SIZE', 1)}; stage 3: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable of "
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")

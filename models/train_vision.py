@@ -9,6 +9,14 @@ in the three TRAINING styles only. Validation: nearest-neighbour 5-way 1-shot be
 concepts (never trained on) drawn in a training style — what few-shot binding needs. OpenMoji, the
 held-out style, is left to the final evaluation.
 Resumable: rerunning the same command continues from runs/vision/last.pt.
+
+Style invariance (--teacher=CKPT --restyle=P): instead of the contrastive loss, distil a trained
+encoder into a copy of itself that must give the teacher's features for the clean image when it
+sees a restyled one (grey, hue-rotated, posterised, tinted, outline drawings: emojiworld/restyle.py)
+and keep them for the clean image. The features of clean training images stay where the teacher
+put them, so a bridge trained on the teacher still fits; what changes is how other art styles land.
+Leave-one-style-out validation (--styles=twemoji,noto --validation_style=fluent-emoji-flat):
+the left-out TRAINING style plays the unseen style, for choices made without OpenMoji.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from emojiworld.concepts import load_world
+from emojiworld.restyle import random_restyle
 from emojiworld.samples import draw_scene, draw_single, name_in
 from flamingo.model import FlamingoConfig, VisionEncoder
 from flamingo.preprocess import normalize
@@ -41,6 +50,10 @@ class Settings:
     weight_decay: float = 0.05
     scene_fraction: float = 0.3
     d_embed: int = 128
+    styles: str = ""  # comma-separated training styles to draw from (default: all three)
+    validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
+    restyle: float = 0.0  # probability that a training image's sprites are restyled
+    teacher: str = ""  # a vision checkpoint: style-invariance distillation instead of the contrastive loss
     eval_every: int = 250
     ckpt_every: int = 100
     device: str = "cpu"
@@ -84,56 +97,137 @@ def caption_of(world, facts=None, concept=None):
 
 class Batches(torch.utils.data.Dataset):
     """Batch `step` depends only on (seed, step): distinct concepts within a batch, so that the
-    other captions in the batch are true negatives."""
+    other captions in the batch are true negatives. With a teacher, each image comes twice, clean
+    and restyled (same placement), instead of with a caption."""
 
     def __init__(self, s: Settings, world, tok: Tokenizer, cfg: FlamingoConfig, first: int):
         self.s, self.world, self.tok, self.cfg, self.first = s, world, tok, cfg, first
+        self.styles = training_styles(s, world)
 
     def __len__(self):
         return self.s.steps - self.first
 
+    def draw(self, concept: int, style: str, rng, restyle=None):
+        """One training image (a single emoji, or a scene) and its caption."""
+        world, size = self.world, self.cfg.image_size
+        if rng.random() < self.s.scene_fraction:
+            img, facts = draw_scene(world, world.split("train"), style, rng, size=size, restyle=restyle)
+            return img, caption_of(world, facts=facts)
+        return draw_single(world, concept, style, rng, size=size, restyle=restyle), caption_of(world, concept=concept)
+
     def __getitem__(self, i):
         s, world = self.s, self.world
         rng = np.random.default_rng([s.seed, self.first + i])
-        pool = world.split("train")
-        concepts = rng.choice(pool, size=s.batch, replace=False)
-        images, captions = [], []
+        concepts = rng.choice(world.split("train"), size=s.batch, replace=False)
+        clean, restyled, captions = [], [], []
         for c in concepts:
-            style = world.train_styles[int(rng.integers(len(world.train_styles)))]
-            if rng.random() < s.scene_fraction:
-                img, facts = draw_scene(world, pool, style, rng, size=self.cfg.image_size)
-                captions.append(caption_of(world, facts=facts))
-            else:
-                img = draw_single(world, int(c), style, rng, size=self.cfg.image_size)
-                captions.append(caption_of(world, concept=int(c)))
-            images.append(img)
-        pixels = torch.from_numpy(normalize(np.stack(images), self.cfg.mean, self.cfg.std))
+            style = self.styles[int(rng.integers(len(self.styles)))]
+            restyle = random_restyle(rng) if s.restyle and rng.random() < s.restyle else None
+            state = rng.bit_generator.state
+            img, caption = self.draw(int(c), style, rng, None if s.teacher else restyle)
+            if s.teacher:  # the same layout again, restyled (or clean: then the target is exact)
+                rng.bit_generator.state = state
+                restyled.append(self.draw(int(c), style, rng, restyle)[0])
+            clean.append(img)
+            captions.append(caption)
+        to_pixels = lambda imgs: torch.from_numpy(normalize(np.stack(imgs), self.cfg.mean, self.cfg.std))
+        if s.teacher:
+            return to_pixels(clean), to_pixels(restyled)
         ids = [self.tok.encode(t) for t in captions]
         offsets = torch.tensor(np.cumsum([0] + [len(x) for x in ids[:-1]]))
         # the same caption twice in a batch (scenes can collide) must not count as a negative
         same = torch.tensor([[a == b for b in captions] for a in captions])
-        return pixels, torch.tensor(sum(ids, [])), offsets, same
+        return to_pixels(clean), torch.tensor(sum(ids, [])), offsets, same
+
+
+def training_styles(s: Settings, world) -> tuple:
+    styles = tuple(x for x in s.styles.split(",") if x) or world.train_styles
+    assert set(styles) <= set(world.train_styles), f"--styles must be among {world.train_styles}"
+    return styles
+
+
+def features(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
+    """Images -> one unit vector each (the flattened token grid): what the probes compare."""
+    x = torch.from_numpy(normalize(np.stack(imgs), cfg.mean, cfg.std)).to(device)
+    return F.normalize(vision(x).flatten(1), dim=-1)
 
 
 @torch.no_grad()
-def few_shot_probe(vision: VisionEncoder, world, cfg, n_episodes=300, n_way=5, seed=123, device="cpu", style="noto"):
-    """Nearest-neighbour N-way 1-shot on held-out concepts, support and query both in `style`
-    (different placements): do the frozen features separate concepts never trained on?
-    Validation uses a training style (noto); OpenMoji is kept for the final evaluation."""
+def few_shot_probe(vision: VisionEncoder, world, cfg, n_episodes=300, n_way=5, seed=123, device="cpu", style="noto",
+                   support_style=None):
+    """Nearest-neighbour N-way 1-shot on held-out concepts, query in `style`, supports in
+    `support_style` (default the same style; different placements): do the frozen features
+    separate concepts never trained on? Validation uses training styles; OpenMoji is kept for the
+    final evaluation."""
+    was_training = vision.training
     vision.eval()
     rng = np.random.default_rng(seed)
     pool = world.split("heldout")
     correct = 0
     for _ in range(n_episodes):
         cs = rng.choice(pool, size=n_way, replace=False)
-        support = [draw_single(world, int(c), style, rng, cfg.image_size) for c in cs]
+        support = [draw_single(world, int(c), support_style or style, rng, cfg.image_size) for c in cs]
         q = int(rng.integers(n_way))
         query = draw_single(world, int(cs[q]), style, rng, cfg.image_size)
-        x = torch.from_numpy(normalize(np.stack(support + [query]), cfg.mean, cfg.std)).to(device)
-        f = F.normalize(vision(x).flatten(1), dim=-1)
+        f = features(vision, support + [query], cfg, device)
         correct += int((f[:-1] @ f[-1]).argmax().item() == q)
-    vision.train()
+    vision.train(was_training)
     return correct / n_episodes
+
+
+@torch.no_grad()
+def naming_probe(vision: VisionEncoder, world, cfg, styles, query_style, n_queries=300, seed=321, device="cpu"):
+    """Recognise a TRAINING concept drawn in an unseen style: nearest prototype (mean feature of
+    one drawing per style in `styles`) among all training concepts; like naming, without the LM."""
+    was_training = vision.training
+    vision.eval()
+    rng = np.random.default_rng(seed)
+    pool = [int(c) for c in world.split("train")]
+    protos = 0
+    for style in styles:
+        imgs = [draw_single(world, c, style, rng, cfg.image_size) for c in pool]
+        protos = protos + torch.cat([features(vision, imgs[i:i + 256], cfg, device) for i in range(0, len(imgs), 256)])
+    protos = F.normalize(protos, dim=-1)
+    queries = [int(c) for c in rng.choice(pool, size=n_queries)]
+    f = features(vision, [draw_single(world, c, query_style, rng, cfg.image_size) for c in queries], cfg, device)
+    hits = (f @ protos.t()).argmax(1).cpu().numpy() == np.array([pool.index(c) for c in queries])
+    vision.train(was_training)
+    return float(hits.mean())
+
+
+def probes(vision: VisionEncoder, world, cfg, s: Settings) -> dict:
+    """The validation numbers: within the validation style, and, when that style was left out of
+    training, across styles (supports / prototypes in the training styles, queries in it)."""
+    v, styles = s.validation_style, training_styles(s, world)
+    out = {f"nn_5way_1shot_heldout_concepts_{v}": few_shot_probe(vision, world, cfg, device=s.device, style=v)}
+    if v not in styles:
+        out[f"nn_5way_1shot_heldout_concepts_{styles[0]}_to_{v}"] = few_shot_probe(
+            vision, world, cfg, device=s.device, style=v, support_style=styles[0])
+        out[f"naming_{len(world.split('train'))}way_train_concepts_to_{v}"] = naming_probe(
+            vision, world, cfg, styles, v, device=s.device)
+    return out
+
+
+class Student(nn.Module):
+    """Style-invariance distillation: a copy of the teacher's encoder, trained to map restyled
+    images to the teacher's features of the clean ones. BatchNorm keeps the teacher's statistics
+    (eval mode) so that clean features do not drift with the restyled batches."""
+
+    def __init__(self, cfg: FlamingoConfig, teacher_state: dict):
+        super().__init__()
+        self.vision, self.teacher = VisionEncoder(cfg), VisionEncoder(cfg)
+        self.vision.load_state_dict(teacher_state)
+        self.teacher.load_state_dict(teacher_state)
+        self.teacher.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+    def loss(self, clean, restyled):
+        with torch.no_grad():
+            target = self.teacher(clean)
+        return F.mse_loss(self.vision(restyled), target)
 
 
 def main():
@@ -142,40 +236,54 @@ def main():
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
     world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
-    cfg = FlamingoConfig(vocab_size=len(tok.vocab))
     torch.manual_seed(s.seed)
-    model = Contrastive(cfg, len(tok.vocab), s.d_embed).to(s.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    if s.teacher:
+        teacher = torch.load(s.teacher, map_location="cpu")
+        cfg = FlamingoConfig.from_dict(teacher["config"])
+        model = Student(cfg, teacher["vision"]).to(s.device)
+        params = list(model.vision.parameters())
+    else:
+        cfg = FlamingoConfig(vocab_size=len(tok.vocab))
+        model = Contrastive(cfg, len(tok.vocab), s.d_embed).to(s.device)
+        params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     step, _, clock = resume(out / "last.pt", model, opt)
-    print(f"vision encoder: {sum(p.numel() for p in model.vision.parameters()) / 1e6:.2f}M parameters")
+    print(f"vision encoder: {sum(p.numel() for p in model.vision.parameters()) / 1e6:.2f}M parameters"
+          f"{'; distilling ' + s.teacher if s.teacher else ''}; styles {', '.join(training_styles(s, world))}")
 
     def save(path):
         save_checkpoint(path, model=model.state_dict(), vision=model.vision.state_dict(), opt=opt.state_dict(),
                         step=step, config=cfg.to_dict(), settings=settings_dict(s), clock=clock.state())
 
+    if step == 0 and s.eval_every:
+        log_line(out / "eval.jsonl", {"step": 0, **probes(model.vision, world, cfg, s), "cpu_s": clock.cpu})
     loader = batch_loader(Batches(s, world, tok, cfg, step), s.workers)
     t_start = time.time()
-    for pixels, ids, offsets, same in loader:
-        pixels, ids, offsets, same = (t.to(s.device) for t in (pixels, ids, offsets, same))
+    for batch in loader:
+        batch = [t.to(s.device) for t in batch]
         lr = float(s.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * step / s.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        img, txt = model.embed_images(pixels), model.embed_texts(ids, offsets)
-        logits = model.log_scale.exp().clamp(max=100) * img @ txt.t()
-        logits = logits.masked_fill(same & ~torch.eye(len(same), dtype=torch.bool, device=s.device), -1e4)
-        target = torch.arange(len(logits), device=s.device)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        metrics = {}
+        if s.teacher:
+            loss = model.loss(*batch)
+        else:
+            pixels, ids, offsets, same = batch
+            img, txt = model.embed_images(pixels), model.embed_texts(ids, offsets)
+            logits = model.log_scale.exp().clamp(max=100) * img @ txt.t()
+            logits = logits.masked_fill(same & ~torch.eye(len(same), dtype=torch.bool, device=s.device), -1e4)
+            target = torch.arange(len(logits), device=s.device)
+            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+            metrics["batch_acc"] = (logits.argmax(1) == target).float().mean().item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         if step % 20 == 0:
-            acc = (logits.argmax(1) == target).float().mean().item()
-            log_line(out / "log.jsonl", {"step": step, "loss": loss.item(), "batch_acc": acc, "lr": lr,
+            log_line(out / "log.jsonl", {"step": step, "loss": loss.item(), **metrics, "lr": lr,
                                          "cpu_s": clock.cpu, "wall_s": clock.wall})
         if step % s.eval_every == 0 or step == s.steps:
-            probe = few_shot_probe(model.vision, world, cfg, device=s.device)
-            log_line(out / "eval.jsonl", {"step": step, "nn_5way_1shot_heldout_concepts_noto": probe,
+            log_line(out / "eval.jsonl", {"step": step, **probes(model.vision, world, cfg, s),
                                           "cpu_s": clock.cpu, "wall_s": clock.wall})
         if step % s.ckpt_every == 0 or step == s.steps:
             save(out / "last.pt")

@@ -33,17 +33,23 @@ def name_in(world, i, locale='en'):
 # -----------------------------------------------------------------------------
 # drawing: concept indices in, pixels and facts (with concept indices) out
 
-def draw_single(world, i, style, rng, size=CANVAS):
-    return images.single(world.sprite(i, style), rng, size)
+def _sprite(world, i, style, restyle):
+    sprite = world.sprite(i, style)
+    return restyle(sprite) if restyle else sprite
 
 
-def draw_scene(world, pool, style, rng, size=CANVAS, n=None):
+def draw_single(world, i, style, rng, size=CANVAS, restyle=None):
+    """`restyle`: an optional sprite -> sprite perturbation (emojiworld/restyle.py)."""
+    return images.single(_sprite(world, i, style, restyle), rng, size)
+
+
+def draw_scene(world, pool, style, rng, size=CANVAS, n=None, restyle=None):
     n = n or int(rng.integers(1, 5))
     if n > 1 and rng.random() < 0.3:  # repeats, so that 'how many X?' is not always 1
         ids = [int(i) for i in rng.choice(_distinct(rng, pool, 2), size=n)]
     else:
         ids = _distinct(rng, pool, n)
-    return images.scene([world.sprite(i, style) for i in ids], rng, size, labels=ids)
+    return images.scene([_sprite(world, i, style, restyle) for i in ids], rng, size, labels=ids)
 
 
 def draw_clip(world, pool, style, rng, size=CANVAS, event=None):

@@ -1,0 +1,104 @@
+"""Style perturbations (emojiworld/restyle.py) and the style-invariance distillation of the vision
+encoder (train_vision.py --teacher): what a new art style changes, and what must not change."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emojiworld import restyle, samples
+from emojiworld.concepts import load_world
+
+MODELS = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def world():
+    return load_world(0)
+
+
+def restyle_of_kind(kind, seed=0):
+    """The first random_restyle draw of the given kind (kinds are drawn uniformly)."""
+    for k in range(1000):
+        rng = np.random.default_rng([seed, k])
+        if restyle.KINDS[int(np.random.default_rng([seed, k]).integers(len(restyle.KINDS)))] == kind:
+            return restyle.random_restyle(rng)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize('kind', restyle.KINDS)
+def test_every_kind_keeps_the_sprite_shape_and_is_deterministic(world, kind):
+    sprite = world.sprite(0, 'noto')
+    before = sprite.copy()
+    out = restyle_of_kind(kind)(sprite)
+    assert out.shape == sprite.shape and out.dtype == np.uint8
+    assert np.array_equal(sprite, before), 'the cached sprite must not be modified in place'
+    assert np.array_equal(out, restyle_of_kind(kind)(sprite))
+    assert not np.array_equal(out, sprite), f'{kind} changed nothing'
+
+
+@pytest.mark.parametrize('kind', ('grey', 'hue', 'posterise', 'tint'))
+def test_colour_kinds_keep_the_silhouette(world, kind):
+    sprite = world.sprite(3, 'twemoji')
+    out = restyle_of_kind(kind)(sprite)
+    assert np.array_equal(out[..., 3], sprite[..., 3])
+    if kind == 'grey':
+        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+
+
+def test_outline_draws_dark_lines_on_the_silhouette_border(world):
+    sprite = world.sprite(7, 'fluent-emoji-flat')
+    out = restyle_of_kind('outline')(sprite)
+    border = restyle.edges(sprite, 0.45)  # strong edges: the silhouette's border at least
+    assert border.any()
+    ink = (out[..., 3] > 0) & (out[..., :3].max(-1) <= 60)
+    assert ink[border].mean() > 0.9, 'the outline covers the strong edges'
+    assert (out[..., 3] > 0).sum() < (sprite[..., 3] > 0).sum(), 'no fill: only lines remain opaque'
+
+
+def test_restyled_world_draws_every_sprite_through_one_restyle(world):
+    style = restyle_of_kind('grey')
+    view = restyle.Restyled(world, style)
+    assert np.array_equal(view.sprite(4, 'noto'), style(world.sprite(4, 'noto')))
+    assert list(view.split('train')) == list(world.split('train'))
+    page = samples.interleaved_page(view, np.random.default_rng(5), 'train', kind='names')
+    plain = samples.interleaved_page(world, np.random.default_rng(5), 'train', kind='names')
+    assert [s.get('text') for s in page] == [s.get('text') for s in plain], 'same page, same texts'
+    images = [(a['image'], b['image']) for a, b in zip(page, plain) if 'image' in a]
+    assert images and all(not np.array_equal(a, b) for a, b in images), 'every image restyled'
+
+
+def test_distillation_starts_from_the_teacher_and_only_restyled_images_cost(world):
+    from flamingo.model import FlamingoConfig
+    from train_vision import Student
+    ckpt = torch.load(MODELS / 'checkpoints' / 'vision.pt', map_location='cpu')
+    student = Student(FlamingoConfig.from_dict(ckpt['config']), ckpt['vision'])
+    assert not student.training and not student.vision.training, 'BatchNorm keeps the teacher statistics'
+    student.train()
+    assert not student.vision.training
+    from flamingo.preprocess import normalize
+    conf = FlamingoConfig.from_dict(ckpt['config'])
+    clean = [samples.draw_single(world, c, 'noto', np.random.default_rng(c)) for c in range(4)]
+    outline = restyle_of_kind('outline')
+    restyled = [samples.draw_single(world, c, 'noto', np.random.default_rng(c), restyle=outline) for c in range(4)]
+    px = lambda imgs: torch.from_numpy(normalize(np.stack(imgs), conf.mean, conf.std))
+    with torch.no_grad():
+        assert student.loss(px(clean), px(clean)).item() == 0.0
+        assert student.loss(px(clean), px(restyled)).item() > 1e-3
+
+
+def test_distillation_run_writes_a_vision_checkpoint_stage3_can_load(tmp_path):
+    out = tmp_path / 'vision'
+    subprocess.run([sys.executable, 'train_vision.py', '--tokenizer=../public/models/emojiworld/tokenizer.json',
+                    f'--out={out}', '--teacher=checkpoints/vision.pt', '--restyle=0.75', '--steps=2', '--batch=8',
+                    '--eval_every=2', '--styles=twemoji,noto', '--validation_style=fluent-emoji-flat'],
+                   cwd=MODELS, check=True, env={'TORCH_THREADS': '1', 'PATH': '/usr/bin:/bin'})
+    ckpt = torch.load(out / 'last.pt', map_location='cpu')
+    teacher = torch.load(MODELS / 'checkpoints' / 'vision.pt', map_location='cpu')
+    from flamingo.model import FlamingoConfig
+    assert FlamingoConfig.from_dict(ckpt['config']) == FlamingoConfig.from_dict(teacher['config'])
+    assert set(ckpt['vision']) == set(teacher['vision'])
+    evals = (out / 'eval.jsonl').read_text().splitlines()
+    assert 'twemoji_to_fluent-emoji-flat' in evals[-1] and 'naming_' in evals[-1]
