@@ -56,6 +56,7 @@ class Settings:
     pair_weight: float = 0.2
     clip_weight: float = 0.03
     max_images: int = 5
+    clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     restyle: float = 0.0  # probability that a sample is drawn in a restyled "new artist" style (restyle.py)
     seq_len: int = 192
     # architecture of the bridge
@@ -116,7 +117,7 @@ class Batches(torch.utils.data.Dataset):
         make = {
             "pages": (s.page_batch, lambda w: interleaved_page(w, rng, "train", max_images=s.max_images)),
             "pairs": (s.pair_batch, lambda w: caption_pair(w, rng, "train")),
-            "clips": (s.clip_batch, lambda w: clip_pair(w, rng, "train")),
+            "clips": (s.clip_batch, lambda w: clip_pair(w, rng, "train", s.clip_questions)),
         }
 
         def world():  # now and then a whole sample in one restyled style (as if by another artist)

@@ -101,15 +101,31 @@ def scene_pair(world, rng, split='train'):
     return [{'image': img}, {'text': text.qa(q, a)}]
 
 
-def clip_pair(world, rng, split='train'):
-    """One clip and its caption (what happens) or a question about it."""
-    frames, facts = draw_clip(world, world.split(split), _pick(rng, world.styles_for(split)), rng)
+CLIP_QUESTION_FAMILIES = {'what moved': 'move', 'which way': 'move', 'what appeared': 'appear',
+                          'what disappeared': 'disappear', 'what did': 'turn'}  # family -> event
+
+
+def clip_pair(world, rng, split='train', questions='event'):
+    """One clip and its caption (what happens) or a question about it. questions: 'event' (the
+    event drawn first, then one of its questions), 'balanced' (the question family drawn first,
+    uniformly, as scene_qa does) or one family of CLIP_QUESTION_FAMILIES (only that one)."""
+    style = _pick(rng, world.styles_for(split))
     name_of = lambda i: name_in(world, i)
-    if rng.random() < 0.4:
-        t = text.caption(text.clip_caption(facts, name_of))
-    else:
-        t = text.qa(*_pick(rng, text.clip_qas(facts, name_of)))
-    return [{'video': frames}, {'text': t}]
+    if questions == 'event':
+        frames, facts = draw_clip(world, world.split(split), style, rng)
+        if rng.random() < 0.4:
+            return [{'video': frames}, {'text': text.caption(text.clip_caption(facts, name_of))}]
+        return [{'video': frames}, {'text': text.qa(*_pick(rng, text.clip_qas(facts, name_of)))}]
+    if questions == 'balanced':
+        if rng.random() < 0.4:
+            frames, facts = draw_clip(world, world.split(split), style, rng)
+            return [{'video': frames}, {'text': text.caption(text.clip_caption(facts, name_of))}]
+        questions = _pick(rng, list(CLIP_QUESTION_FAMILIES))
+    if questions not in CLIP_QUESTION_FAMILIES:
+        raise ValueError(f'clip questions {questions!r}: use event, balanced or one of {list(CLIP_QUESTION_FAMILIES)}')
+    frames, facts = draw_clip(world, world.split(split), style, rng, event=CLIP_QUESTION_FAMILIES[questions])
+    q, a = next(qa for qa in text.clip_qas(facts, name_of) if qa[0].startswith(questions))
+    return [{'video': frames}, {'text': text.qa(q, a)}]
 
 
 # -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """EmojiWorld data generator: splits, determinism, no held-out leak, consistent facts, episode files."""
+import collections
 import json
 import re
 
@@ -191,6 +192,22 @@ def test_clips(small_world):
             assert np.array_equal(frames[0], frames[k - 1]) and np.array_equal(frames[k], frames[-1])
             assert not np.array_equal(frames[k - 1], frames[k])
     assert seen == set(images.EVENTS)
+
+
+def test_clip_pair_question_modes(small_world):
+    def question(sample):
+        t = sample[1]['text']
+        return next((f for f in samples.CLIP_QUESTION_FAMILIES if t.startswith(f'Question: {f}')), 'caption')
+    rng = np.random.default_rng(1)
+    only = [samples.clip_pair(small_world, rng, questions='which way') for _ in range(20)]
+    assert {question(s) for s in only} == {'which way'}
+    assert all(s[1]['text'].split('Short answer: ')[1] in images.DIRECTIONS for s in only)
+    assert all(not np.array_equal(s[0]['video'][0], s[0]['video'][-1]) for s in only), 'the clips do move'
+    counts = collections.Counter(question(samples.clip_pair(small_world, rng, questions='balanced')) for _ in range(500))
+    assert set(counts) == {'caption', *samples.CLIP_QUESTION_FAMILIES}
+    assert all(40 <= counts[f] <= 80 for f in samples.CLIP_QUESTION_FAMILIES), counts  # 60 expected each
+    with pytest.raises(ValueError, match='clip questions'):
+        samples.clip_pair(small_world, rng, questions='what colour')
 
 
 # -----------------------------------------------------------------------------
