@@ -42,6 +42,7 @@ class Settings:
     vision: str = str(RUNS_DIR / "vision" / "last.pt")
     lm: str = str(RUNS_DIR / "lm" / "best.pt")
     init: str = ""  # a stage-3 checkpoint whose weights start this run (fresh optimizer), e.g. to continue on CPU
+    time_emb_std: float = 0.0  # > 0: the resampler's time embeddings start as N(0, std^2) (zeros otherwise)
     seed: int = 0
     steps: int = 3000
     lr: float = 1e-3
@@ -262,6 +263,11 @@ def main():
         missing, unexpected = model.load_state_dict(torch.load(s.init, map_location="cpu")["model"], strict=False)
         assert not unexpected and all(not p.requires_grad for n, p in model.named_parameters() if n in missing)
         print(f"weights from {s.init}")
+    if step == 0 and s.time_emb_std > 0:
+        # LayerNormed visual features have norm ~sqrt(d): time embeddings that start at zero stay
+        # too small for the resampler to tell frames apart (diagnose_motion.py)
+        with torch.no_grad():
+            model.resampler.time_emb.normal_(0.0, s.time_emb_std)
     image_id = tok.token_id("<image>")
     objective = Stage3Loss(model, image_id, s.device)
     if distributed:  # gradients of the trainable parameters are all-reduced in backward

@@ -76,3 +76,13 @@ def test_reproduce_script_runs_every_stage_end_to_end(tmp_path):
     assert manifest["lm"]["vocab_size"] == 400  # the smoke tokenizer's size reached the exported model
     report = json.loads((tmp_path / "report.json").read_text())
     assert "binding-5way-1shot" in report["tasks"] and (tmp_path / "accuracy-vs-shots.png").exists()
+
+
+def test_motion_is_visible_in_the_frozen_frame_features():
+    """diagnose_motion.py: a linear probe reads a clip's direction off the shipped vision encoder's
+    first- and last-frame tokens (so motion is lost later, if at all; see the model card)."""
+    out = subprocess.run([sys.executable, "diagnose_motion.py", "--n=200"], cwd=MODELS, check=True,
+                         capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
+    frames = float(out.split("first+last frame features:")[1].split()[0])
+    assert frames >= 0.9, out
+    assert "resampler latents:" in out
