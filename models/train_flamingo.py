@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from emojiworld import text as ew_text
 from emojiworld.concepts import load_world, pseudo_words
-from emojiworld.restyle import Restyled, random_restyle
 from emojiworld.samples import caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, scene_qa
 from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
@@ -58,7 +57,6 @@ class Settings:
     clip_weight: float = 0.03
     max_images: int = 5
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
-    restyle: float = 0.0  # probability that a sample is drawn in a restyled "new artist" style (restyle.py)
     seq_len: int = 192
     # architecture of the bridge
     n_latents: int = 8
@@ -116,14 +114,11 @@ class Batches(torch.utils.data.Dataset):
         s, w = self.s, self.world
         rng = np.random.default_rng([s.seed, self.rank, self.first + i])
         make = {
-            "pages": (s.page_batch, lambda w: interleaved_page(w, rng, "train", max_images=s.max_images)),
-            "pairs": (s.pair_batch, lambda w: caption_pair(w, rng, "train")),
-            "clips": (s.clip_batch, lambda w: clip_pair(w, rng, "train", s.clip_questions)),
+            "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images)),
+            "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
+            "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }
-
-        def world():  # now and then a whole sample in one restyled style (as if by another artist)
-            return Restyled(w, random_restyle(rng)) if s.restyle and rng.random() < s.restyle else w
-        return {name: collate([encode_sample(f(world()), self.tok, self.cfg, s.seq_len) for _ in range(n)], self.tok)
+        return {name: collate([encode_sample(f(), self.tok, self.cfg, s.seq_len) for _ in range(n)], self.tok)
                 for name, (n, f) in make.items() if n > 0}
 
 

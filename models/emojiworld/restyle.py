@@ -97,16 +97,3 @@ def _with_rgb(sprite, rgb):
     out[..., :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     return out
 
-
-class Restyled:
-    """A view of a World whose sprites all pass through one restyle: everything drawn from it (a
-    page, a scene, a clip) looks like the work of one more artist. Other attributes pass through."""
-
-    def __init__(self, world, restyle):
-        self.world, self.restyle = world, restyle
-
-    def sprite(self, i, style):
-        return self.restyle(self.world.sprite(i, style))
-
-    def __getattr__(self, name):
-        return getattr(self.world, name)

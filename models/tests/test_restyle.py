@@ -58,18 +58,6 @@ def test_outline_draws_dark_lines_on_the_silhouette_border(world):
     assert (out[..., 3] > 0).sum() < (sprite[..., 3] > 0).sum(), 'no fill: only lines remain opaque'
 
 
-def test_restyled_world_draws_every_sprite_through_one_restyle(world):
-    style = restyle_of_kind('grey')
-    view = restyle.Restyled(world, style)
-    assert np.array_equal(view.sprite(4, 'noto'), style(world.sprite(4, 'noto')))
-    assert list(view.split('train')) == list(world.split('train'))
-    page = samples.interleaved_page(view, np.random.default_rng(5), 'train', kind='names')
-    plain = samples.interleaved_page(world, np.random.default_rng(5), 'train', kind='names')
-    assert [s.get('text') for s in page] == [s.get('text') for s in plain], 'same page, same texts'
-    images = [(a['image'], b['image']) for a, b in zip(page, plain) if 'image' in a]
-    assert images and all(not np.array_equal(a, b) for a, b in images), 'every image restyled'
-
-
 def test_distillation_starts_from_the_teacher_and_only_restyled_images_cost(world):
     from flamingo.model import FlamingoConfig
     from train_vision import Student
