@@ -7,7 +7,8 @@ colours (grey, hue rotation, flat posterised fills, washed-out tints) and render
 drawing of the sprite's edges with light or no fill). They are generic domain-generalisation
 augmentations (sketch / edge and colour transforms, as used on PACS-like benchmarks), picked from
 what artists vary, not from any held-out artwork: no held-out image is used to choose or tune
-them; their effect is validated by leaving one TRAINING style out (train_vision.py --styles).
+them; their effect is validated by leaving one TRAINING style out (train_vision.py --styles):
+so far they did not help (models/eval/style-transfer/), and the shipped encoder does not use them.
 
     style = random_restyle(rng)        # one perturbation, its parameters drawn once
     sprite2 = style(sprite)            # RGBA uint8 [h, w, 4] -> RGBA uint8, same size
