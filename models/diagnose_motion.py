@@ -17,8 +17,7 @@ from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
 from emojiworld.samples import draw_clip
 from flamingo.preprocess import normalize
-from flamingo.tokenizer import Tokenizer
-from train_flamingo import VALIDATION_STYLE, Settings, build_model
+from train_flamingo import VALIDATION_STYLE, load_trained
 
 
 def linear_probe(x: torch.Tensor, y: torch.Tensor, n_train: int, steps=500) -> float:
@@ -40,11 +39,7 @@ def main():
     ap.add_argument("--bridge", default="checkpoints/bridge.pt")
     ap.add_argument("--n", type=int, default=800)
     args = ap.parse_args()
-    s = Settings(tokenizer="../public/models/emojiworld/tokenizer.json", vision="checkpoints/vision.pt",
-                 lm="checkpoints/lm.pt")
-    model = build_model(s, Tokenizer.load(s.tokenizer))
-    model.load_state_dict(torch.load(args.bridge, map_location="cpu")["model"], strict=False)
-    model.eval()
+    model, _ = load_trained(args.bridge)
     world, rng = load_world(), np.random.default_rng(0)
     ends, latents, labels = [], [], []
     for _ in range(args.n):

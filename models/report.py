@@ -1,6 +1,7 @@
 """Turn CLI evaluation reports into the model card's table and plot.
 
-    cd models && /usr/bin/python3 report.py eval/report.json [--ablations eval/ablations.json]
+    cd models && /usr/bin/python3 report.py eval/report.json [--card ../public/models/emojiworld/MODEL_CARD.md]
+    cd models && /usr/bin/python3 report.py eval/report.json --questions eval/episodes/all.jsonl
 
 Reads the JSON written by `flamingo-web eval --out` (accuracy per task, held-out data only) and
 writes eval/results.md (the table) and eval/accuracy-vs-shots.png (accuracy against shots per
@@ -40,6 +41,23 @@ def table(tasks: dict) -> str:
     return "\n".join(lines)
 
 
+def question_families(report: dict, episodes: Path) -> str:
+    """Scene and clip QA by question family ('how many', 'which way', ...): which questions fail.
+    Joins the report's per-episode results with the episode file's query text."""
+    correct = {e["id"]: e["correct"] for e in report["episodes"]}
+    hits, totals = defaultdict(int), defaultdict(int)
+    for line in episodes.read_text().splitlines():
+        e = json.loads(line)
+        if e["id"] not in correct or not e["task"].startswith(("scene-qa", "clip-qa")):
+            continue
+        question = [s["text"] for s in e["segments"] if "text" in s][-1]
+        key = (e["task"].split("-")[0], " ".join(question.split()[1:3]).rstrip("?"))
+        hits[key] += correct[e["id"]]
+        totals[key] += 1
+    rows = [f"| {kind} | {family} | {hits[kind, family]}/{totals[kind, family]} |" for kind, family in sorted(totals)]
+    return "\n".join(["| kind | question | correct |", "| --- | --- | ---: |", *rows])
+
+
 def plot(tasks: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -68,8 +86,12 @@ def main():
     ap.add_argument("report")
     ap.add_argument("--out", default=None, help="folder for results.md and the plot (default: the report's)")
     ap.add_argument("--card", help="a model card whose <!-- results --> block gets the table, the plot beside it")
+    ap.add_argument("--questions", metavar="EPISODES", help="only print scene / clip QA by question family")
     args = ap.parse_args()
     report = json.loads(Path(args.report).read_text())
+    if args.questions:
+        print(question_families(report, Path(args.questions)))
+        return
     out = Path(args.out or Path(args.report).parent)
     md = table(report["tasks"])
     (out / "results.md").write_text(md + "\n")

@@ -235,6 +235,17 @@ def build_model(s: Settings, tok: Tokenizer) -> Flamingo:
     return model
 
 
+def load_trained(bridge: str, vision: str = "checkpoints/vision.pt", lm: str = "checkpoints/lm.pt",
+                 tokenizer: str = "../public/models/emojiworld/tokenizer.json"):
+    """A trained stage-3 model (by default the shipped one's stages, models/checkpoints/) in eval
+    mode, and its tokenizer: for probes and diagnostics (run from models/)."""
+    s = Settings(tokenizer=tokenizer, vision=vision, lm=lm)
+    tok = Tokenizer.load(s.tokenizer)
+    model = build_model(s, tok)
+    model.load_state_dict(torch.load(bridge, map_location="cpu")["model"], strict=False)
+    return model.eval(), tok
+
+
 def main():
     s = override(Settings())
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1

@@ -39,3 +39,17 @@ def test_bundled_model_holds_out_what_the_evaluation_tests():
     names = {c.name for c in world.concepts if c.split == "train"}
     for line in (EPISODES / "naming-novel-1shot.jsonl").read_text().splitlines():
         assert json.loads(line)["answer"] not in names
+
+
+def test_question_families_join_results_with_the_query_text(tmp_path):
+    from report import question_families
+    episodes = tmp_path / "all.jsonl"
+    episodes.write_text("\n".join(json.dumps(e) for e in [
+        {"id": "a", "task": "scene-qa-0shot", "segments": [{"image": "x.png"}, {"text": "Question: how many cats? Short answer:"}]},
+        {"id": "b", "task": "scene-qa-4shot", "segments": [{"text": "Question: how many dogs? Short answer:"}]},
+        {"id": "c", "task": "clip-qa-0shot", "segments": [{"text": "Question: which way did the cat move? Short answer:"}]},
+        {"id": "d", "task": "naming-0shot", "segments": [{"text": "Output:"}]},
+    ]))
+    report = {"episodes": [{"id": "a", "correct": True}, {"id": "b", "correct": False},
+                           {"id": "c", "correct": True}, {"id": "d", "correct": True}]}
+    assert question_families(report, episodes).splitlines()[2:] == ["| clip | which way | 1/1 |", "| scene | how many | 1/2 |"]

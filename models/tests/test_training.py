@@ -100,3 +100,13 @@ def test_stage3_time_embeddings_can_start_at_the_features_scale(tmp_path):
     subprocess.run(cmd, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
     time_emb = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")["model"]["resampler.time_emb"]
     assert 0.7 < time_emb.std().item() < 1.3
+
+
+def test_probe_bridge_prints_every_probe_and_the_direction_answers():
+    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4"], cwd=MODELS, check=True, capture_output=True,
+                         text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
+    from train_flamingo import PROBE_TASKS
+    for task in PROBE_TASKS:
+        assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
+    rows = [line.split(":")[1].split() for line in out.splitlines() if line.strip().startswith(("left:", "right:", "up:", "down:"))]
+    assert len(rows) == 4 and sum(int(c) for row in rows for c in row) == 4  # one answer per probe item

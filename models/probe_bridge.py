@@ -1,0 +1,51 @@
+"""The stage-3 validation probes (train_flamingo.PROBE_TASKS, drawn in a training style) for any
+trained bridge, plus what it answers to "which way did it move?".
+
+    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100]
+
+The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
+"""
+import argparse
+from collections import Counter
+
+import torch
+
+from emojiworld.concepts import load_world
+from emojiworld.images import DIRECTIONS
+from flamingo.mask import media_index
+from train_flamingo import PROBE_TASKS, collate, encode_sample, load_trained, media_latents, probe_accuracy, probe_set
+
+
+@torch.no_grad()
+def direction_answers(model, tok, probes) -> Counter:
+    """(true direction, the direction the model ranks first after 'Short answer:') counts."""
+    ids_of = {d: tok.encode(f"Short answer: {d}")[-1] for d in DIRECTIONS}
+    counts = Counter()
+    for segs, completion in probes:
+        ids, media = encode_sample(segs, tok, model.cfg, 10_000)
+        batch = collate([(ids[:-1] + [tok.token_id("<pad>")], media)], tok)  # drop the closing <|endofchunk|>
+        x = batch["input_ids"]
+        logits = model.flamingo_lm(x, media_index(x, tok.token_id("<image>")), media_latents(model, batch, "cpu"))[0][0, -1]
+        counts[completion.strip(), max(DIRECTIONS, key=lambda d: logits[ids_of[d]].item())] += 1
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bridge", default="checkpoints/bridge.pt")
+    ap.add_argument("--n", type=int, default=100)
+    args = ap.parse_args()
+    model, tok = load_trained(args.bridge)
+    world = load_world()
+    for i, task in enumerate(PROBE_TASKS):
+        probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train_flamingo.py uses
+        print(f"{task}: {probe_accuracy(model, tok, probes, 'cpu'):.2f}", flush=True)
+        if task == "clip-direction":
+            counts = direction_answers(model, tok, probes)
+            print("  answers (rows: true; columns: " + " ".join(DIRECTIONS) + ")")
+            for d in DIRECTIONS:
+                print(f"  {d:>5}: " + " ".join(f"{counts[d, p]:3d}" for p in DIRECTIONS))
+
+
+if __name__ == "__main__":
+    main()
