@@ -70,7 +70,8 @@ def main():
     tok = train_bpe(tiny_world_texts(), 160)
     torch.manual_seed(0)
     cfg = FlamingoConfig(vocab_size=160, d_model=64, n_heads=4, n_layers=3, d_vision=32, n_latents=4,
-                         vision_channels=(8, 16, 16, 32), resampler_layers=1, xattn_every=1)
+                         vision_channels=(8, 16, 16, 32), resampler_layers=1, xattn_every=1,
+                         resampler_time_groups=2)  # the masked path of the resampler (frames > 1)
     model = Flamingo(cfg).eval()
     with torch.no_grad():  # a live bridge: open gates and non-trivial weights
         for block in model.flamingo_lm.xattn:
@@ -100,6 +101,12 @@ def main():
             logits, past = model.flamingo_lm(torch.tensor([[nxt]]), midx[:, -1:], media, past)
             steps.append(logits[0, -1])
 
+    # clips: the resampler graph alone, on visual features of 5 and 8 frames
+    g = torch.Generator().manual_seed(1)
+    clips = [torch.randn(1, t, cfg.n_vision_tokens, cfg.d_vision, generator=g) for t in (5, 8)]
+    with torch.no_grad():
+        clip_latents = [model.resampler(f) for f in clips]
+
     expected = {
         "prompt": PROMPT,
         "images": [p.name for p in images],
@@ -108,6 +115,8 @@ def main():
         "pixels": [p.flatten().tolist() for p in pixels],
         "media_latents": media.flatten().tolist(),
         "step_logits": [s.tolist() for s in steps],  # prefill's last row, then one per decode step
+        "clip_features": [{"shape": list(f.shape), "data": f.flatten().tolist()} for f in clips],
+        "clip_latents": [c.flatten().tolist() for c in clip_latents],
         "greedy_tokens": greedy,
         "greedy_text": tok.decode(greedy).strip(),
         "corpus": CORPUS,

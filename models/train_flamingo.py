@@ -56,12 +56,14 @@ class Settings:
     pair_weight: float = 0.2
     clip_weight: float = 0.03
     max_images: int = 5
+    novel_name_share: float = 0.0  # binding pages labelled with made-up names of real words (samples.interleaved_page)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
     # architecture of the bridge
     n_latents: int = 8
     resampler_layers: int = 2
     resampler: str = "perceiver"  # or "mlp" (ablation)
+    resampler_time_groups: int = 1  # > 1: latent groups per stretch of a clip's frames (model.PerceiverResampler)
     xattn_every: int = 1
     tanh_gating: bool = True
     unfreeze_lm: bool = False
@@ -114,7 +116,8 @@ class Batches(torch.utils.data.Dataset):
         s, w = self.s, self.world
         rng = np.random.default_rng([s.seed, self.rank, self.first + i])
         make = {
-            "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images)),
+            "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images,
+                                                                    novel_name_share=s.novel_name_share)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }
@@ -160,22 +163,23 @@ class Stage3Loss(torch.nn.Module):
 VALIDATION_STYLE = "noto"  # a training style: OpenMoji is for the final evaluation only, never for choices
 
 
-PROBE_TASKS = ("binding", "naming", "clip-direction", "scene-count")
+PROBE_TASKS = ("binding", "naming", "clip-direction", "scene-count", "novel-names")
 
 
 def probe_set(world, task: str, n: int, seed: int):
     """Validation probes, drawn in a TRAINING style so that nothing is chosen on the evaluation
     style. Each item is (segments, completion): the completion is scored after the last text.
     'binding' = 5-way 1-shot pseudo-words on held-out concepts (never trained on, in any style);
+    'novel-names' = the same with the held-out concepts' own names (never in any training text);
     'naming' = 0-shot name of a training concept; 'clip-direction' = which way did it move
     (clips, 0-shot); 'scene-count' = how many (scenes, 0-shot): the two need no names."""
     rng = np.random.default_rng(seed)
     train = world.split("train")
     out = []
     for _ in range(n):
-        if task == "binding":
+        if task in ("binding", "novel-names"):
             cs = [int(c) for c in rng.choice(world.split("heldout"), size=5, replace=False)]
-            labels = pseudo_words(rng, 5)
+            labels = pseudo_words(rng, 5) if task == "binding" else [world.concepts[c].name for c in cs]
             segs = []
             for k in rng.permutation(5):
                 segs += [{"image": draw_single(world, cs[k], VALIDATION_STYLE, rng)},
@@ -226,7 +230,8 @@ def build_model(s: Settings, tok: Tokenizer) -> Flamingo:
                                     **{k: lm_cfg[k] for k in ("vocab_size", "d_model", "n_layers", "n_heads", "rope_base")},
                                     "context_length": s.seq_len, "n_latents": s.n_latents,
                                     "resampler_layers": s.resampler_layers, "xattn_every": s.xattn_every,
-                                    "use_tanh_gating": s.tanh_gating, "resampler_kind": s.resampler})
+                                    "use_tanh_gating": s.tanh_gating, "resampler_kind": s.resampler,
+                                    "resampler_time_groups": s.resampler_time_groups})
     assert cfg.vocab_size == len(tok.vocab)
     model = Flamingo(cfg)
     model.vision_encoder.load_state_dict(vision_ckpt["vision"])
@@ -239,10 +244,12 @@ def load_trained(bridge: str, vision: str = "checkpoints/vision.pt", lm: str = "
                  tokenizer: str = "../public/models/emojiworld/tokenizer.json"):
     """A trained stage-3 model (by default the shipped one's stages, models/checkpoints/) in eval
     mode, and its tokenizer: for probes and diagnostics (run from models/)."""
-    s = Settings(tokenizer=tokenizer, vision=vision, lm=lm)
+    ckpt = torch.load(bridge, map_location="cpu")
+    time_groups = ckpt["config"].get("resampler_time_groups", 1)  # the rest of the bridge's shape is the default's
+    s = Settings(tokenizer=tokenizer, vision=vision, lm=lm, resampler_time_groups=time_groups)
     tok = Tokenizer.load(s.tokenizer)
     model = build_model(s, tok)
-    model.load_state_dict(torch.load(bridge, map_location="cpu")["model"], strict=False)
+    model.load_state_dict(ckpt["model"], strict=False)
     return model.eval(), tok
 
 

@@ -316,6 +316,33 @@ def pseudo_words(rng: np.random.Generator, n: int) -> list:
     return out
 
 
+def novel_names(world, rng: np.random.Generator, n: int) -> list:
+    """n distinct made-up names of 1-3 real words ('moon cactus', 'blue house tool'), the words taken
+    from training concepts' English names. Never a concept's own name, never containing a held-out
+    name: labels that must be copied from the prompt, like the pseudo-words, but made of the words
+    real names are made of (stage 3 binding pages; a bridge trained on pseudo-words alone copies
+    names poorly: train_flamingo's 'novel-names' probe)."""
+    vocab, taken, heldout = _name_words(world)
+    out = []
+    while len(out) < n:
+        ws = tuple(str(w) for w in rng.choice(vocab, size=int(rng.integers(1, 4))))
+        if ws not in taken and not ngrams(ws) & heldout and ' '.join(ws) not in out:
+            out.append(' '.join(ws))
+    return out
+
+
+def _name_words(world):
+    """(sorted words of training names, every concept's English name as words, held-out names in
+    every locale as words), cached on the world."""
+    if not hasattr(world, '_name_words_cache'):
+        train = [c for c in world.concepts if c.split == 'train']
+        vocab = sorted({w for c in train for w in words(c.name)})
+        taken = {words(c.name) for c in world.concepts}
+        heldout = {words(n) for c in world.concepts if c.split == 'heldout' for n in c.names.values()}
+        world._name_words_cache = (vocab, taken, heldout)
+    return world._name_words_cache
+
+
 def stable_seed(*parts) -> int:
     """A seed derived from strings and ints, identical across runs (unlike hash())."""
     return zlib.crc32('/'.join(str(p) for p in parts).encode())

@@ -11,7 +11,7 @@ text) and only the training styles.
 import numpy as np
 
 from . import images, text
-from .concepts import LOCALES, pseudo_words
+from .concepts import LOCALES, novel_names, pseudo_words
 
 OTHER_LOCALES = tuple(l for l in LOCALES if l != 'en')
 CANVAS = 64
@@ -143,10 +143,11 @@ def _repeat_plan(rng, n_images, max_way=4):
     return list(range(n_way)) + [int(rng.integers(n_way)) for _ in range(n_images - n_way)], n_way
 
 
-def interleaved_page(world, rng, split='train', max_images=5, kind=None):
+def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0):
     """1..max_images visual segments, each followed by its text. Kinds:
     binding: nonsense words bound to concepts on the page (Output: toma.), later images of the same
-             concepts (other style and placement) labelled with the same word;
+             concepts (other style and placement) labelled with the same word; with probability
+             novel_name_share the words are made-up names of real words instead (concepts.novel_names);
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -157,7 +158,9 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None):
         plan, n_way = _repeat_plan(rng, n_images)
         concepts = _distinct(rng, pool, n_way)
         if kind == 'binding':
-            labels = pseudo_words(rng, n_way)
+            # the extra draw only when asked for, so that share 0 keeps the original pages
+            novel = novel_name_share > 0 and rng.random() < novel_name_share
+            labels = novel_names(world, rng, n_way) if novel else pseudo_words(rng, n_way)
         else:
             locale = 'en' if kind == 'names' else _pick(rng, OTHER_LOCALES)
             labels = [name_in(world, i, locale) for i in concepts]

@@ -33,6 +33,9 @@ class FlamingoConfig:
     resampler_layers: int = 2
     resampler_kind: str = "perceiver"  # ablation: "mlp"
     resampler_heads: int = 4
+    # >1: latents split into groups, each attending to one stretch of a clip's frames (not in the
+    # paper; see PerceiverResampler). 1 is the paper's resampler.
+    resampler_time_groups: int = 1
     # language model
     vocab_size: int = 1024
     d_model: int = 128
@@ -117,23 +120,35 @@ class PerceiverAttention(nn.Module):
         self.to_kv = nn.Linear(d, 2 * d, bias=False)
         self.to_out = nn.Linear(d, d, bias=False)
 
-    def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-        # x [b, n, d] visual features (all frames flattened); latents [b, l, d]
+    def forward(self, x: torch.Tensor, latents: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        # x [b, n, d] visual features (all frames flattened); latents [b, l, d];
+        # allowed [l, n + l] bool: which keys each latent may attend to (None: all)
         x, latents = self.norm_media(x), self.norm_latents(latents)
         q = self.to_q(latents)
         # Where Flamingo departs from the Perceiver: keys and values are [features ; latents].
         k, v = self.to_kv(torch.cat([x, latents], dim=1)).chunk(2, dim=-1)
         q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
-        attn = (q @ k.transpose(-1, -2) * self.scale).softmax(dim=-1)
-        return self.to_out(merge_heads(attn @ v))
+        scores = q @ k.transpose(-1, -2) * self.scale
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        return self.to_out(merge_heads(scores.softmax(dim=-1) @ v))
 
 
 class PerceiverResampler(nn.Module):
-    """Any number of frames x visual tokens -> a fixed number of latents."""
+    """Any number of frames x visual tokens -> a fixed number of latents.
+
+    With time_groups = G > 1 the latents form G groups and group g attends only to the g-th of G
+    consecutive stretches of the frames (every frame, for a single image): G resamplers in one,
+    sharing weights but not latents. The paper's resampler
+    pools all frames at once: a latent's output is then a weighted sum over frames, in which where
+    the object is and when are summed apart, so the direction of motion is lost (diagnose_motion.py).
+    Groups keep 'early' and 'late' in different latents, and the number of latents stays fixed.
+    """
 
     def __init__(self, cfg: FlamingoConfig):
         super().__init__()
         d = cfg.d_vision
+        self.time_groups = cfg.resampler_time_groups
         self.latents = nn.Parameter(torch.randn(cfg.n_latents, d) * 0.02)
         self.time_emb = nn.Parameter(torch.zeros(cfg.max_frames, d))  # learned, one per frame
         self.layers = nn.ModuleList(
@@ -145,10 +160,26 @@ class PerceiverResampler(nn.Module):
         b, t, n, d = features.shape
         x = (features + self.time_emb[:t].unsqueeze(1)).reshape(b, t * n, d)
         latents = self.latents.unsqueeze(0).expand(b, -1, -1)
+        allowed = self.allowed(t, n) if self.time_groups > 1 else None
         for attn, ff in self.layers:
-            latents = attn(x, latents) + latents
+            latents = attn(x, latents, allowed) + latents
             latents = ff(latents) + latents
         return self.norm(latents)
+
+    def allowed(self, t: int, n: int) -> torch.Tensor:
+        """[l, t*n + l] bool. Group g sees frames lo_g .. hi_g, with lo_g = floor(g t / G) and
+        hi_g = max(lo_g, floor((g + 1) t / G) - 1): a partition of the frames when t >= G; groups
+        that would get none share a frame. A latent sees the latents whose frames overlap its own,
+        so all latents see each other for a single image, as in the paper. Tensor arithmetic on t,
+        so the exported graph keeps a dynamic number of frames."""
+        G, l = self.time_groups, self.latents.shape[0]
+        g = torch.arange(l, device=self.latents.device) * G // l  # the group of each latent
+        lo = g * t // G
+        hi = torch.maximum(lo, (g + 1) * t // G - 1)
+        frame = torch.arange(t * n, device=self.latents.device) // n
+        see_frames = (frame[None, :] >= lo[:, None]) & (frame[None, :] <= hi[:, None])
+        see_latents = (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
+        return torch.cat([see_frames, see_latents], dim=1)
 
 
 class MLPResampler(nn.Module):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from emojiworld import images, samples, text
-from emojiworld.concepts import GROUPS, LOCALES, load_world, pseudo_word, vocabulary_words
+from emojiworld.concepts import GROUPS, LOCALES, load_world, novel_names, pseudo_word, vocabulary_words, words
 from emojiworld.episodes import write_episodes, write_two_shot_fixture
 
 
@@ -122,6 +122,9 @@ def test_no_heldout_name_in_training_corpus(world):
     world.sprite = lambda i, style: used.add((i, style)) or world_sprite(i, style)
     try:
         corpus = samples.training_corpus_sample(world, 5000, seed=0)
+        rng = np.random.default_rng(1)  # and binding pages labelled with made-up names of real words
+        corpus += [samples.sample_text(samples.interleaved_page(world, rng, kind='binding', novel_name_share=1.0))
+                   for _ in range(500)]
     finally:
         del world.sprite
     assert all(world.concepts[i].split == 'train' and s in world.train_styles for i, s in used)
@@ -259,3 +262,13 @@ def test_two_shot_fixture(world, tmp_path):
     assert segs[1]['text'] == f"Output: {fixture['answer']}." and segs[-1]['text'] == 'Output:'
     assert all((tmp_path / s['image']).exists() for s in segs[::2])
     assert world.concepts[world.index[fixture['answer'].replace(' ', '-')]].split == 'train'
+
+
+def test_novel_names_are_nobody_s_name(world):
+    rng = np.random.default_rng(0)
+    names = {c.name for c in world.concepts}
+    made_up = [n for _ in range(200) for n in novel_names(world, rng, 5)]
+    assert not set(made_up) & names
+    assert all(1 <= len(n.split()) <= 3 for n in made_up) and len(set(made_up)) > 900
+    train_words = {w for c in world.concepts if c.split == 'train' for w in words(c.name)}
+    assert all(set(n.split()) <= train_words for n in made_up)

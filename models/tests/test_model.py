@@ -118,3 +118,27 @@ def test_kv_cache_matches_full_forward():
             rest.append(out)
     stepped = torch.cat([first, *rest], dim=1)
     assert torch.allclose(stepped, full, atol=1e-5), (stepped - full).abs().max()
+
+
+def test_time_groups_change_nothing_for_a_single_image():
+    plain, grouped = make(), make(resampler_time_groups=2)
+    randomize_bridge(plain)
+    grouped.load_state_dict(plain.state_dict())
+    feats = torch.randn(2, 1, plain.cfg.n_vision_tokens, plain.cfg.d_vision)
+    with torch.no_grad():
+        assert torch.allclose(grouped.resampler(feats), plain.resampler(feats), atol=1e-6)
+
+
+@pytest.mark.parametrize("frames", [4, 5, 8])
+def test_time_groups_keep_early_and_late_frames_apart(frames):
+    """The first group of latents sees only the first stretch of frames, the last group only the
+    last stretch: a change in the last frame moves only the last group's latents."""
+    model = make(resampler_time_groups=2)
+    randomize_bridge(model)
+    feats = torch.randn(1, frames, model.cfg.n_vision_tokens, model.cfg.d_vision)
+    changed = feats.clone()
+    changed[:, -1] = torch.randn_like(changed[:, -1])
+    with torch.no_grad():
+        diff = (model.resampler(changed) - model.resampler(feats)).abs().amax(dim=-1)[0]  # [l]
+    half = model.cfg.n_latents // 2
+    assert diff[:half].max() < 1e-5 and diff[half:].min() > 1e-3  # 1e-5: float rounding in the matmuls

@@ -22,6 +22,8 @@ interface Expected {
   pixels: number[][];
   media_latents: number[];
   step_logits: number[][];
+  clip_features: { shape: number[]; data: number[] }[];
+  clip_latents: number[][];
   greedy_tokens: number[];
   greedy_text: string;
   corpus: string[];
@@ -77,6 +79,18 @@ describe('parity with the Python reference', () => {
       const diff = maxAbsDiff(tensor, expected.pixels[k]);
       console.log(`image ${k}: max abs pixel difference ${diff.toExponential(2)}`);
       expect(diff).toBeLessThan(1e-5);
+    }
+  });
+
+  it('the resampler graph matches PyTorch on clips (time groups, any number of frames)', async () => {
+    const { files } = await loadModelDir(join(dir, 'model'));
+    const resampler = await ort.InferenceSession.create(files.resampler);
+    for (let k = 0; k < expected.clip_features.length; k++) {
+      const { shape, data } = expected.clip_features[k];
+      const { latents } = await resampler.run({ image_features: new ort.Tensor('float32', Float32Array.from(data), shape) });
+      const diff = maxAbsDiff(latents.data as Float32Array, expected.clip_latents[k]);
+      console.log(`clip of ${shape[1]} frames: max abs latent difference ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThan(1e-4);
     }
   });
 

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 import { clipFromFiles } from './clips';
 import type { EditorSegment, NewImage, PromptEditorState } from './usePrompt';
 
@@ -10,8 +10,6 @@ interface Props {
 }
 
 export function PromptEditor({ prompt, onLoadExample, onError }: Props) {
-  const fileInput = useRef<HTMLInputElement>(null);
-  const clipInput = useRef<HTMLInputElement>(null);
   const list = useRef<HTMLOListElement>(null);
   const [focusText, setFocusText] = useState<string>();
 
@@ -115,49 +113,31 @@ export function PromptEditor({ prompt, onLoadExample, onError }: Props) {
         })}
       </ol>
       <div className="row">
-        <input
-          ref={fileInput}
-          type="file"
+        <FilePickerButton
           accept="image/*"
-          multiple
-          hidden
-          data-testid="image-input"
-          aria-label="Image files to add"
-          onChange={(event) => {
-            prompt.addImages(filesToImages(event.target.files));
-            event.target.value = ''; // the same file can be picked again
-          }}
-        />
-        <input
-          ref={clipInput}
-          type="file"
+          inputTestId="image-input"
+          inputLabel="Image files to add"
+          buttonTestId="add-image"
+          onFiles={(files) => prompt.addImages(filesToImages(files))}
+        >
+          Add images…
+        </FilePickerButton>
+        <FilePickerButton
           accept="image/*,video/*"
-          multiple
-          hidden
-          data-testid="clip-input"
-          aria-label="Clip: image files (its frames) or one video file"
-          onChange={(event) => {
-            const files = Array.from(event.target.files ?? []);
-            event.target.value = ''; // the same files can be picked again
-            if (files.length === 0) return;
+          inputTestId="clip-input"
+          inputLabel="Clip: image files (its frames) or one video file"
+          buttonTestId="add-clip"
+          title="Several image files (the frames, in file-name order) or one video file"
+          onFiles={(files) => {
             try {
               prompt.addClip(clipFromFiles(files));
             } catch (error) {
               onError(error);
             }
           }}
-        />
-        <button type="button" data-testid="add-image" onClick={() => fileInput.current?.click()}>
-          Add images…
-        </button>
-        <button
-          type="button"
-          data-testid="add-clip"
-          title="Several image files (the frames, in file-name order) or one video file"
-          onClick={() => clipInput.current?.click()}
         >
           Add clip…
-        </button>
+        </FilePickerButton>
         <button type="button" data-testid="add-text" onClick={() => setFocusText(prompt.addText())}>
           Add text
         </button>
@@ -231,4 +211,41 @@ function Thumbnail({ blob, name, testId }: { blob: Blob | undefined; name: strin
 
 export function filesToImages(files: FileList | Iterable<File> | null): NewImage[] {
   return files ? Array.from(files, (file) => ({ blob: file, name: file.name || 'pasted image' })) : [];
+}
+
+interface FilePickerProps {
+  accept: string;
+  inputTestId: string;
+  inputLabel: string;
+  buttonTestId: string;
+  title?: string;
+  /** Called with the picked files (never an empty list). */
+  onFiles: (files: File[]) => void;
+  children: ReactNode;
+}
+
+/** A button that opens the browser's file picker (a hidden multi-file input). */
+function FilePickerButton({ accept, inputTestId, inputLabel, buttonTestId, title, onFiles, children }: FilePickerProps) {
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <input
+        ref={input}
+        type="file"
+        accept={accept}
+        multiple
+        hidden
+        data-testid={inputTestId}
+        aria-label={inputLabel}
+        onChange={(event) => {
+          const files = Array.from(event.target.files ?? []);
+          event.target.value = ''; // the same files can be picked again
+          if (files.length > 0) onFiles(files);
+        }}
+      />
+      <button type="button" data-testid={buttonTestId} title={title} onClick={() => input.current?.click()}>
+        {children}
+      </button>
+    </>
+  );
 }
