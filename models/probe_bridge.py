@@ -1,7 +1,8 @@
 """The stage-3 validation probes (train_flamingo.PROBE_TASKS, drawn in a training style) for any
-trained bridge, plus what it answers to "which way did it move?".
+trained bridge, plus what it answers to "which way did it move?"; with --labels, 5-way binding
+with other kinds of label too (made-up names of real words, names of training concepts).
 
-    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100]
+    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels]
 
 The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
 """
@@ -13,7 +14,7 @@ import torch
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
 from flamingo.mask import media_index
-from train_flamingo import PROBE_TASKS, collate, encode_sample, load_trained, media_latents, probe_accuracy, probe_set
+from train_flamingo import BINDING_LABELS, PROBE_TASKS, collate, encode_sample, load_trained, media_latents, probe_accuracy, probe_set
 
 
 @torch.no_grad()
@@ -34,10 +35,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bridge", default="checkpoints/bridge.pt")
     ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--labels", action="store_true", help="also binding with made-up names and training names")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
     world = load_world()
-    for i, task in enumerate(PROBE_TASKS):
+    extra = [t for t in BINDING_LABELS if t not in PROBE_TASKS] if args.labels else []
+    for i, task in enumerate(list(PROBE_TASKS) + extra):
         probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train_flamingo.py uses
         print(f"{task}: {probe_accuracy(model, tok, probes, 'cpu'):.2f}", flush=True)
         if task == "clip-direction":

@@ -18,12 +18,16 @@ REPORT=${REPORT:-eval/report.json}
 gate=0.95
 
 case "$PROFILE" in
-  gpu)  # what the shipped model ran (one H100, 16 cores); stage 3 was stopped by its time limit at step 1,412
+  gpu)  # what the shipped model ran: stages 1-3 on one H100 (16 cores; stage 3 stopped by its time limit at
+        # step 1,412), the two stage-3 continuations on two CPU cores
     dev="--device=cuda"
     tokenizer=""
     vision="$dev --workers=6 --steps=6000 --batch=256"
     lm="$dev --workers=8 --steps=20000 --batch=64 --eval_every=500 --ckpt_every=500"
     stage3="$dev --workers=13 --steps=1412 --page_batch=64 --pair_batch=128 --clip_batch=32 --eval_every=500 --ckpt_every=500"
+    # the two continuations below ran on two CPU cores, with the cpu profile's settings
+    continue_b="--steps=1000 --clip_batch=16"
+    continue_c="--steps=2500 --clip_batch=32"
     ;;
   cpu)  # fewer steps, picked from the GPU run's curves (stage 2 passed its gate by step 1,500 at
         # batch 64); not yet run end to end on two cores
@@ -31,12 +35,16 @@ case "$PROFILE" in
     vision="--steps=2500 --batch=128"
     lm="--steps=3000 --batch=48"
     stage3="--steps=3000"
+    continue_b="--steps=1000 --clip_batch=16"
+    continue_c="--steps=2500 --clip_batch=32"
     ;;
   smoke)
     tokenizer="--texts=300 --vocab_size=400"
     vision="--steps=3 --batch=16 --eval_every=3"
     lm="--steps=3 --batch=4 --eval_every=3 --eval_episodes=4"
     stage3="--steps=3 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=3 --eval_episodes=4"
+    continue_b="$stage3"
+    continue_c="$stage3"
     gate=0  # a smoke run cannot learn to copy in three steps
     ;;
   *) echo "PROFILE must be cpu, gpu or smoke" >&2; exit 2 ;;
@@ -55,8 +63,16 @@ best = max(json.loads(l)["binding_5way_heldout"] for l in open(sys.argv[1]))
 print(f"stage 2 gate: best 5-way held-out text binding {best:.3f}")
 assert best >= float(sys.argv[2]), "in-context copying not solved yet: train the LM longer before stage 3"
 PY
-$PY train_flamingo.py $tok --vision="$RUNS/vision/last.pt" --lm="$RUNS/lm/best.pt" --out="$RUNS/flamingo" $stage3
-$PY -m flamingo.export --checkpoint "$RUNS/flamingo/final.pt" --tokenizer "$RUNS/tokenizer.json" --out "$MODEL_DIR" \
+frozen="--vision=$RUNS/vision/last.pt --lm=$RUNS/lm/best.pt"
+$PY train_flamingo.py $tok $frozen --out="$RUNS/flamingo" $stage3
+# Stage 3, continued twice with fresh optimisers (lr 5e-4): (b) the resampler's latents split into
+# two time groups, so that early and late frames stay apart, with more clip questions; (c) also
+# binding pages labelled with made-up names of real words, so that names are copied from the prompt
+$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo/final.pt" --out="$RUNS/flamingo-b" --lr=5e-4 \
+  --resampler_time_groups=2 --clip_questions=balanced --clip_weight=0.5 $continue_b
+$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-b/final.pt" --out="$RUNS/flamingo-c" --lr=5e-4 \
+  --resampler_time_groups=2 --clip_questions=balanced --clip_weight=1 --novel_name_share=0.5 $continue_c
+$PY -m flamingo.export --checkpoint "$RUNS/flamingo-c/final.pt" --tokenizer "$RUNS/tokenizer.json" --out "$MODEL_DIR" \
   --extra "$RUNS/splits.json"
 # Evaluation goes through the exported graphs and the CLI (ONNX Runtime), on held-out data only.
 [ -f "$EPISODES/all.jsonl" ] || $PY -m emojiworld.episodes --out "$EPISODES" --n "${EPISODES_PER_TASK:-50}"

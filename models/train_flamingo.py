@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from emojiworld import text as ew_text
-from emojiworld.concepts import load_world, pseudo_words
+from emojiworld.concepts import load_world, novel_names, pseudo_words
 from emojiworld.samples import caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, scene_qa
 from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
@@ -63,7 +63,9 @@ class Settings:
     n_latents: int = 8
     resampler_layers: int = 2
     resampler: str = "perceiver"  # or "mlp" (ablation)
-    resampler_time_groups: int = 1  # > 1: latent groups per stretch of a clip's frames (model.PerceiverResampler)
+    # > 1: latent groups per stretch of a clip's frames (model.PerceiverResampler); 0: as the --init
+    # checkpoint's (1 without one)
+    resampler_time_groups: int = 0
     xattn_every: int = 1
     tanh_gating: bool = True
     unfreeze_lm: bool = False
@@ -164,22 +166,31 @@ VALIDATION_STYLE = "noto"  # a training style: OpenMoji is for the final evaluat
 
 
 PROBE_TASKS = ("binding", "naming", "clip-direction", "scene-count", "novel-names")
+# 5-way 1-shot binding on held-out concepts, by the kind of label bound (probe_bridge.py --labels):
+BINDING_LABELS = {
+    "binding": lambda world, rng, cs: pseudo_words(rng, 5),
+    "novel-names": lambda world, rng, cs: [world.concepts[c].name for c in cs],  # their own names
+    "made-up-names": lambda world, rng, cs: novel_names(world, rng, 5),  # real words, new combinations
+    "other-names": lambda world, rng, cs: [world.concepts[int(c)].name  # names of training concepts
+                                           for c in rng.choice(world.split("train"), size=5, replace=False)],
+}
 
 
 def probe_set(world, task: str, n: int, seed: int):
     """Validation probes, drawn in a TRAINING style so that nothing is chosen on the evaluation
     style. Each item is (segments, completion): the completion is scored after the last text.
     'binding' = 5-way 1-shot pseudo-words on held-out concepts (never trained on, in any style);
-    'novel-names' = the same with the held-out concepts' own names (never in any training text);
+    'novel-names' = the same with the held-out concepts' own names (never in any training text),
+    and the other BINDING_LABELS;
     'naming' = 0-shot name of a training concept; 'clip-direction' = which way did it move
     (clips, 0-shot); 'scene-count' = how many (scenes, 0-shot): the two need no names."""
     rng = np.random.default_rng(seed)
     train = world.split("train")
     out = []
     for _ in range(n):
-        if task in ("binding", "novel-names"):
+        if task in BINDING_LABELS:
             cs = [int(c) for c in rng.choice(world.split("heldout"), size=5, replace=False)]
-            labels = pseudo_words(rng, 5) if task == "binding" else [world.concepts[c].name for c in cs]
+            labels = BINDING_LABELS[task](world, rng, cs)
             segs = []
             for k in rng.permutation(5):
                 segs += [{"image": draw_single(world, cs[k], VALIDATION_STYLE, rng)},
@@ -231,7 +242,7 @@ def build_model(s: Settings, tok: Tokenizer) -> Flamingo:
                                     "context_length": s.seq_len, "n_latents": s.n_latents,
                                     "resampler_layers": s.resampler_layers, "xattn_every": s.xattn_every,
                                     "use_tanh_gating": s.tanh_gating, "resampler_kind": s.resampler,
-                                    "resampler_time_groups": s.resampler_time_groups})
+                                    "resampler_time_groups": s.resampler_time_groups or 1})
     assert cfg.vocab_size == len(tok.vocab)
     model = Flamingo(cfg)
     model.vision_encoder.load_state_dict(vision_ckpt["vision"])
@@ -266,14 +277,18 @@ def main():
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
     world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
+    init = torch.load(s.init, map_location="cpu") if s.init else {}
+    s.resampler_time_groups = s.resampler_time_groups or init.get("config", {}).get("resampler_time_groups", 1)
     torch.manual_seed(s.seed)
     model = build_model(s, tok).to(s.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay, betas=(0.9, 0.95))
     step, best, clock = resume(out / "last.pt", model, opt)
+    # a continued run records what it continued (the manifest's "training" shows the whole lineage)
+    continued_from = init.get("meta", {}).get("training")
     if step == 0 and s.init:
         # a full stage-3 checkpoint, or just its trainable part (the frozen rest comes from --vision/--lm)
-        missing, unexpected = model.load_state_dict(torch.load(s.init, map_location="cpu")["model"], strict=False)
+        missing, unexpected = model.load_state_dict(init["model"], strict=False)
         assert not unexpected and all(not p.requires_grad for n, p in model.named_parameters() if n in missing)
         print(f"weights from {s.init}")
     if step == 0 and s.time_emb_std > 0:
@@ -334,7 +349,8 @@ def main():
         save_checkpoint(out / "final.pt", model=model.state_dict(), step=step, config=model.cfg.to_dict(),
                         settings=settings_dict(s), clock=clock.state(), tokenizer=s.tokenizer,
                         meta={"training": {"stage3_steps": step, "stage3_cpu_s": clock.cpu, "stage3_wall_s": clock.wall,
-                                           "device": s.device, "world_size": int(os.environ.get("WORLD_SIZE", 1))}})
+                                           "device": s.device, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+                                           **({"continued_from": continued_from} if continued_from else {})}})
         print(f"done: step {step}, best binding probe {best:.3f}, cpu {clock.cpu / 60:.1f} min")
     if distributed:
         dist.destroy_process_group()

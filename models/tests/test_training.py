@@ -103,6 +103,13 @@ def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     final = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")
     assert 0.7 < final["model"]["resampler.time_emb"].std().item() < 1.3
     assert final["config"]["resampler_time_groups"] == 2
+    # a run continued from it keeps its resampler unless told otherwise, and records the lineage
+    again = [c for c in cmd if not c.startswith(("--out=", "--resampler_time_groups=", "--time_emb_std="))]
+    again += [f"--out={tmp_path / 'again'}", f"--init={tmp_path / 'run' / 'final.pt'}"]
+    subprocess.run(again, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
+    continued = torch.load(tmp_path / "again" / "final.pt", map_location="cpu")
+    assert continued["config"]["resampler_time_groups"] == 2
+    assert continued["meta"]["training"]["continued_from"]["stage3_steps"] == 1
 
 
 def test_probe_bridge_prints_every_probe_and_the_direction_answers():
