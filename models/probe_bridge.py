@@ -1,6 +1,7 @@
 """The stage-3 validation probes (train_flamingo.PROBE_TASKS, drawn in a training style) for any
 trained bridge, plus what it answers to "which way did it move?"; with --labels, 5-way binding
-with other kinds of label too (made-up names of real words, names of training concepts).
+with other kinds of label too (made-up names of real words, names of training concepts), and for
+each kind how often the first, the later and the closing tokens are right.
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels]
 
@@ -14,7 +15,8 @@ import torch
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
 from flamingo.mask import media_index
-from train_flamingo import BINDING_LABELS, PROBE_TASKS, collate, encode_sample, load_trained, media_latents, probe_accuracy, probe_set
+from train_flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_tokens, encode_sample, load_trained,
+                            media_latents, probe_accuracy, probe_set)
 
 
 @torch.no_grad()
@@ -31,6 +33,19 @@ def direction_answers(model, tok, probes) -> Counter:
     return counts
 
 
+def pieces_right(model, tok, probes) -> str:
+    """Per-token view of a binding probe: is the first piece of the label right, the later pieces
+    (each teacher-forced), the closing full stop? A long label fails if any piece does."""
+    right, total = Counter(), Counter()
+    for segs, completion in probes:
+        got, target = completion_tokens(model, tok, segs, completion, "cpu")
+        for k, (g, t) in enumerate(zip(got, target)):
+            where = "first" if k == 0 else "closing ." if k == len(target) - 1 else "later"
+            right[where] += g == t
+            total[where] += 1
+    return ", ".join(f"{w} {right[w]}/{total[w]}" for w in ("first", "later", "closing ."))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bridge", default="checkpoints/bridge.pt")
@@ -43,6 +58,8 @@ def main():
     for i, task in enumerate(list(PROBE_TASKS) + extra):
         probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train_flamingo.py uses
         print(f"{task}: {probe_accuracy(model, tok, probes, 'cpu'):.2f}", flush=True)
+        if args.labels and task in BINDING_LABELS:
+            print(f"  pieces right: {pieces_right(model, tok, probes)}")
         if task == "clip-direction":
             counts = direction_answers(model, tok, probes)
             print("  answers (rows: true; columns: " + " ".join(DIRECTIONS) + ")")

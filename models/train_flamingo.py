@@ -213,20 +213,23 @@ def probe_set(world, task: str, n: int, seed: int):
 
 
 @torch.no_grad()
+def completion_tokens(model: Flamingo, tok: Tokenizer, segs, completion: str, device) -> tuple[list, list]:
+    """Teacher-forced: (the tokens the model ranks first, the completion's tokens) after the last text."""
+    ids, media = encode_sample(segs, tok, model.cfg, 10_000)
+    ids = ids[:-1]  # drop the closing <|endofchunk|> of the query text
+    last = segs[-1]["text"]
+    full = ids + tok.encode(last + completion)[len(tok.encode(last)):]
+    assert len(full) > len(ids)
+    batch = collate([(full + [tok.token_id("<pad>")], media)], tok)
+    x = batch["input_ids"].to(device)
+    logits = model.flamingo_lm(x, media_index(x, tok.token_id("<image>")), media_latents(model, batch, device))[0]
+    return logits[0, len(ids) - 1: len(full) - 1].argmax(-1).tolist(), full[len(ids):]
+
+
 def probe_accuracy(model: Flamingo, tok: Tokenizer, probes, device) -> float:
-    """Teacher-forced exact match of the completion's tokens after the last text."""
+    """Exact match of the whole completion, teacher-forced."""
     model.eval()
-    correct = 0
-    for segs, completion in probes:
-        ids, media = encode_sample(segs, tok, model.cfg, 10_000)
-        ids = ids[:-1]  # drop the closing <|endofchunk|> of the query text
-        last = segs[-1]["text"]
-        full = ids + tok.encode(last + completion)[len(tok.encode(last)):]
-        batch = collate([(full + [tok.token_id("<pad>")], media)], tok)
-        x = batch["input_ids"].to(device)
-        logits = model.flamingo_lm(x, media_index(x, tok.token_id("<image>")), media_latents(model, batch, device))[0]
-        assert len(full) > len(ids)
-        correct += logits[0, len(ids) - 1: len(full) - 1].argmax(-1).tolist() == full[len(ids):]
+    correct = sum(got == target for got, target in (completion_tokens(model, tok, segs, c, device) for segs, c in probes))
     model.train()
     model.vision_encoder.eval()
     return correct / len(probes)

@@ -112,11 +112,12 @@ def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     assert continued["meta"]["training"]["continued_from"]["stage3_steps"] == 1
 
 
-def test_probe_bridge_prints_every_probe_and_the_direction_answers():
-    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4"], cwd=MODELS, check=True, capture_output=True,
-                         text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
-    from train_flamingo import PROBE_TASKS
-    for task in PROBE_TASKS:
+def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
+    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels"], cwd=MODELS, check=True,
+                         capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
+    from train_flamingo import BINDING_LABELS, PROBE_TASKS
+    for task in set(PROBE_TASKS) | set(BINDING_LABELS):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
+    assert out.count("pieces right: first ") == len(BINDING_LABELS)
     rows = [line.split(":")[1].split() for line in out.splitlines() if line.strip().startswith(("left:", "right:", "up:", "down:"))]
     assert len(rows) == 4 and sum(int(c) for row in rows for c in row) == 4  # one answer per probe item
