@@ -137,12 +137,13 @@ class PerceiverAttention(nn.Module):
 class PerceiverResampler(nn.Module):
     """Any number of frames x visual tokens -> a fixed number of latents.
 
-    With time_groups = G > 1 the latents form G groups and group g attends only to the g-th of G
-    consecutive stretches of the frames (every frame, for a single image): G resamplers in one,
-    sharing weights but not latents. The paper's resampler
-    pools all frames at once: a latent's output is then a weighted sum over frames, in which where
-    the object is and when are summed apart, so the direction of motion is lost (diagnose_motion.py).
-    Groups keep 'early' and 'late' in different latents, and the number of latents stays fixed.
+    With time_groups = G > 1 (not in the paper) the latents form G groups and group g attends only
+    to the g-th of G consecutive stretches of the frames (every frame, for a single image): G
+    resamplers in one, sharing weights but not latents. The paper's resampler pools all frames at
+    once: a latent's output is then a weighted sum over frames, in which where the object is and
+    when are summed apart, and at this scale the direction of a motion was lost
+    (diagnose_motion.py). Groups keep 'early' and 'late' in different latents; the number of
+    latents stays fixed.
     """
 
     def __init__(self, cfg: FlamingoConfig):
