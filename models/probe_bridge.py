@@ -14,9 +14,8 @@ import torch
 
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
-from flamingo.mask import media_index
-from train_flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_tokens, encode_sample, load_trained,
-                            media_latents, probe_accuracy, probe_set)
+from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, completion_tokens, load_trained,
+                            probe_accuracy, probe_set)
 
 
 @torch.no_grad()
@@ -25,10 +24,7 @@ def direction_answers(model, tok, probes) -> Counter:
     ids_of = {d: tok.encode(f"Short answer: {d}")[-1] for d in DIRECTIONS}
     counts = Counter()
     for segs, completion in probes:
-        ids, media = encode_sample(segs, tok, model.cfg, 10_000)
-        batch = collate([(ids[:-1] + [tok.token_id("<pad>")], media)], tok)  # drop the closing <|endofchunk|>
-        x = batch["input_ids"]
-        logits = model.flamingo_lm(x, media_index(x, tok.token_id("<image>")), media_latents(model, batch, "cpu"))[0][0, -1]
+        logits = completion_logits(model, tok, segs, completion, "cpu")[0][0]
         counts[completion.strip(), max(DIRECTIONS, key=lambda d: logits[ids_of[d]].item())] += 1
     return counts
 

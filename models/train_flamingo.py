@@ -213,8 +213,9 @@ def probe_set(world, task: str, n: int, seed: int):
 
 
 @torch.no_grad()
-def completion_tokens(model: Flamingo, tok: Tokenizer, segs, completion: str, device) -> tuple[list, list]:
-    """Teacher-forced: (the tokens the model ranks first, the completion's tokens) after the last text."""
+def completion_logits(model: Flamingo, tok: Tokenizer, segs, completion: str, device) -> tuple[torch.Tensor, list]:
+    """Teacher-forced: (the logits predicting each token of the completion [len, vocab], its tokens);
+    row 0 is what the model predicts right after the last text."""
     ids, media = encode_sample(segs, tok, model.cfg, 10_000)
     ids = ids[:-1]  # drop the closing <|endofchunk|> of the query text
     last = segs[-1]["text"]
@@ -223,7 +224,13 @@ def completion_tokens(model: Flamingo, tok: Tokenizer, segs, completion: str, de
     batch = collate([(full + [tok.token_id("<pad>")], media)], tok)
     x = batch["input_ids"].to(device)
     logits = model.flamingo_lm(x, media_index(x, tok.token_id("<image>")), media_latents(model, batch, device))[0]
-    return logits[0, len(ids) - 1: len(full) - 1].argmax(-1).tolist(), full[len(ids):]
+    return logits[0, len(ids) - 1: len(full) - 1], full[len(ids):]
+
+
+def completion_tokens(model: Flamingo, tok: Tokenizer, segs, completion: str, device) -> tuple[list, list]:
+    """Teacher-forced: (the tokens the model ranks first, the completion's tokens) after the last text."""
+    logits, target = completion_logits(model, tok, segs, completion, device)
+    return logits.argmax(-1).tolist(), target
 
 
 def probe_accuracy(model: Flamingo, tok: Tokenizer, probes, device) -> float:
