@@ -38,6 +38,10 @@ def table(tasks: dict) -> str:
         cells = [f"{100 * shots[k]['accuracy']:.1f}" if k in shots else "" for k in SHOTS]
         n = max(t["n"] for t in shots.values())
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {n} |")
+    past = [f"{task} {t['pastTrainedContext']}/{t['n']}" for task, t in tasks.items() if t.get("pastTrainedContext")]
+    if past:
+        lines += ["", "Prompts longer than the sequences the model was trained on (manifest `lm.context_length`): "
+                  + ", ".join(past) + "."]
     return "\n".join(lines)
 
 

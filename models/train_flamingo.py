@@ -244,7 +244,10 @@ def probe_accuracy(model: Flamingo, tok: Tokenizer, probes, device) -> float:
 
 # ----------------------------------------------------------------------------- main
 
-def build_model(s: Settings, tok: Tokenizer) -> Flamingo:
+def build_model(s: Settings, tok: Tokenizer, bridge_config: dict | None = None) -> Flamingo:
+    """The stage-3 model: frozen stages from s.vision / s.lm, a fresh bridge shaped by s; a setting
+    left at 0 (resampler_time_groups) is taken from bridge_config, the config of a trained bridge."""
+    time_groups = s.resampler_time_groups or (bridge_config or {}).get("resampler_time_groups", 1)
     vision_ckpt, lm_ckpt = torch.load(s.vision, map_location="cpu"), torch.load(s.lm, map_location="cpu")
     lm_cfg = lm_ckpt["config"]
     cfg = FlamingoConfig.from_dict({**FlamingoConfig.from_dict(vision_ckpt["config"]).to_dict(),
@@ -252,7 +255,7 @@ def build_model(s: Settings, tok: Tokenizer) -> Flamingo:
                                     "context_length": s.seq_len, "n_latents": s.n_latents,
                                     "resampler_layers": s.resampler_layers, "xattn_every": s.xattn_every,
                                     "use_tanh_gating": s.tanh_gating, "resampler_kind": s.resampler,
-                                    "resampler_time_groups": s.resampler_time_groups or 1})
+                                    "resampler_time_groups": time_groups})
     assert cfg.vocab_size == len(tok.vocab)
     model = Flamingo(cfg)
     model.vision_encoder.load_state_dict(vision_ckpt["vision"])
@@ -266,10 +269,9 @@ def load_trained(bridge: str, vision: str = "checkpoints/vision.pt", lm: str = "
     """A trained stage-3 model (by default the shipped one's stages, models/checkpoints/) in eval
     mode, and its tokenizer: for probes and diagnostics (run from models/)."""
     ckpt = torch.load(bridge, map_location="cpu")
-    time_groups = ckpt["config"].get("resampler_time_groups", 1)  # the rest of the bridge's shape is the default's
-    s = Settings(tokenizer=tokenizer, vision=vision, lm=lm, resampler_time_groups=time_groups)
+    s = Settings(tokenizer=tokenizer, vision=vision, lm=lm)  # the rest of the bridge's shape is the default's
     tok = Tokenizer.load(s.tokenizer)
-    model = build_model(s, tok)
+    model = build_model(s, tok, ckpt["config"])
     model.load_state_dict(ckpt["model"], strict=False)
     return model.eval(), tok
 
@@ -288,9 +290,8 @@ def main():
     tok = Tokenizer.load(s.tokenizer)
     world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
     init = torch.load(s.init, map_location="cpu") if s.init else {}
-    s.resampler_time_groups = s.resampler_time_groups or init.get("config", {}).get("resampler_time_groups", 1)
     torch.manual_seed(s.seed)
-    model = build_model(s, tok).to(s.device)
+    model = build_model(s, tok, init.get("config")).to(s.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay, betas=(0.9, 0.95))
     step, best, clock = resume(out / "last.pt", model, opt)

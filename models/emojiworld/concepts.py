@@ -61,6 +61,7 @@ class World:
     heldout_style: str = HELDOUT_STYLE
     sprite_size: int = 48
     _sprites: dict = field(repr=False, default_factory=dict)
+    _name_words_cache: tuple = field(repr=False, compare=False, default=None)  # concepts._name_words, computed once
 
     def __post_init__(self):
         self.index = {c.key: i for i, c in enumerate(self.concepts)}
@@ -334,7 +335,7 @@ def novel_names(world, rng: np.random.Generator, n: int) -> list:
 def _name_words(world):
     """(sorted words of training names, every concept's English name as words, held-out names in
     every locale as words), cached on the world."""
-    if not hasattr(world, '_name_words_cache'):
+    if world._name_words_cache is None:
         train = [c for c in world.concepts if c.split == 'train']
         vocab = sorted({w for c in train for w in words(c.name)})
         taken = {words(c.name) for c in world.concepts}

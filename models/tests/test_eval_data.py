@@ -53,3 +53,14 @@ def test_question_families_join_results_with_the_query_text(tmp_path):
     report = {"episodes": [{"id": "a", "correct": True}, {"id": "b", "correct": False},
                            {"id": "c", "correct": True}, {"id": "d", "correct": True}]}
     assert question_families(report, episodes).splitlines()[2:] == ["| clip | which way | 1/1 |", "| scene | how many | 1/2 |"]
+
+
+def test_table_names_the_tasks_whose_prompts_ran_past_the_trained_context():
+    from report import table
+    tasks = {"naming-8shot": {"n": 50, "accuracy": 0.28, "pastTrainedContext": 0},
+             "naming-32shot": {"n": 50, "accuracy": 0.06, "pastTrainedContext": 50},
+             "binding-2way-1shot": {"n": 50, "accuracy": 0.98}}  # a report from before the count
+    md = table(tasks)
+    assert "| naming | " in md and md.splitlines()[-1].endswith("naming-32shot 50/50.")
+    assert "naming-8shot" not in md.splitlines()[-1]
+    assert "longer than" not in table({"naming-8shot": tasks["naming-8shot"]})

@@ -39,6 +39,15 @@ describe('flamingo-web CLI', () => {
     expect(r.code).toBe(0);
     expect(r.stdout.trim().length).toBeGreaterThan(0);
     expect(r.stderr).toMatch(/tokens, TTFT [\d.]+ ms, [\d.]+ tokens\/s, cpu/);
+    expect(r.stderr).not.toMatch(/trained on/);
+  });
+
+  it('says when a prompt runs past the length the model was trained on', async () => {
+    const examples = 'Output: a red apple.<|endofchunk|>'.repeat(40); // ~8 tokens each
+    const r = await cli('generate', '--prompt', `${examples}Output:`, '--max-tokens', '4');
+    expect(r.code).toBe(0);
+    const contextLength = JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, 'manifest.json'), 'utf8')).lm.context_length;
+    expect(r.stderr).toMatch(new RegExp(`note: \\d+ tokens, longer than the ${contextLength} the model was trained on`));
   });
 
   it('names an unreadable image and exits non-zero with one line', async () => {

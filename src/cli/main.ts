@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { textToPrompt } from '../engine/prompt';
 import { parseEpisode, runEpisode, summarize, type Episode, type EpisodeIO, type EpisodeSegment } from '../engine/evaluate';
-import { causeText, FlamingoError } from '../engine/types';
+import { causeText, FlamingoError, pastTrainedContext } from '../engine/types';
 import { runBench } from './bench';
 import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
 
@@ -45,6 +45,8 @@ async function generate(args: string[]): Promise<void> {
     },
   );
   process.stdout.write('\n');
+  if (pastTrainedContext(done))
+    process.stderr.write(`note: ${done.promptTokens + done.tokens} tokens, longer than the ${done.contextLength} the model was trained on; answers degrade\n`);
   process.stderr.write(`[${done.tokens} tokens, TTFT ${done.ttftMs.toFixed(1)} ms, ${done.tokensPerSecond.toFixed(1)} tokens/s, ${done.backend}]\n`);
 }
 
@@ -99,7 +101,8 @@ async function evaluate(args: string[]): Promise<void> {
   }
   const report = summarize(results);
   for (const [task, t] of Object.entries(report.tasks)) {
-    console.log(`${task.padEnd(32)} n=${String(t.n).padStart(4)}  accuracy ${(100 * t.accuracy).toFixed(1)}%`);
+    const past = t.pastTrainedContext ? `  (${t.pastTrainedContext} prompts longer than the model was trained on)` : '';
+    console.log(`${task.padEnd(32)} n=${String(t.n).padStart(4)}  accuracy ${(100 * t.accuracy).toFixed(1)}%${past}`);
   }
   if (values.out) {
     await mkdir(dirname(resolve(values.out)), { recursive: true });

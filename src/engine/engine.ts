@@ -223,6 +223,11 @@ export class FlamingoEngine {
     return { logits: out.logits.data as Float32Array, present };
   }
 
+  /** How many tokens a prompt takes (its media are not encoded). */
+  countTokens(prompt: Prompt): number {
+    return 1 + this.tokenizer.encode(promptToText(prompt, this.manifest.special_tokens).text).length;
+  }
+
   /** Tokens, per-token image index and latents for a prompt, ready for prefill. */
   private async prepare(prompt: Prompt) {
     const { text, media } = promptToText(prompt, this.manifest.special_tokens);
@@ -290,6 +295,7 @@ export class FlamingoEngine {
       text: text.trim(),
       tokens: generated.length,
       promptTokens: ids.length,
+      contextLength: this.manifest.lm.context_length,
       ttftMs,
       tokensPerSecond: generated.length > 1 ? ((generated.length - 1) * 1000) / decodeMs : 0,
       backend: this.backend,

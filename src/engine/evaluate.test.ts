@@ -17,11 +17,15 @@ describe('episode evaluation', () => {
   });
 
   it('summarises accuracy per task', () => {
+    const episode = { answer: 'x', promptTokens: 100, pastTrainedContext: false };
     const r = summarize([
-      { id: '1', task: 'a', answer: 'x', prediction: 'x', correct: true },
-      { id: '2', task: 'a', answer: 'x', prediction: 'y', correct: false },
-      { id: '3', task: 'b', answer: 'x', prediction: 'x', correct: true },
+      { ...episode, id: '1', task: 'a', prediction: 'x', correct: true },
+      { ...episode, id: '2', task: 'a', prediction: 'y', correct: false, promptTokens: 300, pastTrainedContext: true },
+      { ...episode, id: '3', task: 'b', prediction: 'x', correct: true },
     ]);
-    expect(r.tasks).toEqual({ a: { n: 2, accuracy: 0.5 }, b: { n: 1, accuracy: 1 } });
+    expect(r.tasks).toEqual({
+      a: { n: 2, accuracy: 0.5, pastTrainedContext: 1 },
+      b: { n: 1, accuracy: 1, pastTrainedContext: 0 },
+    });
   });
 });

@@ -32,10 +32,14 @@ export interface EpisodeResult {
   answer: string;
   prediction: string;
   correct: boolean;
+  promptTokens: number;
+  /** The prompt alone ran past the longest sequence the model was trained on (manifest lm.context_length). */
+  pastTrainedContext: boolean;
 }
 
 export interface EvalReport {
-  tasks: Record<string, { n: number; accuracy: number }>;
+  /** Per task: episodes, accuracy, and how many prompts ran past the trained context. */
+  tasks: Record<string, { n: number; accuracy: number; pastTrainedContext: number }>;
   episodes: EpisodeResult[];
 }
 
@@ -130,15 +134,18 @@ export async function runEpisode(
     prediction = (await engine.generate(prompt, { maxNewTokens }, () => undefined)).text;
   }
   const correct = normalizeAnswer(prediction) === normalizeAnswer(episode.answer);
-  return { id: episode.id, task: episode.task, answer: episode.answer, prediction, correct };
+  const promptTokens = engine.countTokens(prompt);
+  const pastTrainedContext = promptTokens > engine.manifest.lm.context_length;
+  return { id: episode.id, task: episode.task, answer: episode.answer, prediction, correct, promptTokens, pastTrainedContext };
 }
 
 export function summarize(results: EpisodeResult[]): EvalReport {
   const tasks: EvalReport['tasks'] = {};
   for (const r of results) {
-    const t = (tasks[r.task] ??= { n: 0, accuracy: 0 });
+    const t = (tasks[r.task] ??= { n: 0, accuracy: 0, pastTrainedContext: 0 });
     t.n++;
     t.accuracy += r.correct ? 1 : 0;
+    t.pastTrainedContext += r.pastTrainedContext ? 1 : 0;
   }
   for (const t of Object.values(tasks)) t.accuracy /= t.n;
   return { tasks, episodes: results };

@@ -100,11 +100,18 @@ export interface DoneEvent {
   text: string;
   tokens: number;
   promptTokens: number;
+  /** The longest sequence the model was trained on (manifest lm.context_length): past it, answers degrade. */
+  contextLength: number;
   ttftMs: number;
   tokensPerSecond: number;
   backend: Backend;
   stopReason: 'end_of_chunk' | 'newline' | 'max_tokens' | 'interrupted';
 }
+/** Whether a generation ran past the longest sequence the model was trained on. */
+export function pastTrainedContext(done: DoneEvent): boolean {
+  return done.promptTokens + done.tokens > done.contextLength;
+}
+
 export interface ErrorEvent {
   type: 'error';
   message: string;

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { DoneEvent } from '../engine/types';
+import { pastTrainedContext, type DoneEvent } from '../engine/types';
 import type { ScoreResult } from '../worker/client';
 
 export type RunState =
@@ -129,6 +129,13 @@ function Stats({ done }: { done: DoneEvent }) {
         <dt>Tokens</dt>
         <dd>
           {done.tokens} generated, {done.promptTokens} in the prompt
+          {pastTrainedContext(done) && (
+            <span className="context-warning" data-testid="context-warning">
+              {' '}
+              — longer than the {done.contextLength} tokens the model was trained on, so answers get worse: try fewer
+              examples
+            </span>
+          )}
         </dd>
       </div>
       <div>
