@@ -100,6 +100,16 @@ test('a 2-shot prompt built in the UI gives the expected answer on WebGPU', asyn
   await waitForModel(page, 'webgpu');
   await buildPrompt(page, fixture);
   expect(normalise(await generate(page))).toBe(normalise(fixture.answer));
+  await expect(page.getByTestId('context-warning')).toHaveCount(0);
+});
+
+test('a prompt longer than the model was trained on still answers, with a warning', async ({ page }) => {
+  await page.goto('/?backend=wasm');
+  await waitForModel(page, 'wasm');
+  await page.getByTestId('add-text').click();
+  await page.getByTestId('segment-text').last().fill('Output: a red apple. '.repeat(40) + 'Output:');
+  await generate(page);
+  await expect(page.getByTestId('context-warning')).toContainText(/longer than the \d+ tokens the model was trained on/);
 });
 
 test('the same prompt forced to WASM gives the same answer', async ({ page }) => {
