@@ -57,6 +57,7 @@ class Settings:
     clip_weight: float = 0.03
     max_images: int = 5
     novel_name_share: float = 0.0  # binding pages labelled with made-up names of real words (samples.interleaved_page)
+    coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
     # architecture of the bridge
@@ -119,7 +120,8 @@ class Batches(torch.utils.data.Dataset):
         rng = np.random.default_rng([s.seed, self.rank, self.first + i])
         make = {
             "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images,
-                                                                    novel_name_share=s.novel_name_share)),
+                                                             novel_name_share=s.novel_name_share,
+                                                             coined_word_share=s.coined_word_share)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }
@@ -171,6 +173,7 @@ BINDING_LABELS = {
     "binding": lambda world, rng, cs: pseudo_words(rng, 5),
     "novel-names": lambda world, rng, cs: [world.concepts[c].name for c in cs],  # their own names
     "made-up-names": lambda world, rng, cs: novel_names(world, rng, 5),  # real words, new combinations
+    "coined-names": lambda world, rng, cs: novel_names(world, rng, 5, coined_share=0.5),  # half of the words new
     "other-names": lambda world, rng, cs: [world.concepts[int(c)].name  # names of training concepts
                                            for c in rng.choice(world.split("train"), size=5, replace=False)],
 }
@@ -317,10 +320,15 @@ def main():
         print(f"world size {os.environ.get('WORLD_SIZE', 1)}; stage 3: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable of "
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
+    def training_meta():  # in every checkpoint, so that a run continued from any of them keeps the lineage
+        return {"training": {"stage3_steps": step, "stage3_cpu_s": clock.cpu, "stage3_wall_s": clock.wall,
+                             "device": s.device, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+                             **({"continued_from": continued_from} if continued_from else {})}}
+
     def save(path):
         save_checkpoint(path, model=model.state_dict(), opt=opt.state_dict(), step=step, best=best,
                         config=model.cfg.to_dict(), settings=settings_dict(s), clock=clock.state(),
-                        tokenizer=s.tokenizer, meta={"training": {"stage3_steps": step, **clock.state()}})
+                        tokenizer=s.tokenizer, meta=training_meta())
 
     loader = batch_loader(Batches(s, world, tok, model.cfg, step, rank), s.workers)
     t_start = time.time()
@@ -358,10 +366,7 @@ def main():
     if rank == 0:
         # weights only (no optimizer state): what export.py reads
         save_checkpoint(out / "final.pt", model=model.state_dict(), step=step, config=model.cfg.to_dict(),
-                        settings=settings_dict(s), clock=clock.state(), tokenizer=s.tokenizer,
-                        meta={"training": {"stage3_steps": step, "stage3_cpu_s": clock.cpu, "stage3_wall_s": clock.wall,
-                                           "device": s.device, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
-                                           **({"continued_from": continued_from} if continued_from else {})}})
+                        settings=settings_dict(s), clock=clock.state(), tokenizer=s.tokenizer, meta=training_meta())
         print(f"done: step {step}, best binding probe {best:.3f}, cpu {clock.cpu / 60:.1f} min")
     if distributed:
         dist.destroy_process_group()

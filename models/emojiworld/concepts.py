@@ -61,7 +61,7 @@ class World:
     heldout_style: str = HELDOUT_STYLE
     sprite_size: int = 48
     _sprites: dict = field(repr=False, default_factory=dict)
-    _name_words_cache: tuple = field(repr=False, compare=False, default=None)  # concepts._name_words, computed once
+    _derived: dict = field(repr=False, compare=False, default_factory=dict)  # caches: concepts._name_words, _letter_model
 
     def __post_init__(self):
         self.index = {c.key: i for i, c in enumerate(self.concepts)}
@@ -317,31 +317,70 @@ def pseudo_words(rng: np.random.Generator, n: int) -> list:
     return out
 
 
-def novel_names(world, rng: np.random.Generator, n: int) -> list:
-    """n distinct made-up names of 1-3 real words ('moon cactus', 'blue house tool'), the words taken
-    from training concepts' English names. Never a concept's own name, never containing a held-out
-    name: labels that must be copied from the prompt, like the pseudo-words, but made of the words
-    real names are made of (stage 3 binding pages; a bridge trained on pseudo-words alone copies
-    names poorly: train_flamingo's 'novel-names' probe)."""
+def novel_names(world, rng: np.random.Generator, n: int, coined_share: float = 0.0) -> list:
+    """n distinct made-up names of 1-3 words ('moon cactus', 'blue house tool'): words of training
+    concepts' English names or, each with probability coined_share, a coined word (coined_word).
+    Never a concept's own name, never containing a held-out name: labels that must be copied from
+    the prompt, like the pseudo-words, but made of the words real names are made of (stage 3
+    binding pages; a bridge trained on pseudo-words alone copies names poorly: train_flamingo's
+    'novel-names' probe)."""
     vocab, taken, heldout = _name_words(world)
     out = []
     while len(out) < n:
         ws = tuple(str(w) for w in rng.choice(vocab, size=int(rng.integers(1, 4))))
+        if coined_share > 0:  # the extra draws only when asked for, so that share 0 keeps the old names
+            ws = tuple(coined_word(world, rng) if rng.random() < coined_share else w for w in ws)
         if ws not in taken and not ngrams(ws) & heldout and ' '.join(ws) not in out:
             out.append(' '.join(ws))
     return out
 
 
+def coined_word(world, rng: np.random.Generator) -> str:
+    """An English-looking word that is no word of any emoji name or tag in any locale ('shamble',
+    'plinket'): letters drawn from a letter-trigram model of the training names' English words.
+    The tokenizer, trained on training text, cuts such words into short irregular pieces, as it
+    cuts held-out names ('chipmunk' -> chi p m un k), while the pseudo-words' open syllables and the
+    training words come in familiar pieces; copying those pieces is where held-out names fail
+    (probe_bridge.py --labels)."""
+    model, real = _letter_model(world), vocabulary_words()
+    while True:
+        w, context = '', '^^'
+        while len(w) <= 10:
+            letters, p = model[context]
+            c = letters[int(rng.choice(len(letters), p=p))]
+            if c == '$':
+                break
+            w, context = w + c, context[1] + c
+        if 4 <= len(w) <= 10 and w not in real:
+            return w
+
+
+def _letter_model(world):
+    """Letter trigrams of the training names' English words: two letters ('^' pads the start) ->
+    (next letters, '$' for the end; their probabilities), cached on the world."""
+    if 'letter_model' not in world._derived:
+        counts = {}
+        for w in _name_words(world)[0]:
+            padded = '^^' + w + '$'
+            for i in range(len(w) + 1):
+                nxt = counts.setdefault(padded[i:i + 2], {})
+                nxt[padded[i + 2]] = nxt.get(padded[i + 2], 0) + 1
+        world._derived['letter_model'] = {
+            ctx: (sorted(nxt), np.array([nxt[c] for c in sorted(nxt)], float) / sum(nxt.values()))
+            for ctx, nxt in counts.items()}
+    return world._derived['letter_model']
+
+
 def _name_words(world):
     """(sorted words of training names, every concept's English name as words, held-out names in
     every locale as words), cached on the world."""
-    if world._name_words_cache is None:
+    if 'name_words' not in world._derived:
         train = [c for c in world.concepts if c.split == 'train']
         vocab = sorted({w for c in train for w in words(c.name)})
         taken = {words(c.name) for c in world.concepts}
         heldout = {words(n) for c in world.concepts if c.split == 'heldout' for n in c.names.values()}
-        world._name_words_cache = (vocab, taken, heldout)
-    return world._name_words_cache
+        world._derived['name_words'] = (vocab, taken, heldout)
+    return world._derived['name_words']
 
 
 def stable_seed(*parts) -> int:

@@ -143,11 +143,12 @@ def _repeat_plan(rng, n_images, max_way=4):
     return list(range(n_way)) + [int(rng.integers(n_way)) for _ in range(n_images - n_way)], n_way
 
 
-def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0):
+def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0):
     """1..max_images visual segments, each followed by its text. Kinds:
     binding: nonsense words bound to concepts on the page (Output: toma.), later images of the same
              concepts (other style and placement) labelled with the same word; with probability
-             novel_name_share the words are made-up names of real words instead (concepts.novel_names);
+             novel_name_share the words are made-up names of real words instead (concepts.novel_names),
+             each word of them a coined word with probability coined_word_share;
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -160,7 +161,7 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
         if kind == 'binding':
             # the extra draw only when asked for, so that share 0 keeps the original pages
             novel = novel_name_share > 0 and rng.random() < novel_name_share
-            labels = novel_names(world, rng, n_way) if novel else pseudo_words(rng, n_way)
+            labels = novel_names(world, rng, n_way, coined_word_share) if novel else pseudo_words(rng, n_way)
         else:
             locale = 'en' if kind == 'names' else _pick(rng, OTHER_LOCALES)
             labels = [name_in(world, i, locale) for i in concepts]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from emojiworld import images, samples, text
-from emojiworld.concepts import GROUPS, LOCALES, load_world, novel_names, pseudo_word, vocabulary_words, words
+from emojiworld.concepts import (GROUPS, LOCALES, coined_word, load_world, novel_names, pseudo_word, vocabulary_words,
+                                 words)
 from emojiworld.episodes import write_episodes, write_two_shot_fixture
 
 
@@ -122,9 +123,10 @@ def test_no_heldout_name_in_training_corpus(world):
     world.sprite = lambda i, style: used.add((i, style)) or world_sprite(i, style)
     try:
         corpus = samples.training_corpus_sample(world, 5000, seed=0)
-        rng = np.random.default_rng(1)  # and binding pages labelled with made-up names of real words
-        corpus += [samples.sample_text(samples.interleaved_page(world, rng, kind='binding', novel_name_share=1.0))
-                   for _ in range(500)]
+        rng = np.random.default_rng(1)  # and binding pages labelled with made-up names (real and coined words)
+        corpus += [samples.sample_text(samples.interleaved_page(world, rng, kind='binding', novel_name_share=1.0,
+                                                                coined_word_share=share))
+                   for share in (0.0, 0.5) for _ in range(500)]
     finally:
         del world.sprite
     assert all(world.concepts[i].split == 'train' and s in world.train_styles for i, s in used)
@@ -272,3 +274,19 @@ def test_novel_names_are_nobody_s_name(world):
     assert all(1 <= len(n.split()) <= 3 for n in made_up) and len(set(made_up)) > 900
     train_words = {w for c in world.concepts if c.split == 'train' for w in words(c.name)}
     assert all(set(n.split()) <= train_words for n in made_up)
+
+
+def test_coined_words_are_no_emoji_word_and_come_from_the_seed(world):
+    def coin(seed):
+        rng = np.random.default_rng(seed)
+        return [coined_word(world, rng) for _ in range(300)]
+
+    coined = coin(0)
+    assert coined == coin(0) and coined != coin(1)
+    assert not set(coined) & vocabulary_words() and len(set(coined)) > 250
+    assert all(4 <= len(w) <= 10 and w.isalpha() for w in coined)
+    rng = np.random.default_rng(2)
+    mixed = [n for _ in range(100) for n in novel_names(world, rng, 5, coined_share=0.5)]
+    names = {c.name for c in world.concepts}
+    assert not set(mixed) & names
+    assert sum(bool(set(words(n)) - vocabulary_words()) for n in mixed) > 200  # the coined ones

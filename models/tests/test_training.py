@@ -92,13 +92,14 @@ def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     """--time_emb_std: the resampler's time embeddings start random instead of zero (zero keeps the
     frames of a clip indistinguishable to the resampler, see diagnose_motion.py);
     --resampler_time_groups is part of the model's config (export and load_trained read it);
-    --novel_name_share and --clip_questions change only the data."""
+    --novel_name_share, --coined_word_share and --clip_questions change only the data."""
     tiny_stage_checkpoints(tmp_path)
     cmd = [sys.executable, "train_flamingo.py", f"--tokenizer={tmp_path / 'tokenizer.json'}",
            f"--vision={tmp_path / 'vision.pt'}", f"--lm={tmp_path / 'lm.pt'}", f"--out={tmp_path / 'run'}",
            "--steps=1", "--lr=1e-9", "--eval_every=1000", "--page_batch=1", "--pair_batch=1", "--clip_batch=1",
            "--max_images=2", "--n_latents=4", "--resampler_layers=1", "--time_emb_std=1",
-           "--clip_questions=balanced", "--resampler_time_groups=2", "--novel_name_share=1"]
+           "--clip_questions=balanced", "--resampler_time_groups=2", "--novel_name_share=1",
+           "--coined_word_share=0.5"]
     subprocess.run(cmd, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
     final = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")
     assert 0.7 < final["model"]["resampler.time_emb"].std().item() < 1.3
@@ -110,6 +111,8 @@ def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     continued = torch.load(tmp_path / "again" / "final.pt", map_location="cpu")
     assert continued["config"]["resampler_time_groups"] == 2
     assert continued["meta"]["training"]["continued_from"]["stage3_steps"] == 1
+    last = torch.load(tmp_path / "again" / "last.pt", map_location="cpu")  # a run may go on from any checkpoint
+    assert last["meta"]["training"]["continued_from"] == continued["meta"]["training"]["continued_from"]
 
 
 def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
