@@ -1,6 +1,6 @@
 """The stage-3 validation probes (train_flamingo.PROBE_TASKS, drawn in a training style) for any
 trained bridge, plus what it answers to "which way did it move?"; with --labels, 5-way binding
-with other kinds of label too (made-up names of real words, names of training concepts), and for
+with other kinds of label too (made-up names of real and of coined words, names of training concepts), and for
 each kind how often the first, the later and the closing tokens are right.
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels]
@@ -46,7 +46,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bridge", default="checkpoints/bridge.pt")
     ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--labels", action="store_true", help="also binding with made-up names and training names")
+    ap.add_argument("--labels", action="store_true", help="also binding with made-up names and training names as labels")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
     world = load_world()

@@ -173,9 +173,9 @@ BINDING_LABELS = {
     "binding": lambda world, rng, cs: pseudo_words(rng, 5),
     "novel-names": lambda world, rng, cs: [world.concepts[c].name for c in cs],  # their own names
     "made-up-names": lambda world, rng, cs: novel_names(world, rng, 5),  # real words, new combinations
-    "coined-names": lambda world, rng, cs: novel_names(world, rng, 5, coined_share=0.5),  # half of the words new
     "other-names": lambda world, rng, cs: [world.concepts[int(c)].name  # names of training concepts
                                            for c in rng.choice(world.split("train"), size=5, replace=False)],
+    "coined-names": lambda world, rng, cs: novel_names(world, rng, 5, coined_share=0.5),  # about half of the words coined
 }
 
 
