@@ -225,13 +225,17 @@ export class FlamingoEngine {
 
   /** How many tokens a prompt takes (its media are not encoded). */
   countTokens(prompt: Prompt): number {
-    return 1 + this.tokenizer.encode(promptToText(prompt, this.manifest.special_tokens).text).length;
+    return this.promptIds(promptToText(prompt, this.manifest.special_tokens).text).length;
+  }
+
+  private promptIds(text: string): number[] {
+    return [this.bosId, ...this.tokenizer.encode(text)];
   }
 
   /** Tokens, per-token image index and latents for a prompt, ready for prefill. */
   private async prepare(prompt: Prompt) {
     const { text, media } = promptToText(prompt, this.manifest.special_tokens);
-    const ids = [this.bosId, ...this.tokenizer.encode(text)];
+    const ids = this.promptIds(text);
     return { ids, mediaIdx: mediaIndex(ids, this.imageTokenId), media: await this.mediaTensor(media), nMedia: media.length };
   }
 
