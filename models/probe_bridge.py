@@ -14,8 +14,8 @@ import torch
 
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
-from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, completion_tokens, load_trained,
-                            probe_accuracy, probe_set)
+from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, exact_match, load_trained,
+                            probe_completions, probe_set)
 
 
 @torch.no_grad()
@@ -29,12 +29,12 @@ def direction_answers(model, tok, probes) -> Counter:
     return counts
 
 
-def pieces_right(model, tok, probes) -> str:
-    """Per-token view of a binding probe: is the first piece of the label right, the later pieces
-    (each teacher-forced), the closing full stop? A long label fails if any piece does."""
+def pieces_right(pairs) -> str:
+    """Per-token view of a binding probe's (got, target) tokens (train_flamingo.probe_completions): is
+    the first piece of the label right, the later pieces (each teacher-forced), the closing full
+    stop? A long label fails if any piece does."""
     right, total = Counter(), Counter()
-    for segs, completion in probes:
-        got, target = completion_tokens(model, tok, segs, completion, "cpu")
+    for got, target in pairs:
         for k, (g, t) in enumerate(zip(got, target)):
             where = "first" if k == 0 else "closing ." if k == len(target) - 1 else "later"
             right[where] += g == t
@@ -53,9 +53,10 @@ def main():
     extra = [t for t in BINDING_LABELS if t not in PROBE_TASKS] if args.labels else []
     for i, task in enumerate(list(PROBE_TASKS) + extra):
         probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train_flamingo.py uses
-        print(f"{task}: {probe_accuracy(model, tok, probes, 'cpu'):.2f}", flush=True)
+        pairs = probe_completions(model, tok, probes, "cpu")
+        print(f"{task}: {exact_match(pairs):.2f}", flush=True)
         if args.labels and task in BINDING_LABELS:
-            print(f"  pieces right: {pieces_right(model, tok, probes)}")
+            print(f"  pieces right: {pieces_right(pairs)}")
         if task == "clip-direction":
             counts = direction_answers(model, tok, probes)
             print("  answers (rows: true; columns: " + " ".join(DIRECTIONS) + ")")

@@ -236,13 +236,26 @@ def completion_tokens(model: Flamingo, tok: Tokenizer, segs, completion: str, de
     return logits.argmax(-1).tolist(), target
 
 
+@torch.no_grad()
+def probe_completions(model: Flamingo, tok: Tokenizer, probes, device) -> list:
+    """completion_tokens for every probe, in eval mode (the model's mode is restored after)."""
+    was_training = model.training
+    model.eval()
+    pairs = [completion_tokens(model, tok, segs, c, device) for segs, c in probes]
+    if was_training:
+        model.train()
+        model.vision_encoder.eval()  # frozen: BatchNorm statistics stay fixed (Flamingo.freeze_for_stage3)
+    return pairs
+
+
+def exact_match(pairs) -> float:
+    """The share of (got, target) token lists that match whole."""
+    return sum(got == target for got, target in pairs) / len(pairs)
+
+
 def probe_accuracy(model: Flamingo, tok: Tokenizer, probes, device) -> float:
     """Exact match of the whole completion, teacher-forced."""
-    model.eval()
-    correct = sum(got == target for got, target in (completion_tokens(model, tok, segs, c, device) for segs, c in probes))
-    model.train()
-    model.vision_encoder.eval()
-    return correct / len(probes)
+    return exact_match(probe_completions(model, tok, probes, device))
 
 
 # ----------------------------------------------------------------------------- main
