@@ -79,14 +79,18 @@ describe('flamingo-web CLI', () => {
     const lines = [
       { id: 'e1', task: 'naming', segments: [{ image: 'red.png' }, { text: 'Output: red.' }, { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
       { id: 'e2', task: 'close', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', options: ['red', 'blue'] },
+      // 30 shots of about 8 tokens each: longer than the trained context
+      { id: 'e3', task: 'long', segments: [...Array(30).fill([{ image: 'red.png' }, { text: 'Output: a red apple.' }]).flat(), { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
     ];
     writeFileSync(episodes, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     const out = join(dir, 'report.json');
     const r = await cli('eval', '--episodes', episodes, '--out', out);
     expect(r.code).toBe(0);
     const report = JSON.parse(readFileSync(out, 'utf8'));
-    expect(Object.keys(report.tasks).sort()).toEqual(['close', 'naming']);
-    expect(report.episodes).toHaveLength(2);
+    expect(Object.keys(report.tasks).sort()).toEqual(['close', 'long', 'naming']);
+    expect(report.episodes).toHaveLength(3);
+    expect([report.tasks.naming.pastTrainedContext, report.tasks.long.pastTrainedContext]).toEqual([0, 1]);
+    expect(r.stdout).toMatch(/long .*\(1 prompts longer than the model was trained on\)/);
     expect(['red', 'blue']).toContain(report.episodes[1].prediction);
     for (const e of report.episodes) expect(e.correct).toBe(e.prediction.toLowerCase().replace(/\.$/, '') === e.answer);
   });

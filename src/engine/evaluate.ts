@@ -3,7 +3,7 @@
 import type { FlamingoEngine } from './engine';
 import { selectByRices } from './rices';
 import type { Prompt, RgbaImage } from './types';
-import { FlamingoError } from './types';
+import { FlamingoError, pastTrainedContext } from './types';
 
 export type EpisodeSegment = { image: string } | { video: string[] } | { text: string };
 
@@ -33,7 +33,7 @@ export interface EpisodeResult {
   prediction: string;
   correct: boolean;
   promptTokens: number;
-  /** The prompt alone ran past the longest sequence the model was trained on (manifest lm.context_length). */
+  /** The prompt, with the generated answer where one is generated, ran past the longest sequence the model was trained on (manifest lm.context_length). */
   pastTrainedContext: boolean;
 }
 
@@ -126,17 +126,22 @@ export async function runEpisode(
     );
     prompt = [...chosen.flatMap((i) => pool.prompts[i]), ...prompt];
   }
-  let prediction: string;
+  // Open-ended answers count their generated tokens too, as the app's warning does (pastTrainedContext);
+  // a close-ended ranking is judged by its prompt.
+  let prediction: string, promptTokens: number, past: boolean;
   if (episode.options) {
     const scores = await engine.score(prompt, episode.options);
     prediction = scores.reduce((best, s) => (s.logLikelihood > best.logLikelihood ? s : best)).option;
+    promptTokens = engine.countTokens(prompt);
+    past = promptTokens > engine.manifest.lm.context_length;
   } else {
-    prediction = (await engine.generate(prompt, { maxNewTokens }, () => undefined)).text;
+    const done = await engine.generate(prompt, { maxNewTokens }, () => undefined);
+    prediction = done.text;
+    promptTokens = done.promptTokens;
+    past = pastTrainedContext(done);
   }
   const correct = normalizeAnswer(prediction) === normalizeAnswer(episode.answer);
-  const promptTokens = engine.countTokens(prompt);
-  const pastTrainedContext = promptTokens > engine.manifest.lm.context_length;
-  return { id: episode.id, task: episode.task, answer: episode.answer, prediction, correct, promptTokens, pastTrainedContext };
+  return { id: episode.id, task: episode.task, answer: episode.answer, prediction, correct, promptTokens, pastTrainedContext: past };
 }
 
 export function summarize(results: EpisodeResult[]): EvalReport {
