@@ -56,6 +56,7 @@ class Settings:
     pair_weight: float = 0.2
     clip_weight: float = 0.03
     max_images: int = 5
+    max_way: int = 4  # distinct concepts on a binding / names page (samples.interleaved_page)
     novel_name_share: float = 0.0  # binding pages labelled with made-up names of real words (samples.interleaved_page)
     coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
@@ -121,7 +122,8 @@ class Batches(torch.utils.data.Dataset):
         make = {
             "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images,
                                                              novel_name_share=s.novel_name_share,
-                                                             coined_word_share=s.coined_word_share)),
+                                                             coined_word_share=s.coined_word_share,
+                                                             max_way=s.max_way)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }

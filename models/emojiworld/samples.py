@@ -143,9 +143,10 @@ def _repeat_plan(rng, n_images, max_way=4):
     return list(range(n_way)) + [int(rng.integers(n_way)) for _ in range(n_images - n_way)], n_way
 
 
-def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0):
+def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0,
+                     max_way=4):
     """1..max_images visual segments, each followed by its text. Kinds:
-    binding: nonsense words bound to concepts on the page (Output: toma.), later images of the same
+    binding: nonsense words bound to 2..max_way concepts on the page (Output: toma.), later images of the same
              concepts (other style and placement) labelled with the same word; with probability
              novel_name_share the words are made-up names of real words instead (concepts.novel_names),
              each word of them a coined word with probability coined_word_share;
@@ -156,7 +157,7 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
     n_images = int(rng.integers(2 if kind in ('binding', 'locale') else 1, max_images + 1))
     segments = []
     if kind in ('binding', 'names', 'locale'):
-        plan, n_way = _repeat_plan(rng, n_images)
+        plan, n_way = _repeat_plan(rng, n_images, max_way)
         concepts = _distinct(rng, pool, n_way)
         if kind == 'binding':
             # the extra draw only when asked for, so that share 0 keeps the original pages

@@ -199,6 +199,18 @@ def test_clips(small_world):
     assert seen == set(images.EVENTS)
 
 
+def test_binding_pages_bind_up_to_max_way_words(small_world):
+    """A binding page binds at most max_way words (a two-image page shows one concept twice)."""
+    rng = np.random.default_rng(0)
+    ways = set()
+    for _ in range(40):
+        page = samples.interleaved_page(small_world, rng, kind='binding', max_images=12, max_way=8)
+        labels = [s['text'] for s in page if 'text' in s]
+        assert 2 <= len(labels) <= 12
+        ways.add(len(set(labels)))
+    assert max(ways) == 8
+
+
 def test_clip_pair_question_modes(small_world):
     def question(sample):
         t = sample[1]['text']
