@@ -1,7 +1,8 @@
 """The stage-3 validation probes (train_flamingo.PROBE_TASKS, drawn in a training style) for any
 trained bridge, plus what it answers to "which way did it move?"; with --labels, 5-way binding
 with other kinds of label too (made-up names of real and of coined words, names of training concepts), and for
-each kind how often the first, the later and the closing tokens are right.
+each kind how often the first, the later and the closing tokens are right; with --long, binding
+prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 230 tokens).
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels]
 
@@ -14,7 +15,7 @@ import torch
 
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
-from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, exact_match, load_trained,
+from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, encode_sample, exact_match, load_trained,
                             probe_completions, probe_set)
 
 
@@ -27,6 +28,10 @@ def direction_answers(model, tok, probes) -> Counter:
         logits = completion_logits(model, tok, segs, completion, "cpu")[0][0]
         counts[completion.strip(), max(DIRECTIONS, key=lambda d: logits[ids_of[d]].item())] += 1
     return counts
+
+
+# name -> (kind of label, ways, shots): 25 images, past the 192 tokens of stage 3's first pages
+LONG_PROBES = {"binding-12way-2shot": ("binding", 12, 2), "novel-names-12way-2shot": ("novel-names", 12, 2)}
 
 
 def pieces_right(pairs) -> str:
@@ -47,6 +52,7 @@ def main():
     ap.add_argument("--bridge", default="checkpoints/bridge.pt")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--labels", action="store_true", help="also binding with made-up names and training names as labels")
+    ap.add_argument("--long", action="store_true", help="also the LONG_PROBES")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
     world = load_world()
@@ -62,6 +68,11 @@ def main():
             print("  answers (rows: true; columns: " + " ".join(DIRECTIONS) + ")")
             for d in DIRECTIONS:
                 print(f"  {d:>5}: " + " ".join(f"{counts[d, p]:3d}" for p in DIRECTIONS))
+    for i, (name, (labels, n_way, shots)) in enumerate(LONG_PROBES.items() if args.long else ()):
+        probes = probe_set(world, labels, args.n, seed=100 + i, n_way=n_way, shots=shots)
+        pairs = probe_completions(model, tok, probes, "cpu")
+        tokens = sum(len(encode_sample(segs, tok, model.cfg, 10_000)[0]) for segs, _ in probes) / len(probes)
+        print(f"{name}: {exact_match(pairs):.2f} (prompts of {tokens:.0f} tokens on average)", flush=True)
 
 
 if __name__ == "__main__":

@@ -170,21 +170,23 @@ VALIDATION_STYLE = "noto"  # a training style: OpenMoji is for the final evaluat
 
 
 PROBE_TASKS = ("binding", "naming", "clip-direction", "scene-count", "novel-names")
-# 5-way 1-shot binding on held-out concepts, by the kind of label bound (probe_bridge.py --labels):
+# N-way K-shot binding on held-out concepts (5-way 1-shot unless asked), by the kind of label bound
+# (probe_bridge.py --labels); each maker gets the concepts and returns one label per concept:
 BINDING_LABELS = {
-    "binding": lambda world, rng, cs: pseudo_words(rng, 5),
+    "binding": lambda world, rng, cs: pseudo_words(rng, len(cs)),
     "novel-names": lambda world, rng, cs: [world.concepts[c].name for c in cs],  # their own names
-    "made-up-names": lambda world, rng, cs: novel_names(world, rng, 5),  # real words, new combinations
+    "made-up-names": lambda world, rng, cs: novel_names(world, rng, len(cs)),  # real words, new combinations
     "other-names": lambda world, rng, cs: [world.concepts[int(c)].name  # names of training concepts
-                                           for c in rng.choice(world.split("train"), size=5, replace=False)],
-    "coined-names": lambda world, rng, cs: novel_names(world, rng, 5, coined_share=0.5),  # about half of the words coined
+                                           for c in rng.choice(world.split("train"), size=len(cs), replace=False)],
+    "coined-names": lambda world, rng, cs: novel_names(world, rng, len(cs), coined_share=0.5),  # about half coined
 }
 
 
-def probe_set(world, task: str, n: int, seed: int):
+def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 1):
     """Validation probes, drawn in a TRAINING style so that nothing is chosen on the evaluation
     style. Each item is (segments, completion): the completion is scored after the last text.
-    'binding' = 5-way 1-shot pseudo-words on held-out concepts (never trained on, in any style);
+    'binding' = n_way-way shots-shot (5-way 1-shot) pseudo-words on held-out concepts (never trained
+    on, in any style), supports in random order;
     'novel-names' = the same with the held-out concepts' own names (never in any training text),
     and the other BINDING_LABELS;
     'naming' = 0-shot name of a training concept; 'clip-direction' = which way did it move
@@ -194,13 +196,13 @@ def probe_set(world, task: str, n: int, seed: int):
     out = []
     for _ in range(n):
         if task in BINDING_LABELS:
-            cs = [int(c) for c in rng.choice(world.split("heldout"), size=5, replace=False)]
+            cs = [int(c) for c in rng.choice(world.split("heldout"), size=n_way, replace=False)]
             labels = BINDING_LABELS[task](world, rng, cs)
             segs = []
-            for k in rng.permutation(5):
+            for k in rng.permutation(np.repeat(np.arange(n_way), shots)):
                 segs += [{"image": draw_single(world, cs[k], VALIDATION_STYLE, rng)},
                          {"text": ew_text.caption(labels[k])}]
-            q = int(rng.integers(5))
+            q = int(rng.integers(n_way))
             segs += [{"image": draw_single(world, cs[q], VALIDATION_STYLE, rng)}, {"text": ew_text.CAPTION_QUERY}]
             out.append((segs, f" {labels[q]}."))
         elif task == "naming":

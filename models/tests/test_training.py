@@ -115,12 +115,23 @@ def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     assert last["meta"]["training"]["continued_from"] == continued["meta"]["training"]["continued_from"]
 
 
+def test_probe_sets_take_ways_and_shots():
+    from emojiworld.concepts import load_world
+    from train_flamingo import probe_set
+    for segs, completion in probe_set(load_world(), "binding", 3, seed=0, n_way=6, shots=3):
+        labels = [s["text"] for s in segs if "text" in s]
+        assert sum("image" in s for s in segs) == 19 and len(set(labels[:-1])) == 6
+        assert all(labels.count(label) == 3 for label in labels[:-1]) and f"Output:{completion}" in labels
+
+
 def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
-    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels"], cwd=MODELS, check=True,
+    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long"], cwd=MODELS, check=True,
                          capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
+    from probe_bridge import LONG_PROBES
     from train_flamingo import BINDING_LABELS, PROBE_TASKS
-    for task in set(PROBE_TASKS) | set(BINDING_LABELS):
+    for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
+    assert int(out.split("novel-names-12way-2shot: ")[1].split("prompts of ")[1].split()[0]) > 192  # past stage 3's pages
     assert out.count("pieces right: first ") == len(BINDING_LABELS)
     rows = [line.split(":")[1].split() for line in out.splitlines() if line.strip().startswith(("left:", "right:", "up:", "down:"))]
     assert len(rows) == 4 and sum(int(c) for row in rows for c in row) == 4  # one answer per probe item
