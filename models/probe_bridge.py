@@ -2,9 +2,9 @@
 trained bridge, plus what it answers to "which way did it move?"; with --labels, 5-way binding
 with other kinds of label too (made-up names of real and of coined words, names of training concepts), and for
 each kind how often the first, the later and the closing tokens are right; with --long, binding
-prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 230 tokens).
+prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 200 and 240 tokens).
 
-    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels]
+    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long]
 
 The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
 """
