@@ -59,6 +59,7 @@ class Settings:
     max_way: int = 4  # distinct concepts on a binding / names page (samples.interleaved_page)
     novel_name_share: float = 0.0  # binding pages labelled with made-up names of real words (samples.interleaved_page)
     coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
+    other_name_share: float = 0.0  # binding pages labelled with the names of other training concepts (samples.interleaved_page)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
     # architecture of the bridge
@@ -123,7 +124,7 @@ class Batches(torch.utils.data.Dataset):
             "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images,
                                                              novel_name_share=s.novel_name_share,
                                                              coined_word_share=s.coined_word_share,
-                                                             max_way=s.max_way)),
+                                                             max_way=s.max_way, other_name_share=s.other_name_share)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }

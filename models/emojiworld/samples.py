@@ -144,12 +144,14 @@ def _repeat_plan(rng, n_images, max_way=4):
 
 
 def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0,
-                     max_way=4):
+                     max_way=4, other_name_share=0.0):
     """1..max_images visual segments, each followed by its text. Kinds:
     binding: nonsense words bound to 2..max_way concepts on the page (Output: toma.), later images of the same
              concepts (other style and placement) labelled with the same word; with probability
              novel_name_share the words are made-up names of real words instead (concepts.novel_names),
-             each word of them a coined word with probability coined_word_share;
+             each word of them a coined word with probability coined_word_share; with probability
+             other_name_share (drawn first) the names of other concepts of the split, so that a label is
+             copied from the prompt even when it is a name the model knows for another picture;
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -160,9 +162,14 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
         plan, n_way = _repeat_plan(rng, n_images, max_way)
         concepts = _distinct(rng, pool, n_way)
         if kind == 'binding':
-            # the extra draw only when asked for, so that share 0 keeps the original pages
-            novel = novel_name_share > 0 and rng.random() < novel_name_share
-            labels = novel_names(world, rng, n_way, coined_word_share) if novel else pseudo_words(rng, n_way)
+            # the extra draws only when asked for, so that shares of 0 keep the original pages
+            other = other_name_share > 0 and rng.random() < other_name_share
+            novel = not other and novel_name_share > 0 and rng.random() < novel_name_share
+            if other:
+                others = [i for i in _distinct(rng, pool, 2 * n_way) if i not in concepts][:n_way]
+                labels = [name_in(world, i) for i in others]
+            else:
+                labels = novel_names(world, rng, n_way, coined_word_share) if novel else pseudo_words(rng, n_way)
         else:
             locale = 'en' if kind == 'names' else _pick(rng, OTHER_LOCALES)
             labels = [name_in(world, i, locale) for i in concepts]

@@ -127,6 +127,8 @@ def test_no_heldout_name_in_training_corpus(world):
         corpus += [samples.sample_text(samples.interleaved_page(world, rng, kind='binding', novel_name_share=1.0,
                                                                 coined_word_share=share))
                    for share in (0.0, 0.5) for _ in range(500)]
+        corpus += [samples.sample_text(samples.interleaved_page(world, rng, kind='binding', other_name_share=1.0))
+                   for _ in range(500)]  # and labelled with other training concepts' names
     finally:
         del world.sprite
     assert all(world.concepts[i].split == 'train' and s in world.train_styles for i, s in used)
@@ -209,6 +211,25 @@ def test_binding_pages_bind_up_to_max_way_words(small_world):
         assert 2 <= len(labels) <= 12
         ways.add(len(set(labels)))
     assert max(ways) == 8
+
+
+def test_other_name_pages_label_each_concept_with_another_training_name(small_world):
+    shown = []
+    sprite = small_world.sprite
+    small_world.sprite = lambda i, style: shown.append(i) or sprite(i, style)
+    try:
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            shown.clear()
+            page = samples.interleaved_page(small_world, rng, kind='binding', max_images=8, other_name_share=1.0)
+            labels = [s['text'].removeprefix('Output: ').removesuffix('.') for s in page if 'text' in s]
+            train_names = {small_world.concepts[i].name for i in small_world.split('train')}
+            assert len(shown) == len(labels) and all(label in train_names for label in labels)
+            pairs = set(zip(shown, labels))
+            assert all(small_world.concepts[i].name != label for i, label in pairs)
+            assert len({i for i, _ in pairs}) == len(pairs) == len({label for _, label in pairs})  # one word per concept
+    finally:
+        del small_world.sprite
 
 
 def test_clip_pair_question_modes(small_world):
