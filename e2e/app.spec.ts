@@ -107,7 +107,7 @@ test('a prompt longer than the model was trained on still answers, with a warnin
   await page.goto('/?backend=wasm');
   await waitForModel(page, 'wasm');
   await page.getByTestId('add-text').click();
-  await page.getByTestId('segment-text').last().fill('Output: a red apple. '.repeat(40) + 'Output:');
+  await page.getByTestId('segment-text').last().fill('Output: a red apple. '.repeat(80) + 'Output:');
   await generate(page);
   await expect(page.getByTestId('context-warning')).toContainText(/longer than the \d+ tokens the model was trained on/);
 });

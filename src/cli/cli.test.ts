@@ -43,7 +43,7 @@ describe('flamingo-web CLI', () => {
   });
 
   it('says when a prompt runs past the length the model was trained on', async () => {
-    const examples = 'Output: a red apple.<|endofchunk|>'.repeat(40); // ~8 tokens each
+    const examples = 'Output: a red apple.<|endofchunk|>'.repeat(60); // ~8 tokens each
     const r = await cli('generate', '--prompt', `${examples}Output:`, '--max-tokens', '4');
     expect(r.code).toBe(0);
     const contextLength = JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, 'manifest.json'), 'utf8')).lm.context_length;
@@ -79,8 +79,8 @@ describe('flamingo-web CLI', () => {
     const lines = [
       { id: 'e1', task: 'naming', segments: [{ image: 'red.png' }, { text: 'Output: red.' }, { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
       { id: 'e2', task: 'close', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', options: ['red', 'blue'] },
-      // 30 shots of about 8 tokens each: longer than the trained context
-      { id: 'e3', task: 'long', segments: [...Array(30).fill([{ image: 'red.png' }, { text: 'Output: a red apple.' }]).flat(), { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
+      // 40 shots of about 8 tokens each: longer than the trained context
+      { id: 'e3', task: 'long', segments: [...Array(40).fill([{ image: 'red.png' }, { text: 'Output: a red apple.' }]).flat(), { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
     ];
     writeFileSync(episodes, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     const out = join(dir, 'report.json');
