@@ -16,6 +16,13 @@ MODEL_DIR=${MODEL_DIR:-../public/models/emojiworld}
 EPISODES=${EPISODES:-eval/episodes}
 REPORT=${REPORT:-eval/report.json}
 gate=0.95
+# stage 3's continuations (b-g below), the same in the cpu and gpu profiles
+continue_b="--steps=1000 --clip_batch=16"
+continue_c="--steps=2500 --clip_batch=32"
+continue_d="--steps=1500 --clip_batch=32"
+continue_e="--steps=1500 --clip_batch=32"
+continue_f="--steps=1200 --clip_batch=32"
+continue_g="--steps=600 --clip_batch=32"
 
 case "$PROFILE" in
   gpu)  # what the shipped model ran: stages 1-3 on one H100 (16 cores; stage 3 stopped by its time limit at
@@ -25,13 +32,7 @@ case "$PROFILE" in
     vision="$dev --workers=6 --steps=6000 --batch=256"
     lm="$dev --workers=8 --steps=20000 --batch=64 --eval_every=500 --ckpt_every=500"
     stage3="$dev --workers=13 --steps=1412 --page_batch=64 --pair_batch=128 --clip_batch=32 --eval_every=500 --ckpt_every=500"
-    # the six continuations below ran on two CPU cores, with the cpu profile's settings
-    continue_b="--steps=1000 --clip_batch=16"
-    continue_c="--steps=2500 --clip_batch=32"
-    continue_d="--steps=1500 --clip_batch=32"
-    continue_e="--steps=1500 --clip_batch=32"
-    continue_f="--steps=1200 --clip_batch=32"
-    continue_g="--steps=600 --clip_batch=32"
+    # the six continuations ran on two CPU cores, with the settings above the case
     ;;
   cpu)  # fewer steps, picked from the GPU run's curves (stage 2 passed its gate by step 1,500 at
         # batch 64); not yet run end to end on two cores
@@ -39,24 +40,13 @@ case "$PROFILE" in
     vision="--steps=2500 --batch=128"
     lm="--steps=3000 --batch=48"
     stage3="--steps=3000"
-    continue_b="--steps=1000 --clip_batch=16"
-    continue_c="--steps=2500 --clip_batch=32"
-    continue_d="--steps=1500 --clip_batch=32"
-    continue_e="--steps=1500 --clip_batch=32"
-    continue_f="--steps=1200 --clip_batch=32"
-    continue_g="--steps=600 --clip_batch=32"
     ;;
   smoke)
     tokenizer="--texts=300 --vocab_size=400"
     vision="--steps=3 --batch=16 --eval_every=3"
     lm="--steps=3 --batch=4 --eval_every=3 --eval_episodes=4"
     stage3="--steps=3 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=3 --eval_episodes=4"
-    continue_b="$stage3"
-    continue_c="$stage3"
-    continue_d="$stage3"
-    continue_e="$stage3"
-    continue_f="$stage3"
-    continue_g="$stage3"
+    continue_b="$stage3" continue_c="$stage3" continue_d="$stage3" continue_e="$stage3" continue_f="$stage3" continue_g="$stage3"
     gate=0  # a smoke run cannot learn to copy in three steps
     ;;
   *) echo "PROFILE must be cpu, gpu or smoke" >&2; exit 2 ;;

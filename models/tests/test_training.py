@@ -131,7 +131,7 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
     from train_flamingo import BINDING_LABELS, PROBE_TASKS
     for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
-    assert int(out.split("novel-names-12way-2shot: ")[1].split("prompts of ")[1].split()[0]) > 192  # past stage 3's pages
+    assert int(out.split("novel-names-12way-2shot: ")[1].split("prompts of ")[1].split()[0]) > 192  # past stage 3's first pages (192 tokens)
     assert out.count("pieces right: first ") == len(BINDING_LABELS)
     rows = [line.split(":")[1].split() for line in out.splitlines() if line.strip().startswith(("left:", "right:", "up:", "down:"))]
     assert len(rows) == 4 and sum(int(c) for row in rows for c in row) == 4  # one answer per probe item
