@@ -2,9 +2,11 @@
 trained bridge, plus what it answers to "which way did it move?"; with --labels, 5-way binding
 with other kinds of label too (made-up names of real and of coined words, names of training concepts), and for
 each kind how often the first, the later and the closing tokens are right; with --long, binding
-prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 200 and 240 tokens).
+prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 200 and 240 tokens); with
+--styles, binding and naming with every image of a prompt restyled the same way (STYLE_PROBES), a stand-in
+for an art style the model never saw (OpenMoji itself is never used for choices).
 
-    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long]
+    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles]
 
 The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
 """
@@ -15,6 +17,7 @@ import torch
 
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
+from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, encode_sample, exact_match, load_trained,
                             probe_completions, probe_set)
 
@@ -32,6 +35,11 @@ def direction_answers(model, tok, probes) -> Counter:
 
 # name -> (kind of label, ways, shots): 25 images, past the 192 tokens of stage 3's first pages
 LONG_PROBES = {"binding-12way-2shot": ("binding", 12, 2), "novel-names-12way-2shot": ("novel-names", 12, 2)}
+
+
+# name -> (task, restyle kinds): line drawings are never trained on (stage 3's --restyle_share recolours only)
+STYLE_PROBES = {"binding-line-art": ("binding", LINE_KINDS), "naming-line-art": ("naming", LINE_KINDS),
+                "binding-recoloured": ("binding", COLOUR_KINDS), "naming-recoloured": ("naming", COLOUR_KINDS)}
 
 
 def pieces_right(pairs) -> str:
@@ -53,6 +61,7 @@ def main():
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--labels", action="store_true", help="also binding with made-up names and training names as labels")
     ap.add_argument("--long", action="store_true", help="also the LONG_PROBES")
+    ap.add_argument("--styles", action="store_true", help="also the STYLE_PROBES")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
     world = load_world()
@@ -73,6 +82,10 @@ def main():
         pairs = probe_completions(model, tok, probes, "cpu")
         tokens = sum(len(encode_sample(segs, tok, model.cfg, 10_000)[0]) for segs, _ in probes) / len(probes)
         print(f"{name}: {exact_match(pairs):.2f} (prompts of {tokens:.0f} tokens on average)", flush=True)
+
+    for i, (name, (task, kinds)) in enumerate(STYLE_PROBES.items() if args.styles else ()):
+        probes = probe_set(world, task, args.n, seed=200 + i, restyle_kinds=kinds)
+        print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}", flush=True)
 
 
 if __name__ == "__main__":

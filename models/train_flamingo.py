@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from emojiworld import text as ew_text
 from emojiworld.concepts import load_world, novel_names, pseudo_words
+from emojiworld.restyle import random_restyle
 from emojiworld.samples import caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, scene_qa
 from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
@@ -60,6 +61,7 @@ class Settings:
     novel_name_share: float = 0.0  # binding pages labelled with made-up names of real words (samples.interleaved_page)
     coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
     other_name_share: float = 0.0  # binding pages labelled with the names of other training concepts (samples.interleaved_page)
+    restyle_share: float = 0.0  # binding / names pages recoloured as a whole (samples.interleaved_page)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
     # architecture of the bridge
@@ -124,7 +126,8 @@ class Batches(torch.utils.data.Dataset):
             "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images,
                                                              novel_name_share=s.novel_name_share,
                                                              coined_word_share=s.coined_word_share,
-                                                             max_way=s.max_way, other_name_share=s.other_name_share)),
+                                                             max_way=s.max_way, other_name_share=s.other_name_share,
+                                                             restyle_share=s.restyle_share)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }
@@ -183,7 +186,7 @@ BINDING_LABELS = {
 }
 
 
-def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 1):
+def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 1, restyle_kinds=()):
     """Validation probes, drawn in a TRAINING style so that nothing is chosen on the evaluation
     style. Each item is (segments, completion): the completion is scored after the last text.
     'binding' = n_way-way shots-shot (5-way 1-shot) pseudo-words on held-out concepts (never trained
@@ -191,24 +194,28 @@ def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 
     'novel-names' = the same with the held-out concepts' own names (never in any training text),
     and the other BINDING_LABELS;
     'naming' = 0-shot name of a training concept; 'clip-direction' = which way did it move
-    (clips, 0-shot); 'scene-count' = how many (scenes, 0-shot): the two need no names."""
+    (clips, 0-shot); 'scene-count' = how many (scenes, 0-shot): the two need no names.
+    restyle_kinds (binding and naming): every image of an item restyled the same way, one of these
+    kinds (emojiworld/restyle.py), to stand in for an art style never trained on."""
     rng = np.random.default_rng(seed)
     train = world.split("train")
     out = []
     for _ in range(n):
+        restyle = random_restyle(rng, restyle_kinds) if restyle_kinds else None  # no draw without: same sets as before
+        draw = lambda c: draw_single(world, c, VALIDATION_STYLE, rng, restyle=restyle)
         if task in BINDING_LABELS:
             cs = [int(c) for c in rng.choice(world.split("heldout"), size=n_way, replace=False)]
             labels = BINDING_LABELS[task](world, rng, cs)
             segs = []
             for k in rng.permutation(np.repeat(np.arange(n_way), shots)):
-                segs += [{"image": draw_single(world, cs[k], VALIDATION_STYLE, rng)},
+                segs += [{"image": draw(cs[k])},
                          {"text": ew_text.caption(labels[k])}]
             q = int(rng.integers(n_way))
-            segs += [{"image": draw_single(world, cs[q], VALIDATION_STYLE, rng)}, {"text": ew_text.CAPTION_QUERY}]
+            segs += [{"image": draw(cs[q])}, {"text": ew_text.CAPTION_QUERY}]
             out.append((segs, f" {labels[q]}."))
         elif task == "naming":
             c = int(rng.choice(train))
-            segs = [{"image": draw_single(world, c, VALIDATION_STYLE, rng)}, {"text": ew_text.CAPTION_QUERY}]
+            segs = [{"image": draw(c)}, {"text": ew_text.CAPTION_QUERY}]
             out.append((segs, f" {world.concepts[c].name}."))
         elif task == "clip-direction":
             frames, facts = draw_clip(world, train, VALIDATION_STYLE, rng, event="move")

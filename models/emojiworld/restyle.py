@@ -16,7 +16,9 @@ so far they did not help (models/eval/style-transfer/), and the shipped encoder 
 
 import numpy as np
 
-KINDS = ('grey', 'hue', 'posterise', 'tint', 'outline', 'outline-fill')
+COLOUR_KINDS = ('grey', 'hue', 'posterise', 'tint')  # recolourings: shape and shading kept
+LINE_KINDS = ('outline', 'outline-fill')  # line drawings: what a colour style never shows
+KINDS = COLOUR_KINDS + LINE_KINDS
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -55,9 +57,9 @@ def edges(sprite, threshold):
     return np.maximum(gx, gy) > threshold
 
 
-def random_restyle(rng):
-    """One perturbation with its parameters drawn from rng; returns sprite -> sprite."""
-    kind = KINDS[int(rng.integers(len(KINDS)))]
+def random_restyle(rng, kinds=KINDS):
+    """One perturbation of one of `kinds`, its parameters drawn from rng; returns sprite -> sprite."""
+    kind = kinds[int(rng.integers(len(kinds)))]
     if kind == 'grey':
         return lambda s: _with_rgb(s, np.repeat(_luma(s[..., :3].astype(np.float32))[..., None], 3, -1))
     if kind == 'hue':

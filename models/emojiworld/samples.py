@@ -12,6 +12,7 @@ import numpy as np
 
 from . import images, text
 from .concepts import LOCALES, novel_names, pseudo_words
+from .restyle import COLOUR_KINDS, random_restyle
 
 OTHER_LOCALES = tuple(l for l in LOCALES if l != 'en')
 CANVAS = 64
@@ -144,7 +145,7 @@ def _repeat_plan(rng, n_images, max_way=4):
 
 
 def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0,
-                     max_way=4, other_name_share=0.0):
+                     max_way=4, other_name_share=0.0, restyle_share=0.0):
     """1..max_images visual segments, each followed by its text. Kinds:
     binding: nonsense words bound to 2..max_way concepts on the page (Output: toma.), later images of the same
              concepts (other style and placement) labelled with the same word; with probability
@@ -152,6 +153,9 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
              each word of them a coined word with probability coined_word_share; with probability
              other_name_share (drawn first) the names of other concepts of the split, so that a label is
              copied from the prompt even when it is a name the model knows for another picture;
+             binding / names / locale pages: with probability restyle_share, every image on the page recoloured
+             the same way (restyle.COLOUR_KINDS), like a new artist's palette: labels must be bound (or
+             names recognised) on features of a style the vision encoder never saw;
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -173,8 +177,9 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
         else:
             locale = 'en' if kind == 'names' else _pick(rng, OTHER_LOCALES)
             labels = [name_in(world, i, locale) for i in concepts]
+        restyle = random_restyle(rng, COLOUR_KINDS) if restyle_share > 0 and rng.random() < restyle_share else None
         for slot in plan:
-            img = draw_single(world, concepts[slot], _pick(rng, styles), rng)
+            img = draw_single(world, concepts[slot], _pick(rng, styles), rng, restyle=restyle)
             segments += [{'image': img}, {'text': text.caption(labels[slot])}]
     elif kind == 'scene':
         style, family = _pick(rng, styles), _pick(rng, QUESTION_FAMILIES)

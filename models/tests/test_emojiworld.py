@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from emojiworld import images, samples, text
+from emojiworld import images, restyle, samples, text
 from emojiworld.concepts import (GROUPS, LOCALES, coined_word, load_world, novel_names, pseudo_word, vocabulary_words,
                                  words)
 from emojiworld.episodes import write_episodes, write_two_shot_fixture
@@ -230,6 +230,34 @@ def test_other_name_pages_label_each_concept_with_another_training_name(small_wo
             assert len({i for i, _ in pairs}) == len(pairs) == len({label for _, label in pairs})  # one word per concept
     finally:
         del small_world.sprite
+
+
+MAGENTA = (255, 0, 255)  # no light background and no emoji artwork is pure magenta
+
+
+def paint_magenta(sprite):
+    out = sprite.copy()
+    out[..., :3] = MAGENTA
+    return out
+
+
+def shows_magenta(img):
+    return bool((img[..., :3].astype(int) == MAGENTA).all(-1).any())
+
+
+def test_restyled_pages_recolour_every_image_of_a_page_and_never_as_line_art(small_world, monkeypatch):
+    asked = []
+    monkeypatch.setattr(samples, 'random_restyle', lambda rng, kinds: asked.append(kinds) or paint_magenta)
+    for kind in ('binding', 'names', 'locale', 'scene'):
+        for seed in range(4):
+            images_of = lambda page: [s['image'] for s in page if 'image' in s]
+            restyled = images_of(samples.interleaved_page(small_world, np.random.default_rng(seed), kind=kind,
+                                                          restyle_share=1.0))
+            plain = images_of(samples.interleaved_page(small_world, np.random.default_rng(seed), kind=kind))
+            assert not any(shows_magenta(img) for img in plain)
+            # single-emoji pages: every image in the page's one restyle; scenes keep their artwork
+            assert [shows_magenta(img) for img in restyled] == [kind != 'scene'] * len(restyled)
+    assert asked and all(kinds == restyle.COLOUR_KINDS for kinds in asked)  # line art stays the probes' unseen style
 
 
 def test_clip_pair_question_modes(small_world):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from flamingo.model import Flamingo, FlamingoConfig, LanguageModel, VisionEncoder
@@ -124,12 +125,29 @@ def test_probe_sets_take_ways_and_shots():
         assert all(labels.count(label) == 3 for label in labels[:-1]) and f"Output:{completion}" in labels
 
 
+def test_probe_sets_restyle_every_image_of_an_item_when_asked(monkeypatch):
+    import train_flamingo
+    from emojiworld.concepts import load_world
+    from emojiworld.restyle import LINE_KINDS
+    world = load_world()
+    images = lambda probes: [s["image"].tobytes() for segs, _ in probes for s in segs if "image" in s]
+    # without restyle kinds, no extra random draw: the probe sets logged so far stay the same
+    assert images(train_flamingo.probe_set(world, "binding", 2, seed=0, restyle_kinds=())) == \
+        images(train_flamingo.probe_set(world, "binding", 2, seed=0))
+    painted = lambda s: np.concatenate([np.full(s.shape[:2] + (3,), (255, 0, 255), np.uint8), s[..., 3:]], -1)
+    monkeypatch.setattr(train_flamingo, "random_restyle", lambda rng, kinds: kinds == LINE_KINDS and painted)
+    for task in ("binding", "naming"):
+        for segs, _ in train_flamingo.probe_set(world, task, 3, seed=0, restyle_kinds=LINE_KINDS):
+            imgs = [s["image"] for s in segs if "image" in s]
+            assert imgs and all((img[..., :3].astype(int) == (255, 0, 255)).all(-1).any() for img in imgs)
+
+
 def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
-    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long"], cwd=MODELS, check=True,
+    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles"], cwd=MODELS, check=True,
                          capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
-    from probe_bridge import LONG_PROBES
+    from probe_bridge import LONG_PROBES, STYLE_PROBES
     from train_flamingo import BINDING_LABELS, PROBE_TASKS
-    for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES):
+    for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES) | set(STYLE_PROBES):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
     assert int(out.split("novel-names-12way-2shot: ")[1].split("prompts of ")[1].split()[0]) > 192  # past stage 3's first pages (192 tokens)
     assert out.count("pieces right: first ") == len(BINDING_LABELS)
