@@ -4,7 +4,8 @@ with other kinds of label too (made-up names of real and of coined words, names 
 each kind how often the first, the later and the closing tokens are right; with --long, binding
 prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 200 and 240 tokens); with
 --styles, binding and naming with every image of a prompt restyled the same way (STYLE_PROBES), a stand-in
-for an art style the model never saw (OpenMoji itself is never used for choices).
+for an art style the model never saw (OpenMoji itself is never used for choices), each binding one with
+the frozen vision encoder's own nearest-neighbour score on such prompts: the ceiling the features set.
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles]
 
@@ -20,6 +21,7 @@ from emojiworld.images import DIRECTIONS
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, encode_sample, exact_match, load_trained,
                             probe_completions, probe_set)
+from train_vision import few_shot_probe
 
 
 @torch.no_grad()
@@ -82,10 +84,15 @@ def main():
         pairs = probe_completions(model, tok, probes, "cpu")
         tokens = sum(len(encode_sample(segs, tok, model.cfg, 10_000)[0]) for segs, _ in probes) / len(probes)
         print(f"{name}: {exact_match(pairs):.2f} (prompts of {tokens:.0f} tokens on average)", flush=True)
-
+    if args.styles:  # what the bridge's "binding" (noto, unrestyled) compares with
+        nn_score = few_shot_probe(model.vision_encoder, world, model.cfg, args.n)
+        print(f"binding, frozen encoder, nearest neighbour: {nn_score:.2f}")
     for i, (name, (task, kinds)) in enumerate(STYLE_PROBES.items() if args.styles else ()):
         probes = probe_set(world, task, args.n, seed=200 + i, restyle_kinds=kinds)
         print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}", flush=True)
+        if task == "binding":  # other episodes than the bridge's (train_vision's seed), same kind of prompt
+            nn_score = few_shot_probe(model.vision_encoder, world, model.cfg, args.n, restyle_kinds=kinds)
+            print(f"  frozen encoder, nearest neighbour: {nn_score:.2f}")
 
 
 if __name__ == "__main__":

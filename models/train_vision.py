@@ -154,21 +154,23 @@ def features(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
 
 @torch.no_grad()
 def few_shot_probe(vision: VisionEncoder, world, cfg, n_episodes=300, n_way=5, seed=123, device="cpu", style="noto",
-                   support_style=None):
+                   support_style=None, restyle_kinds=()):
     """Nearest-neighbour N-way 1-shot on held-out concepts, query in `style`, supports in
     `support_style` (default the same style; different placements): do the frozen features
     separate concepts never trained on? Validation uses training styles; OpenMoji is kept for the
-    final evaluation."""
+    final evaluation. restyle_kinds: each episode's images all restyled the same way, one of these
+    kinds (emojiworld/restyle.py), as in probe_bridge.py --styles."""
     was_training = vision.training
     vision.eval()
     rng = np.random.default_rng(seed)
     pool = world.split("heldout")
     correct = 0
     for _ in range(n_episodes):
+        restyle = random_restyle(rng, restyle_kinds) if restyle_kinds else None
         cs = rng.choice(pool, size=n_way, replace=False)
-        support = [draw_single(world, int(c), support_style or style, rng, cfg.image_size) for c in cs]
+        support = [draw_single(world, int(c), support_style or style, rng, cfg.image_size, restyle=restyle) for c in cs]
         q = int(rng.integers(n_way))
-        query = draw_single(world, int(cs[q]), style, rng, cfg.image_size)
+        query = draw_single(world, int(cs[q]), style, rng, cfg.image_size, restyle=restyle)
         f = features(vision, support + [query], cfg, device)
         correct += int((f[:-1] @ f[-1]).argmax().item() == q)
     vision.train(was_training)
