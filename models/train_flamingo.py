@@ -62,6 +62,7 @@ class Settings:
     coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
     other_name_share: float = 0.0  # binding pages labelled with the names of other training concepts (samples.interleaved_page)
     restyle_share: float = 0.0  # binding / names pages recoloured as a whole (samples.interleaved_page)
+    similar_share: float = 0.0  # binding pages of concepts from one subgroup (samples.interleaved_page)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
     # architecture of the bridge
@@ -127,7 +128,8 @@ class Batches(torch.utils.data.Dataset):
                                                              novel_name_share=s.novel_name_share,
                                                              coined_word_share=s.coined_word_share,
                                                              max_way=s.max_way, other_name_share=s.other_name_share,
-                                                             restyle_share=s.restyle_share)),
+                                                             restyle_share=s.restyle_share,
+                                                             similar_share=s.similar_share)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }

@@ -26,6 +26,16 @@ def _distinct(rng, pool, n):
     return [int(i) for i in rng.choice(pool, size=n, replace=False)]
 
 
+def _similar(world, rng, pool, n):
+    """n distinct concepts of the pool, as many as it has from one random concept's subgroup (e.g.
+    mammals, fruit), the rest at random: distractors that look alike."""
+    first = int(rng.choice(pool))
+    kin = [i for i in pool if i != first and world.concepts[i].subgroup == world.concepts[first].subgroup]
+    picked = [first] + [int(i) for i in rng.permutation(kin)[:n - 1]]
+    rest = [i for i in pool if i not in picked]
+    return picked + [int(i) for i in rng.choice(rest, size=n - len(picked), replace=False)]
+
+
 def name_in(world, i, locale='en'):
     c = world.concepts[i]
     return c.names.get(locale, c.name)
@@ -145,7 +155,7 @@ def _repeat_plan(rng, n_images, max_way=4):
 
 
 def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0,
-                     max_way=4, other_name_share=0.0, restyle_share=0.0):
+                     max_way=4, other_name_share=0.0, restyle_share=0.0, similar_share=0.0):
     """1..max_images visual segments, each followed by its text. Kinds:
     binding: nonsense words bound to 2..max_way concepts on the page (Output: toma.), later images of the same
              concepts (other style and placement) labelled with the same word; with probability
@@ -156,6 +166,7 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
              binding / names / locale pages: with probability restyle_share, every image on the page recoloured
              the same way (restyle.COLOUR_KINDS), like a new artist's palette: labels must be bound (or
              names recognised) on features of a style the vision encoder never saw;
+             binding pages: with probability similar_share, concepts of one subgroup (_similar);
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -164,7 +175,8 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
     segments = []
     if kind in ('binding', 'names', 'locale'):
         plan, n_way = _repeat_plan(rng, n_images, max_way)
-        concepts = _distinct(rng, pool, n_way)
+        similar = kind == 'binding' and similar_share > 0 and rng.random() < similar_share
+        concepts = _similar(world, rng, pool, n_way) if similar else _distinct(rng, pool, n_way)
         if kind == 'binding':
             # the extra draws only when asked for, so that shares of 0 keep the original pages
             other = other_name_share > 0 and rng.random() < other_name_share
