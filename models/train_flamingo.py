@@ -61,7 +61,7 @@ class Settings:
     novel_name_share: float = 0.0  # binding pages labelled with made-up names of real words (samples.interleaved_page)
     coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
     other_name_share: float = 0.0  # binding pages labelled with the names of other training concepts (samples.interleaved_page)
-    restyle_share: float = 0.0  # binding / names pages recoloured as a whole (samples.interleaved_page)
+    restyle_share: float = 0.0  # binding / names / locale pages recoloured as a whole (samples.interleaved_page)
     similar_share: float = 0.0  # binding pages of concepts from one subgroup (samples.interleaved_page)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
