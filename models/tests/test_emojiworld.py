@@ -252,31 +252,18 @@ def test_similar_pages_bind_look_alike_concepts_of_one_subgroup(small_world):
         del small_world.sprite
 
 
-MAGENTA = (255, 0, 255)  # no light background and no emoji artwork is pure magenta
-
-
-def paint_magenta(sprite):
-    out = sprite.copy()
-    out[..., :3] = MAGENTA
-    return out
-
-
-def shows_magenta(img):
-    return bool((img[..., :3].astype(int) == MAGENTA).all(-1).any())
-
-
-def test_restyled_pages_recolour_every_image_of_a_page_and_never_as_line_art(small_world, monkeypatch):
+def test_restyled_pages_recolour_every_image_of_a_page_and_never_as_line_art(small_world, monkeypatch, magenta):
     asked = []
-    monkeypatch.setattr(samples, 'random_restyle', lambda rng, kinds: asked.append(kinds) or paint_magenta)
+    monkeypatch.setattr(samples, 'random_restyle', lambda rng, kinds: asked.append(kinds) or magenta.paint)
     for kind in ('binding', 'names', 'locale', 'scene'):
         for seed in range(4):
             images_of = lambda page: [s['image'] for s in page if 'image' in s]
             restyled = images_of(samples.interleaved_page(small_world, np.random.default_rng(seed), kind=kind,
                                                           restyle_share=1.0))
             plain = images_of(samples.interleaved_page(small_world, np.random.default_rng(seed), kind=kind))
-            assert not any(shows_magenta(img) for img in plain)
+            assert not any(magenta.shown_in(img) for img in plain)
             # single-emoji pages: every image in the page's one restyle; scenes keep their artwork
-            assert [shows_magenta(img) for img in restyled] == [kind != 'scene'] * len(restyled)
+            assert [magenta.shown_in(img) for img in restyled] == [kind != 'scene'] * len(restyled)
     assert asked and all(kinds == restyle.COLOUR_KINDS for kinds in asked)  # line art stays the probes' unseen style
 
 
