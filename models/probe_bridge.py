@@ -18,10 +18,11 @@ import torch
 
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
+from emojiworld import text as ew_text
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, encode_sample, exact_match, load_trained,
                             probe_completions, probe_set)
-from train_vision import few_shot_probe
+from train_vision import features, few_shot_probe
 
 
 @torch.no_grad()
@@ -44,6 +45,26 @@ STYLE_PROBES = {"binding-line-art": ("binding", LINE_KINDS), "naming-line-art": 
                 "binding-recoloured": ("binding", COLOUR_KINDS), "naming-recoloured": ("naming", COLOUR_KINDS)}
 
 
+# name -> (restyle kinds, supports): naming a training concept after supports that include it among
+# look-alikes (probe_set's 'naming-kin'); unrestyled, the model needs no support
+KIN_PROBES = {f"naming-kin-{name}-{k}": (kinds, k) for name, kinds in (("line-art", LINE_KINDS),
+                                                                        ("recoloured", COLOUR_KINDS))
+              for k in (1, 4, 8)}
+
+
+@torch.no_grad()
+def nearest_support_rate(model, probes) -> float:
+    """How often the label of the support most like the query (frozen encoder features, as
+    few_shot_probe compares them) is the answer: what copying from the nearest picture would score."""
+    right = 0
+    for segs, completion in probes:
+        imgs = [s["image"] for s in segs if "image" in s]
+        captions = [s["text"] for s in segs if "text" in s][:-1]
+        f = features(model.vision_encoder, imgs, model.cfg, "cpu")
+        right += captions[int((f[:-1] @ f[-1]).argmax())] == ew_text.caption(completion.strip().removesuffix("."))
+    return right / len(probes)
+
+
 def pieces_right(pairs) -> str:
     """Per-token view of a binding probe's (got, target) tokens (train_flamingo.probe_completions): is
     the first piece of the label right, the later pieces (each teacher-forced), the closing full
@@ -64,6 +85,7 @@ def main():
     ap.add_argument("--labels", action="store_true", help="also binding with made-up names and training names as labels")
     ap.add_argument("--long", action="store_true", help="also the LONG_PROBES")
     ap.add_argument("--styles", action="store_true", help="also the STYLE_PROBES")
+    ap.add_argument("--kin", action="store_true", help="also the KIN_PROBES")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
     world = load_world()
@@ -93,6 +115,11 @@ def main():
         if task == "binding":  # other episodes than the bridge's (train_vision's seed), same kind of prompt
             nn_score = few_shot_probe(model.vision_encoder, world, model.cfg, args.n, restyle_kinds=kinds)
             print(f"  frozen encoder, nearest neighbour: {nn_score:.2f}")
+
+    for i, (name, (kinds, k)) in enumerate(KIN_PROBES.items() if args.kin else ()):
+        probes = probe_set(world, "naming-kin", args.n, seed=300 + i, shots=k, restyle_kinds=kinds)
+        print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}"
+              f" (nearest support: {nearest_support_rate(model, probes):.2f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from emojiworld import text as ew_text
 from emojiworld.concepts import load_world, novel_names, pseudo_words
 from emojiworld.restyle import random_restyle
-from emojiworld.samples import caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, scene_qa
+from emojiworld.samples import _similar, caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, scene_qa
 from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
@@ -62,7 +62,7 @@ class Settings:
     coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
     other_name_share: float = 0.0  # binding pages labelled with the names of other training concepts (samples.interleaved_page)
     restyle_share: float = 0.0  # binding / names / locale pages recoloured as a whole (samples.interleaved_page)
-    similar_share: float = 0.0  # binding pages of concepts from one subgroup (samples.interleaved_page)
+    similar_share: float = 0.0  # binding / names / locale pages of concepts from one subgroup (samples.interleaved_page)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
     # architecture of the bridge
@@ -195,8 +195,11 @@ def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 
     on, in any style), supports in random order;
     'novel-names' = the same with the held-out concepts' own names (never in any training text),
     and the other BINDING_LABELS;
-    'naming' = 0-shot name of a training concept; 'clip-direction' = which way did it move
-    (clips, 0-shot); 'scene-count' = how many (scenes, 0-shot): the two need no names.
+    'naming' = 0-shot name of a training concept; 'naming-kin' = the same after `shots` supports
+    labelled with their names: the concept itself (another drawing) and look-alikes of its subgroup,
+    in random order, a stand-in for naming-rices (RICES finds the concept among look-alikes);
+    'clip-direction' = which way did it move (clips, 0-shot); 'scene-count' = how many (scenes,
+    0-shot): the two need no names.
     restyle_kinds (binding and naming): every image of an item restyled the same way, one of these
     kinds (emojiworld/restyle.py), to stand in for an art style never trained on."""
     rng = np.random.default_rng(seed)
@@ -218,6 +221,13 @@ def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 
         elif task == "naming":
             c = int(rng.choice(train))
             segs = [{"image": draw(c)}, {"text": ew_text.CAPTION_QUERY}]
+            out.append((segs, f" {world.concepts[c].name}."))
+        elif task == "naming-kin":
+            c = int(rng.choice(train))
+            segs = []
+            for k in rng.permutation(_similar(world, rng, train, shots, first=c)):
+                segs += [{"image": draw(k)}, {"text": ew_text.caption(world.concepts[k].name)}]
+            segs += [{"image": draw(c)}, {"text": ew_text.CAPTION_QUERY}]
             out.append((segs, f" {world.concepts[c].name}."))
         elif task == "clip-direction":
             frames, facts = draw_clip(world, train, VALIDATION_STYLE, rng, event="move")

@@ -26,10 +26,11 @@ def _distinct(rng, pool, n):
     return [int(i) for i in rng.choice(pool, size=n, replace=False)]
 
 
-def _similar(world, rng, pool, n):
+def _similar(world, rng, pool, n, first=None):
     """n distinct concepts of the pool, as many as it has from one random concept's subgroup (e.g.
-    mammals, fruit), the rest at random: distractors that look alike."""
-    first = int(rng.choice(pool))
+    mammals, fruit), the rest at random: distractors that look alike. `first`: that concept's
+    subgroup instead of a random one's (it comes first)."""
+    first = int(rng.choice(pool)) if first is None else int(first)
     kin = [i for i in pool if i != first and world.concepts[i].subgroup == world.concepts[first].subgroup]
     picked = [first] + [int(i) for i in rng.permutation(kin)[:n - 1]]
     rest = [i for i in pool if i not in picked]
@@ -166,7 +167,8 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
              binding / names / locale pages: with probability restyle_share, every image on the page recoloured
              the same way (restyle.COLOUR_KINDS), like a new artist's palette: labels must be bound (or
              names recognised) on features of a style the vision encoder never saw;
-             binding pages: with probability similar_share, concepts of one subgroup (_similar);
+             binding / names / locale pages: with probability similar_share, concepts of one subgroup
+             (_similar), so that a label is told from look-alikes (as RICES supports are);
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -175,7 +177,7 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
     segments = []
     if kind in ('binding', 'names', 'locale'):
         plan, n_way = _repeat_plan(rng, n_images, max_way)
-        similar = kind == 'binding' and similar_share > 0 and rng.random() < similar_share
+        similar = similar_share > 0 and rng.random() < similar_share
         concepts = _similar(world, rng, pool, n_way) if similar else _distinct(rng, pool, n_way)
         if kind == 'binding':
             # the extra draws only when asked for, so that shares of 0 keep the original pages

@@ -232,7 +232,8 @@ def test_other_name_pages_label_each_concept_with_another_training_name(small_wo
         del small_world.sprite
 
 
-def test_similar_pages_bind_look_alike_concepts_of_one_subgroup(small_world):
+@pytest.mark.parametrize('kind', ['binding', 'names', 'locale'])
+def test_similar_pages_label_look_alike_concepts_of_one_subgroup(small_world, kind):
     shown = []
     sprite = small_world.sprite
     small_world.sprite = lambda i, style: shown.append(i) or sprite(i, style)
@@ -242,7 +243,7 @@ def test_similar_pages_bind_look_alike_concepts_of_one_subgroup(small_world):
         alike = 0
         for _ in range(30):
             shown.clear()
-            samples.interleaved_page(small_world, rng, kind='binding', max_images=12, max_way=6, similar_share=1.0)
+            samples.interleaved_page(small_world, rng, kind=kind, max_images=12, max_way=6, similar_share=1.0)
             per_group = collections.Counter(small_world.concepts[i].subgroup for i in set(shown))
             # one subgroup as full as the page allows: all its concepts, or every concept on the page
             assert any(k == min(len(set(shown)), in_pool[g]) for g, k in per_group.items())
