@@ -125,6 +125,35 @@ def test_probe_sets_take_ways_and_shots():
         assert all(labels.count(label) == 3 for label in labels[:-1]) and f"Output:{completion}" in labels
 
 
+def test_kin_probes_hold_the_query_concept_once_among_look_alikes(monkeypatch):
+    import train_flamingo
+    from emojiworld.concepts import load_world
+    world = load_world()
+    drawn = []  # the concept of every image, in order
+    draw = train_flamingo.draw_single
+    monkeypatch.setattr(train_flamingo, "draw_single", lambda w, c, *a, **k: drawn.append(c) or draw(w, c, *a, **k))
+    for j, (segs, completion) in enumerate(train_flamingo.probe_set(world, "naming-kin", 20, seed=0, shots=4)):
+        shown, query = drawn[5 * j:5 * j + 4], drawn[5 * j + 4]
+        texts = [s["text"] for s in segs if "text" in s]
+        assert completion == f" {world.concepts[query].name}." and texts[-1] == "Output:"
+        assert shown.count(query) == 1 and len(set(shown)) == 4  # the concept itself, once, and 3 others
+        assert texts[:-1] == [f"Output: {world.concepts[c].name}." for c in shown]  # each labelled with its name
+        kin = [c for c in world.split("train") if world.concepts[c].subgroup == world.concepts[query].subgroup]
+        assert sum(c in kin for c in shown) == min(4, len(kin))  # look-alikes first, then any concept
+
+
+def test_nearest_support_rate_copies_the_label_of_the_most_alike_support():
+    from probe_bridge import nearest_support_rate
+    from train_flamingo import load_trained
+    model, _ = load_trained("checkpoints/bridge.pt")
+    red, blue = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    segs = lambda query: [{"image": red}, {"text": "Output: red."}, {"image": blue}, {"text": "Output: blue."},
+                          {"image": query}, {"text": "Output:"}]
+    assert nearest_support_rate(model, [(segs(red), " red."), (segs(blue), " blue.")]) == 1.0
+    assert nearest_support_rate(model, [(segs(red), " blue."), (segs(blue), " blue.")]) == 0.5
+
+
 def test_probe_sets_restyle_every_image_of_an_item_when_asked(monkeypatch, magenta):
     import train_flamingo
     from emojiworld.concepts import load_world
@@ -142,12 +171,15 @@ def test_probe_sets_restyle_every_image_of_an_item_when_asked(monkeypatch, magen
 
 
 def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
-    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles"], cwd=MODELS, check=True,
-                         capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
-    from probe_bridge import LONG_PROBES, STYLE_PROBES
+    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles", "--kin"], cwd=MODELS,
+                         check=True, capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
+    from probe_bridge import KIN_PROBES, LONG_PROBES, STYLE_PROBES
     from train_flamingo import BINDING_LABELS, PROBE_TASKS
-    for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES) | set(STYLE_PROBES):
+    for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES) | set(STYLE_PROBES) | set(KIN_PROBES):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
+    for name, (_, k) in KIN_PROBES.items():  # one support, the query's own concept: its label is the nearest
+        nearest = float(out.split(f"{name}: ")[1].split("nearest support: ")[1].split(")")[0])
+        assert nearest == 1.0 if k == 1 else 0.0 <= nearest <= 1.0
     assert int(out.split("novel-names-12way-2shot: ")[1].split("prompts of ")[1].split()[0]) > 192  # past stage 3's first pages (192 tokens)
     assert out.count("pieces right: first ") == len(BINDING_LABELS)
     nn_scores = [float(line.split("nearest neighbour: ")[1]) for line in out.splitlines() if "nearest neighbour: " in line]
