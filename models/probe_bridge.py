@@ -5,9 +5,11 @@ each kind how often the first, the later and the closing tokens are right; with 
 prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 200 and 240 tokens); with
 --styles, binding and naming with every image of a prompt restyled the same way (STYLE_PROBES), a stand-in
 for an art style the model never saw (OpenMoji itself is never used for choices), each binding one with
-the frozen vision encoder's own nearest-neighbour score on such prompts: the ceiling the features set.
+the frozen vision encoder's own nearest-neighbour score on such prompts: the ceiling the features set; with
+--kin, naming a training concept so restyled after supports that hold it among look-alikes (KIN_PROBES, a
+stand-in for naming-rices), each with how often the nearest support's label is the answer.
 
-    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles]
+    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin]
 
 The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
 """

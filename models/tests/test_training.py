@@ -142,9 +142,10 @@ def test_kin_probes_hold_the_query_concept_once_among_look_alikes(monkeypatch):
         assert sum(c in kin for c in shown) == min(4, len(kin))  # look-alikes first, then any concept
 
 
-def test_nearest_support_rate_copies_the_label_of_the_most_alike_support():
+def test_nearest_support_rate_copies_the_label_of_the_most_alike_support(monkeypatch):
     from probe_bridge import nearest_support_rate
     from train_flamingo import load_trained
+    monkeypatch.chdir(MODELS)  # load_trained's paths are relative to models/
     model, _ = load_trained("checkpoints/bridge.pt")
     red, blue = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)
     red[..., 0], blue[..., 2] = 255, 255
