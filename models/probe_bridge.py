@@ -18,9 +18,9 @@ from collections import Counter
 
 import torch
 
+from emojiworld import text as ew_text
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
-from emojiworld import text as ew_text
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, encode_sample, exact_match, load_trained,
                             probe_completions, probe_set)

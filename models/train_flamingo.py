@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from emojiworld import text as ew_text
 from emojiworld.concepts import load_world, novel_names, pseudo_words
 from emojiworld.restyle import random_restyle
-from emojiworld.samples import _similar, caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, scene_qa
+from emojiworld.samples import caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, look_alikes, scene_qa
 from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
@@ -225,7 +225,7 @@ def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 
         elif task == "naming-kin":
             c = int(rng.choice(train))
             segs = []
-            for k in rng.permutation(_similar(world, rng, train, shots, first=c)):
+            for k in rng.permutation(look_alikes(world, rng, train, shots, first=c)):
                 segs += [{"image": draw(k)}, {"text": ew_text.caption(world.concepts[k].name)}]
             segs += [{"image": draw(c)}, {"text": ew_text.CAPTION_QUERY}]
             out.append((segs, f" {world.concepts[c].name}."))

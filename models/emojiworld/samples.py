@@ -26,7 +26,7 @@ def _distinct(rng, pool, n):
     return [int(i) for i in rng.choice(pool, size=n, replace=False)]
 
 
-def _similar(world, rng, pool, n, first=None):
+def look_alikes(world, rng, pool, n, first=None):
     """n distinct concepts of the pool, as many as it has from one random concept's subgroup (e.g.
     mammals, fruit), the rest at random: distractors that look alike. `first`: that concept's
     subgroup instead of a random one's (it comes first)."""
@@ -168,7 +168,7 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
              the same way (restyle.COLOUR_KINDS), like a new artist's palette: labels must be bound (or
              names recognised) on features of a style the vision encoder never saw;
              binding / names / locale pages: with probability similar_share, concepts of one subgroup
-             (_similar), so that a label is told from look-alikes (as RICES supports are);
+             (look_alikes), so that a label is told from look-alikes (as RICES supports are);
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -178,7 +178,7 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
     if kind in ('binding', 'names', 'locale'):
         plan, n_way = _repeat_plan(rng, n_images, max_way)
         similar = similar_share > 0 and rng.random() < similar_share
-        concepts = _similar(world, rng, pool, n_way) if similar else _distinct(rng, pool, n_way)
+        concepts = look_alikes(world, rng, pool, n_way) if similar else _distinct(rng, pool, n_way)
         if kind == 'binding':
             # the extra draws only when asked for, so that shares of 0 keep the original pages
             other = other_name_share > 0 and rng.random() < other_name_share
