@@ -31,8 +31,8 @@ from flamingo.mask import media_index
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
-from flamingo.training import (RUNS_DIR, batch_loader, log_line, override, resume, save_checkpoint, settings_dict,
-                               setup_threads)
+from flamingo.training import (RUNS_DIR, WeightAverage, batch_loader, log_line, override, resume, save_checkpoint,
+                               settings_dict, setup_threads)
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Settings:
     warmup: int = 100
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    ema: float = 0.0  # > 0: final.pt holds a moving average of the trainable weights, this decay per step
     # per-dataset batch sizes and weights (the paper's lambdas)
     page_batch: int = 16
     pair_batch: int = 32
@@ -347,6 +348,9 @@ def main():
         # too small for the resampler to tell frames apart (diagnose_motion.py)
         with torch.no_grad():
             model.resampler.time_emb.normal_(0.0, s.time_emb_std)
+    average = WeightAverage(model, s.ema) if s.ema > 0 else None
+    if average and step > 0:
+        average.shadow.update(torch.load(out / "last.pt", map_location="cpu")["ema"])
     image_id = tok.token_id("<image>")
     objective = Stage3Loss(model, image_id, s.device)
     if distributed:  # gradients of the trainable parameters are all-reduced in backward
@@ -365,7 +369,7 @@ def main():
     def save(path):
         save_checkpoint(path, model=model.state_dict(), opt=opt.state_dict(), step=step, best=best,
                         config=model.cfg.to_dict(), settings=settings_dict(s), clock=clock.state(),
-                        tokenizer=s.tokenizer, meta=training_meta())
+                        tokenizer=s.tokenizer, meta=training_meta(), **({"ema": average.shadow} if average else {}))
 
     loader = batch_loader(Batches(s, world, tok, model.cfg, step, rank), s.workers)
     t_start = time.time()
@@ -384,6 +388,8 @@ def main():
             losses[name] = loss.item()
         torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
         opt.step()
+        if average:
+            average.update(model)
         step += 1
         if rank == 0 and step % 20 == 0:
             gates = [round(b.attn_gate.tanh().item(), 3) for b in model.flamingo_lm.xattn if hasattr(b, "attn_gate")]
@@ -402,7 +408,7 @@ def main():
             break
     if rank == 0:
         # weights only (no optimizer state): what export.py reads
-        save_checkpoint(out / "final.pt", model=model.state_dict(), step=step, config=model.cfg.to_dict(),
+        save_checkpoint(out / "final.pt", model=average.state_dict(model) if average else model.state_dict(), step=step, config=model.cfg.to_dict(),
                         settings=settings_dict(s), clock=clock.state(), tokenizer=s.tokenizer, meta=training_meta())
         print(f"done: step {step}, best binding probe {best:.3f}, cpu {clock.cpu / 60:.1f} min")
     if distributed:

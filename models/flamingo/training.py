@@ -83,6 +83,25 @@ def resume(path: Path, module, opt, key: str = "model"):
     return ckpt["step"], ckpt.get("best", -1.0), Clock(ckpt["clock"]["wall_s"], ckpt["clock"]["cpu_s"])
 
 
+class WeightAverage:
+    """An exponential moving average of a module's trainable weights (Polyak averaging): one checkpoint
+    then stands for the last ~1 / (1 - decay) steps of a noisy run instead of wherever the run stopped."""
+
+    def __init__(self, module, decay: float):
+        self.decay = decay
+        self.shadow = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def update(self, module):
+        for n, p in module.named_parameters():
+            if n in self.shadow:
+                self.shadow[n].lerp_(p.detach(), 1.0 - self.decay)
+
+    def state_dict(self, module) -> dict:
+        """The module's state with the averaged weights in place of the trained ones."""
+        return {**module.state_dict(), **self.shadow}
+
+
 def log_line(path: Path, record: dict):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:

@@ -125,6 +125,35 @@ def test_probe_sets_take_ways_and_shots():
         assert all(labels.count(label) == 3 for label in labels[:-1]) and f"Output:{completion}" in labels
 
 
+def test_weight_average_follows_the_trainable_weights_only():
+    from flamingo.training import WeightAverage
+    net = torch.nn.Linear(2, 1)
+    net.bias.requires_grad_(False)
+    average = WeightAverage(net, decay=0.75)
+    start = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(4.0)
+        net.bias.add_(4.0)
+    average.update(net)
+    state = average.state_dict(net)
+    assert torch.allclose(state["weight"], start + 1.0)  # 0.75 * w + 0.25 * (w + 4)
+    assert torch.equal(state["bias"], net.bias) and set(average.shadow) == {"weight"}
+
+
+def test_stage3_ema_puts_the_averaged_weights_in_final_pt(tmp_path):
+    tiny_stage_checkpoints(tmp_path)
+    cmd = [sys.executable, "train_flamingo.py", f"--tokenizer={tmp_path / 'tokenizer.json'}",
+           f"--vision={tmp_path / 'vision.pt'}", f"--lm={tmp_path / 'lm.pt'}", f"--out={tmp_path / 'run'}",
+           "--steps=2", "--warmup=1", "--lr=1e-2", "--eval_every=1000", "--ckpt_every=1", "--page_batch=1",
+           "--pair_batch=1", "--clip_batch=1", "--max_images=2", "--n_latents=4", "--resampler_layers=1", "--ema=0.5"]
+    subprocess.run(cmd, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
+    final = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")["model"]
+    last = torch.load(tmp_path / "run" / "last.pt", map_location="cpu")
+    assert last["ema"] and all(torch.equal(final[k], v) for k, v in last["ema"].items())
+    assert any(not torch.equal(final[k], last["model"][k]) for k in last["ema"])  # not the last step's weights
+    assert all(torch.equal(final[k], v) for k, v in last["model"].items() if k not in last["ema"])  # frozen parts
+
+
 def test_kin_probes_hold_the_query_concept_once_among_look_alikes(monkeypatch):
     import train_flamingo
     from emojiworld.concepts import load_world
