@@ -230,13 +230,17 @@ test('a video file becomes a clip of frames taken at 1 per second (4 for a short
   await expect(page.getByTestId('error')).toHaveCount(0);
   // The frames come from different times: the colour changes from one to the next.
   const colours = await clip.getByTestId('clip-frame').evaluateAll((images) =>
-    images.map((image) => {
-      const canvas = document.createElement('canvas');
-      canvas.width = canvas.height = 1;
-      const context = canvas.getContext('2d')!;
-      context.drawImage(image as HTMLImageElement, 32, 24, 1, 1, 0, 0, 1, 1);
-      return Array.from(context.getImageData(0, 0, 1, 1).data.slice(0, 3)).join(',');
-    }),
+    Promise.all(
+      images.map(async (image) => {
+        // an <img> not decoded yet draws nothing (it read 0,0,0 four times once)
+        await (image as HTMLImageElement).decode();
+        const canvas = document.createElement('canvas');
+        canvas.width = canvas.height = 1;
+        const context = canvas.getContext('2d')!;
+        context.drawImage(image as HTMLImageElement, 32, 24, 1, 1, 0, 0, 1, 1);
+        return Array.from(context.getImageData(0, 0, 1, 1).data.slice(0, 3)).join(',');
+      }),
+    ),
   );
   expect(new Set(colours).size, `frame colours ${colours.join(' | ')}`).toBe(4);
 });
