@@ -349,8 +349,9 @@ def main():
         with torch.no_grad():
             model.resampler.time_emb.normal_(0.0, s.time_emb_std)
     average = WeightAverage(model, s.ema) if s.ema > 0 else None
-    if average and step > 0:
-        average.shadow.update(torch.load(out / "last.pt", map_location="cpu")["ema"])
+    if average and step > 0:  # copied into place, so that the average stays on the model's device
+        for n, t in torch.load(out / "last.pt", map_location="cpu")["ema"].items():
+            average.shadow[n].copy_(t)
     image_id = tok.token_id("<image>")
     objective = Stage3Loss(model, image_id, s.device)
     if distributed:  # gradients of the trainable parameters are all-reduced in backward
@@ -408,7 +409,8 @@ def main():
             break
     if rank == 0:
         # weights only (no optimizer state): what export.py reads
-        save_checkpoint(out / "final.pt", model=average.state_dict(model) if average else model.state_dict(), step=step, config=model.cfg.to_dict(),
+        final_weights = average.state_dict(model) if average else model.state_dict()
+        save_checkpoint(out / "final.pt", model=final_weights, step=step, config=model.cfg.to_dict(),
                         settings=settings_dict(s), clock=clock.state(), tokenizer=s.tokenizer, meta=training_meta())
         print(f"done: step {step}, best binding probe {best:.3f}, cpu {clock.cpu / 60:.1f} min")
     if distributed:
