@@ -7,9 +7,10 @@ prompts longer than the 5-way 1-shot ones (LONG_PROBES: 12-way 2-shot, about 200
 for an art style the model never saw (OpenMoji itself is never used for choices), each binding one with
 the frozen vision encoder's own nearest-neighbour score on such prompts: the ceiling the features set; with
 --kin, naming a training concept so restyled after supports that hold it among look-alikes (KIN_PROBES, a
-stand-in for naming-rices), each with how often the nearest support's label is the answer.
+stand-in for naming-rices), each with how often the nearest support's label is the answer; --kin_many adds
+16 and 32 supports (KIN_MANY_PROBES).
 
-    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin]
+    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many]
 
 The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
 """
@@ -52,6 +53,11 @@ STYLE_PROBES = {"binding-line-art": ("binding", LINE_KINDS), "naming-line-art": 
 KIN_PROBES = {f"naming-kin-{name}-{k}": (kinds, k) for name, kinds in (("line-art", LINE_KINDS),
                                                                         ("recoloured", COLOUR_KINDS))
               for k in (1, 4, 8)}
+# the same with as many supports as naming-rices' longest prompts (16: ~135 tokens; 32: ~265, past the trained 256),
+# their own seeds so that KIN_PROBES keep theirs
+KIN_MANY_PROBES = {f"naming-kin-{name}-{k}": (kinds, k) for name, kinds in (("line-art", LINE_KINDS),
+                                                                             ("recoloured", COLOUR_KINDS))
+                   for k in (16, 32)}
 
 
 @torch.no_grad()
@@ -88,6 +94,7 @@ def main():
     ap.add_argument("--long", action="store_true", help="also the LONG_PROBES")
     ap.add_argument("--styles", action="store_true", help="also the STYLE_PROBES")
     ap.add_argument("--kin", action="store_true", help="also the KIN_PROBES")
+    ap.add_argument("--kin_many", action="store_true", help="with --kin, also the KIN_MANY_PROBES (16 and 32 supports)")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
     world = load_world()
@@ -118,8 +125,10 @@ def main():
             nn_score = few_shot_probe(model.vision_encoder, world, model.cfg, args.n, restyle_kinds=kinds)
             print(f"  frozen encoder, nearest neighbour: {nn_score:.2f}")
 
-    for i, (name, (kinds, k)) in enumerate(KIN_PROBES.items() if args.kin else ()):
-        probes = probe_set(world, "naming-kin", args.n, seed=300 + i, shots=k, restyle_kinds=kinds)
+    kin = [(300 + i, *item) for i, item in enumerate(KIN_PROBES.items())]
+    kin += [(320 + i, *item) for i, item in enumerate(KIN_MANY_PROBES.items())] if args.kin_many else []
+    for seed, name, (kinds, k) in kin if args.kin else ():
+        probes = probe_set(world, "naming-kin", args.n, seed=seed, shots=k, restyle_kinds=kinds)
         print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}"
               f" (nearest support: {nearest_support_rate(model, probes):.2f})", flush=True)
 

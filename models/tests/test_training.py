@@ -154,6 +154,26 @@ def test_stage3_ema_puts_the_averaged_weights_in_final_pt(tmp_path):
     assert all(torch.equal(final[k], v) for k, v in last["model"].items() if k not in last["ema"])  # frozen parts
 
 
+def test_stage3_ema_run_resumed_equals_one_run(tmp_path):
+    """Stopped after step 1 and resumed to step 2, a --ema run ends where an uninterrupted one does:
+    the average is restored from last.pt, not restarted from the resumed weights."""
+    tiny_stage_checkpoints(tmp_path)
+    cmd = [sys.executable, "train_flamingo.py", f"--tokenizer={tmp_path / 'tokenizer.json'}",
+           f"--vision={tmp_path / 'vision.pt'}", f"--lm={tmp_path / 'lm.pt'}", "--warmup=1", "--lr=1e-2",
+           "--eval_every=1000", "--ckpt_every=1", "--page_batch=1", "--pair_batch=1", "--clip_batch=1",
+           "--max_images=2", "--n_latents=4", "--resampler_layers=1", "--ema=0.5"]
+    env = {**os.environ, "TORCH_THREADS": "1"}
+    for out, steps in (("whole", [2]), ("resumed", [1, 2])):
+        for n in steps:
+            subprocess.run(cmd + [f"--out={tmp_path / out}", f"--steps={n}"], cwd=MODELS, check=True,
+                           capture_output=True, env=env)
+    whole, resumed = (torch.load(tmp_path / out / "last.pt", map_location="cpu") for out in ("whole", "resumed"))
+    assert resumed["step"] == whole["step"] == 2
+    for k, v in whole["ema"].items():
+        torch.testing.assert_close(resumed["ema"][k], v)
+        torch.testing.assert_close(resumed["model"][k], whole["model"][k])
+
+
 def test_kin_probes_hold_the_query_concept_once_among_look_alikes(monkeypatch):
     import train_flamingo
     from emojiworld.concepts import load_world
