@@ -50,6 +50,7 @@ class Settings:
     weight_decay: float = 0.05
     scene_fraction: float = 0.3
     d_embed: int = 128
+    vision_channels: str = ""  # comma-separated widths of the CNN's stride-2 stages (default: FlamingoConfig's)
     styles: str = ""  # comma-separated training styles to draw from (default: all three)
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
@@ -245,7 +246,8 @@ def main():
         model = Student(cfg, teacher["vision"]).to(s.device)
         params = list(model.vision.parameters())
     else:
-        cfg = FlamingoConfig(vocab_size=len(tok.vocab))
+        widths = tuple(int(c) for c in s.vision_channels.split(",") if c)
+        cfg = FlamingoConfig(vocab_size=len(tok.vocab), **({"vision_channels": widths} if widths else {}))
         model = Contrastive(cfg, len(tok.vocab), s.d_embed).to(s.device)
         params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)

@@ -236,3 +236,14 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
     assert len(nn_scores) == 1 + sum(task == "binding" for task, _ in STYLE_PROBES.values())
     rows = [line.split(":")[1].split() for line in out.splitlines() if line.strip().startswith(("left:", "right:", "up:", "down:"))]
     assert len(rows) == 4 and sum(int(c) for row in rows for c in row) == 4  # one answer per probe item
+
+
+def test_stage1_vision_channels_set_the_encoder_widths(tmp_path):
+    out = tmp_path / "vision"
+    subprocess.run([sys.executable, "train_vision.py", "--tokenizer=../public/models/emojiworld/tokenizer.json",
+                    f"--out={out}", "--steps=1", "--batch=8", "--eval_every=1000", "--vision_channels=8,8,16,24"],
+                   cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
+    ckpt = torch.load(out / "last.pt", map_location="cpu")
+    cfg = FlamingoConfig.from_dict(ckpt["config"])
+    assert cfg.vision_channels == (8, 8, 16, 24) and cfg.d_vision == FlamingoConfig().d_vision  # the bridge's input stays
+    VisionEncoder(cfg).load_state_dict(ckpt["vision"])  # the checkpoint is a stage-1 encoder of those widths
