@@ -54,6 +54,7 @@ class Settings:
     styles: str = ""  # comma-separated training styles to draw from (default: all three)
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
+    randconv: float = 0.0  # probability that a training image passes through a random convolution (random_convolution)
     teacher: str = ""  # a vision checkpoint: style-invariance distillation instead of the contrastive loss
     eval_every: int = 250
     ckpt_every: int = 100
@@ -94,6 +95,21 @@ def caption_of(world, facts=None, concept=None):
         return name_in(world, concept)
     names = sorted(name_in(world, o["concept"]) for o in facts["objects"])
     return f"{', '.join(names)} on {facts['background']}"
+
+
+def random_convolution(pixels: torch.Tensor, rng, p: float) -> torch.Tensor:
+    """RandConv (Xu et al., ICLR 2021, "RC_mix"): each image, with probability p, goes through a 3 -> 3 convolution
+    with fresh Gaussian weights (kernel 1, 3, 5 or 7; variance 1 / (3 k^2)) and is mixed with itself by a weight drawn
+    from U(0, 1): colour and local texture change at random while shapes stay, a new "art style" per image."""
+    out = pixels.clone()
+    for b in range(len(pixels)):
+        if rng.random() >= p:
+            continue
+        k = int(rng.choice([1, 3, 5, 7]))
+        w = torch.from_numpy(rng.normal(0.0, (3 * k * k) ** -0.5, size=(3, 3, k, k)).astype(np.float32))
+        mix = float(rng.random())
+        out[b] = mix * pixels[b] + (1 - mix) * F.conv2d(pixels[b:b + 1], w, padding=k // 2)[0]
+    return out
 
 
 class Batches(torch.utils.data.Dataset):
@@ -138,7 +154,8 @@ class Batches(torch.utils.data.Dataset):
         offsets = torch.tensor(np.cumsum([0] + [len(x) for x in ids[:-1]]))
         # the same caption twice in a batch (scenes can collide) must not count as a negative
         same = torch.tensor([[a == b for b in captions] for a in captions])
-        return to_pixels(clean), torch.tensor(sum(ids, [])), offsets, same
+        pixels = random_convolution(to_pixels(clean), rng, s.randconv) if s.randconv else to_pixels(clean)
+        return pixels, torch.tensor(sum(ids, [])), offsets, same
 
 
 def training_styles(s: Settings, world) -> tuple:

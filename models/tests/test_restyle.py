@@ -85,3 +85,13 @@ def test_distillation_run_writes_a_vision_checkpoint_stage3_can_load(tmp_path):
     assert set(ckpt['vision']) == set(teacher['vision'])
     evals = (out / 'eval.jsonl').read_text().splitlines()
     assert 'twemoji_to_fluent-emoji-flat' in evals[-1] and 'naming_' in evals[-1]
+
+
+def test_random_convolution_changes_some_images_and_is_seeded():
+    from train_vision import random_convolution
+    x = torch.randn(16, 3, 64, 64)
+    assert torch.equal(random_convolution(x, np.random.default_rng(0), 0.0), x)
+    y = random_convolution(x, np.random.default_rng(0), 0.5)
+    changed = [not torch.equal(a, b) for a, b in zip(x, y)]
+    assert 0 < sum(changed) < 16 and y.shape == x.shape
+    assert torch.equal(y, random_convolution(x, np.random.default_rng(0), 0.5))  # a batch depends on its seed only
