@@ -17,6 +17,8 @@ and keep them for the clean image. The features of clean training images stay wh
 put them, so a bridge trained on the teacher still fits; what changes is how other art styles land.
 Leave-one-style-out validation (--styles=twemoji,noto --validation_style=fluent-emoji-flat):
 the left-out TRAINING style plays the unseen style, for choices made without OpenMoji.
+Also tried that way (models/eval/style-transfer/, none adopted): a wider CNN (--vision_channels), longer
+training (--steps), random convolutions (--randconv).
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ class Settings:
     weight_decay: float = 0.05
     scene_fraction: float = 0.3
     d_embed: int = 128
-    vision_channels: str = ""  # comma-separated widths of the CNN's stride-2 stages (default: FlamingoConfig's)
+    vision_channels: str = ""  # comma-separated widths of the CNN's stride-2 stages (default: FlamingoConfig's; not with --teacher)
     styles: str = ""  # comma-separated training styles to draw from (default: all three)
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
