@@ -25,7 +25,7 @@ from emojiworld.images import DIRECTIONS
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, encode_sample, exact_match, load_trained,
                             probe_completions, probe_set)
-from train_vision import features, few_shot_probe
+from train_vision import embedding, few_shot_probe
 
 
 @torch.no_grad()
@@ -62,13 +62,13 @@ KIN_MANY_PROBES = {f"naming-kin-{name}-{k}": (kinds, k) for name, kinds in (("li
 
 @torch.no_grad()
 def nearest_support_rate(model, probes) -> float:
-    """How often the label of the support most like the query (frozen encoder features, as
-    few_shot_probe compares them) is the answer: what copying from the nearest picture would score."""
+    """How often the label of the support most like the query (frozen encoder, the embedding RICES ranks by)
+    is the answer: what copying from the nearest picture would score."""
     right = 0
     for segs, completion in probes:
         imgs = [s["image"] for s in segs if "image" in s]
         captions = [s["text"] for s in segs if "text" in s][:-1]
-        f = features(model.vision_encoder, imgs, model.cfg, "cpu")
+        f = embedding(model.vision_encoder, imgs, model.cfg, "cpu")
         right += captions[int((f[:-1] @ f[-1]).argmax())] == ew_text.caption(completion.strip().removesuffix("."))
     return right / len(probes)
 

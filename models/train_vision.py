@@ -172,6 +172,13 @@ def features(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
     return F.normalize(vision(x).flatten(1), dim=-1)
 
 
+def embedding(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
+    """Images -> one unit vector each, the token grid averaged: what RICES ranks supports by
+    (src/engine/engine.ts imageEmbedding). Unlike `features`, it does not depend on where the emoji sits."""
+    x = torch.from_numpy(normalize(np.stack(imgs), cfg.mean, cfg.std)).to(device)
+    return F.normalize(vision(x).mean(1), dim=-1)
+
+
 @torch.no_grad()
 def few_shot_probe(vision: VisionEncoder, world, cfg, n_episodes=300, n_way=5, seed=123, device="cpu", style="noto",
                    support_style=None, restyle_kinds=()):

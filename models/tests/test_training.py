@@ -247,3 +247,18 @@ def test_stage1_vision_channels_set_the_encoder_widths(tmp_path):
     cfg = FlamingoConfig.from_dict(ckpt["config"])
     assert cfg.vision_channels == (8, 8, 16, 24) and cfg.d_vision == FlamingoConfig().d_vision  # the bridge's input stays
     VisionEncoder(cfg).load_state_dict(ckpt["vision"])  # the checkpoint is a stage-1 encoder of those widths
+
+
+def test_rices_embedding_cares_less_than_the_token_grid_where_an_emoji_sits(monkeypatch):
+    from emojiworld.concepts import load_world
+    from emojiworld.samples import draw_single
+    from train_flamingo import load_trained
+    from train_vision import embedding, features
+    monkeypatch.chdir(MODELS)
+    model, _ = load_trained("checkpoints/bridge.pt")
+    world = load_world()
+    pairs = [[draw_single(world, c, "noto", np.random.default_rng(seed)) for seed in (1, 2)]
+             for c in world.split("train")[:20]]  # one concept, two placements
+    same = lambda f: float(np.mean([(f(p)[0] @ f(p)[1]).item() for p in pairs]))
+    assert same(lambda p: embedding(model.vision_encoder, p, model.cfg, "cpu")) > \
+        same(lambda p: features(model.vision_encoder, p, model.cfg, "cpu")) + 0.05
