@@ -48,16 +48,17 @@ STYLE_PROBES = {"binding-line-art": ("binding", LINE_KINDS), "naming-line-art": 
                 "binding-recoloured": ("binding", COLOUR_KINDS), "naming-recoloured": ("naming", COLOUR_KINDS)}
 
 
-# name -> (restyle kinds, supports): naming a training concept after supports that include it among
-# look-alikes (probe_set's 'naming-kin'); unrestyled, the model needs no support
-KIN_PROBES = {f"naming-kin-{name}-{k}": (kinds, k) for name, kinds in (("line-art", LINE_KINDS),
-                                                                        ("recoloured", COLOUR_KINDS))
-              for k in (1, 4, 8)}
-# the same with as many supports as naming-rices' longest prompts (16: ~135 tokens; 32: ~265, past the trained 256),
+def _kin_probes(supports) -> dict:
+    """name -> (restyle kinds, supports): naming a training concept after supports that include it among
+    look-alikes (probe_set's 'naming-kin'); unrestyled, the model needs no support."""
+    styles = (("line-art", LINE_KINDS), ("recoloured", COLOUR_KINDS))
+    return {f"naming-kin-{name}-{k}": (kinds, k) for name, kinds in styles for k in supports}
+
+
+KIN_PROBES = _kin_probes((1, 4, 8))
+# as many supports as naming-rices' longest prompts (16: ~135 tokens; 32: ~265, past the trained 256), with
 # their own seeds so that KIN_PROBES keep theirs
-KIN_MANY_PROBES = {f"naming-kin-{name}-{k}": (kinds, k) for name, kinds in (("line-art", LINE_KINDS),
-                                                                             ("recoloured", COLOUR_KINDS))
-                   for k in (16, 32)}
+KIN_MANY_PROBES = _kin_probes((16, 32))
 
 
 @torch.no_grad()

@@ -52,7 +52,7 @@ class Settings:
     weight_decay: float = 0.05
     scene_fraction: float = 0.3
     d_embed: int = 128
-    vision_channels: str = ""  # comma-separated widths of the CNN's stride-2 stages (default: FlamingoConfig's; not with --teacher)
+    vision_channels: str = ""  # widths of the CNN's stride-2 stages, comma-separated (default: FlamingoConfig's; no --teacher)
     styles: str = ""  # comma-separated training styles to draw from (default: all three)
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
@@ -166,17 +166,20 @@ def training_styles(s: Settings, world) -> tuple:
     return styles
 
 
+def token_grid(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
+    """Images (H x W x 3 uint8) -> the frozen encoder's tokens [n, cells, d]."""
+    return vision(torch.from_numpy(normalize(np.stack(imgs), cfg.mean, cfg.std)).to(device))
+
+
 def features(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
     """Images -> one unit vector each (the flattened token grid): what the probes compare."""
-    x = torch.from_numpy(normalize(np.stack(imgs), cfg.mean, cfg.std)).to(device)
-    return F.normalize(vision(x).flatten(1), dim=-1)
+    return F.normalize(token_grid(vision, imgs, cfg, device).flatten(1), dim=-1)
 
 
 def embedding(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
     """Images -> one unit vector each, the token grid averaged: what RICES ranks supports by
     (src/engine/engine.ts imageEmbedding). Unlike `features`, it does not depend on where the emoji sits."""
-    x = torch.from_numpy(normalize(np.stack(imgs), cfg.mean, cfg.std)).to(device)
-    return F.normalize(vision(x).mean(1), dim=-1)
+    return F.normalize(token_grid(vision, imgs, cfg, device).mean(1), dim=-1)
 
 
 @torch.no_grad()
