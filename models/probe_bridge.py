@@ -8,7 +8,8 @@ for an art style the model never saw (OpenMoji itself is never used for choices)
 the frozen vision encoder's own nearest-neighbour score on such prompts: the ceiling the features set; with
 --kin, naming a training concept so restyled after supports that hold it among look-alikes (KIN_PROBES, a
 stand-in for naming-rices), each with how often the nearest support's label is the answer; --kin_many adds
-16 and 32 supports (KIN_MANY_PROBES).
+16 and 32 supports (KIN_MANY_PROBES); with --heads, for each kin probe also how much of the LM's copy heads'
+attention over the supports falls on the right one (flamingo.matching; chance 1 / supports).
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many]
 
@@ -23,8 +24,10 @@ from emojiworld import text as ew_text
 from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
-from train_flamingo import (BINDING_LABELS, PROBE_TASKS, completion_logits, encode_sample, exact_match, load_trained,
-                            probe_completions, probe_set)
+from flamingo.mask import media_index
+from flamingo.matching import keep_attention, matching_targets
+from train_flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_logits, encode_sample, exact_match,
+                            lm_copy_heads, load_trained, media_latents, probe_completions, probe_set)
 from train_vision import embedding, few_shot_probe
 
 
@@ -74,6 +77,27 @@ def nearest_support_rate(model, probes) -> float:
     return right / len(probes)
 
 
+@torch.no_grad()
+def copy_head_shares(model, tok, probes, heads) -> list[float]:
+    """Per copy head, the mean share of its support attention, at the ':' that predicts the answer, that falls on
+    the support with the answer's label (the completion teacher-forced, as train_flamingo.completion_logits)."""
+    image, output, end = tok.token_id("<image>"), tok.encode(ew_text.CAPTION_QUERY), tok.token_id(ew_text.EOC)
+    keep_attention(model.flamingo_lm.lm)
+    shares = torch.zeros(len(heads))
+    for segs, completion in probes:
+        answered = segs[:-1] + [{"text": ew_text.caption(completion.strip().removesuffix("."))}]
+        ids, media = encode_sample(answered, tok, model.cfg, 10_000)
+        batch = collate([(ids + [tok.token_id("<pad>")], media)], tok)  # inputs keep the closing <|endofchunk|>
+        x = batch["input_ids"]
+        model.flamingo_lm(x, media_index(x, image), media_latents(model, batch, "cpu"))
+        pos, right, support = matching_targets(x[0].tolist(), image, output, end)[-1]  # the query's
+        for j, (layer, head) in enumerate(heads):
+            row = model.flamingo_lm.lm.blocks[layer].attn.attention[0, head, pos]
+            shares[j] += row[right].sum() / row[support].sum()
+    keep_attention(model.flamingo_lm.lm, False)
+    return (shares / len(probes)).tolist()
+
+
 def pieces_right(pairs) -> str:
     """Per-token view of a binding probe's (got, target) tokens (train_flamingo.probe_completions): is
     the first piece of the label right, the later pieces (each teacher-forced), the closing full
@@ -96,6 +120,7 @@ def main():
     ap.add_argument("--styles", action="store_true", help="also the STYLE_PROBES")
     ap.add_argument("--kin", action="store_true", help="also the KIN_PROBES")
     ap.add_argument("--kin_many", action="store_true", help="with --kin, also the KIN_MANY_PROBES (16 and 32 supports)")
+    ap.add_argument("--heads", action="store_true", help="with --kin, also the copy heads' attention on the right support")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
     world = load_world()
@@ -128,10 +153,17 @@ def main():
 
     kin = [(300 + i, *item) for i, item in enumerate(KIN_PROBES.items())]
     kin += [(320 + i, *item) for i, item in enumerate(KIN_MANY_PROBES.items())] if args.kin_many else []
+    heads = lm_copy_heads(model, tok, world) if args.kin and args.heads else []
+    if heads:  # the heads the LM copies with on text alone (train_flamingo --match_weight)
+        print(f"copy heads (layer, head): {heads}")
     for seed, name, (kinds, k) in kin if args.kin else ():
         probes = probe_set(world, "naming-kin", args.n, seed=seed, shots=k, restyle_kinds=kinds)
         print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}"
               f" (nearest support: {nearest_support_rate(model, probes):.2f})", flush=True)
+        if heads:
+            shares = copy_head_shares(model, tok, probes, heads)
+            print("  copy heads' support attention on the right support: "
+                  + ", ".join(f"{h}: {v:.2f}" for h, v in zip(heads, shares)) + f" (chance {1 / k:.2f})", flush=True)
 
 
 if __name__ == "__main__":

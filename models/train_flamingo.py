@@ -26,8 +26,10 @@ import torch.nn.functional as F
 from emojiworld import text as ew_text
 from emojiworld.concepts import load_world, novel_names, pseudo_words
 from emojiworld.restyle import random_restyle
-from emojiworld.samples import caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, look_alikes, scene_qa
+from emojiworld.samples import (caption_pair, clip_pair, draw_clip, draw_single, interleaved_page, look_alikes,
+                                scene_qa, text_episode)
 from flamingo.mask import media_index
+from flamingo.matching import copy_heads, keep_attention, matching_loss, matching_targets
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
@@ -76,6 +78,10 @@ class Settings:
     xattn_every: int = 1
     tanh_gating: bool = True
     unfreeze_lm: bool = False
+    # > 0: add the matching objective (flamingo.matching) on pages, this weight; its heads: "layer.head,..."
+    # or empty for the LM's own copy heads (found on text binding episodes at the start)
+    match_weight: float = 0.0
+    match_heads: str = ""
     eval_every: int = 250
     eval_episodes: int = 200
     ckpt_every: int = 100
@@ -157,18 +163,35 @@ def media_latents(model: Flamingo, batch, device) -> torch.Tensor:
 
 
 class Stage3Loss(torch.nn.Module):
-    """The training objective as a module, so that DistributedDataParallel can wrap it."""
+    """The training objective as a module, so that DistributedDataParallel can wrap it: next-token
+    cross-entropy, plus match_weight x matching_loss on the copy heads when asked (the parts of the last
+    call are kept in `parts`)."""
 
-    def __init__(self, model: Flamingo, image_id: int, device):
+    def __init__(self, model: Flamingo, image_id: int, device, match_weight: float = 0.0,
+                 match_heads=(), output_ids=(), end_id: int = -1):
         super().__init__()
         self.model, self.image_id, self.device = model, image_id, device
+        self.match_weight, self.match_heads, self.output_ids = match_weight, list(match_heads), list(output_ids)
+        self.end_id = end_id
+        self.parts = {}
+        keep_attention(model.flamingo_lm.lm, match_weight > 0)
 
     def forward(self, batch) -> torch.Tensor:
         ids = batch["input_ids"].to(self.device)
         media = media_latents(self.model, batch, self.device)
         logits = self.model.flamingo_lm(ids, media_index(ids, self.image_id), media)[0]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].to(self.device).reshape(-1),
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].to(self.device).reshape(-1),
                                ignore_index=-100)
+        self.parts = {"lm": loss.item()}
+        if self.match_weight > 0:
+            targets = [matching_targets(row, self.image_id, self.output_ids, self.end_id)
+                       for row in batch["input_ids"].tolist()]
+            if any(targets):
+                attention = [block.attn.attention for block in self.model.flamingo_lm.lm.blocks]
+                match = matching_loss(attention, targets, self.match_heads)
+                self.parts["match"] = match.item()
+                loss = loss + self.match_weight * match
+        return loss
 
 
 # ----------------------------------------------------------------------------- quick probes (PyTorch)
@@ -305,6 +328,15 @@ def build_model(s: Settings, tok: Tokenizer, bridge_config: dict | None = None) 
     return model
 
 
+def lm_copy_heads(model: Flamingo, tok: Tokenizer, world) -> list[tuple[int, int]]:
+    """The heads the frozen LM copies a label with, found on 100 text binding episodes (fixed: the same every run)."""
+    rng = np.random.default_rng(0)
+    episodes = [[tok.token_id("<bos>")] + tok.encode(text_episode(world, rng, "train", kind="binding"))
+                for _ in range(100)]
+    return copy_heads(model.flamingo_lm, episodes, tok.token_id("<image>"), tok.encode(ew_text.CAPTION_QUERY),
+                      tok.token_id(ew_text.EOC))[0]
+
+
 def load_trained(bridge: str, vision: str = "checkpoints/vision.pt", lm: str = "checkpoints/lm.pt",
                  tokenizer: str = "../public/models/emojiworld/tokenizer.json"):
     """A trained stage-3 model (by default the shipped one's stages, models/checkpoints/) in eval
@@ -353,7 +385,16 @@ def main():
         for n, t in torch.load(out / "last.pt", map_location="cpu")["ema"].items():
             average.shadow[n].copy_(t)
     image_id = tok.token_id("<image>")
-    objective = Stage3Loss(model, image_id, s.device)
+    output_ids, end_id = tok.encode(ew_text.CAPTION_QUERY), tok.token_id(ew_text.EOC)
+    match_heads = []
+    if s.match_weight > 0:
+        if s.match_heads:
+            match_heads = [tuple(int(v) for v in h.split(".")) for h in s.match_heads.split(",")]
+        else:
+            match_heads = lm_copy_heads(model, tok, world)
+        if rank == 0:
+            print(f"matching objective, weight {s.match_weight}, on heads (layer, head) {match_heads}")
+    objective = Stage3Loss(model, image_id, s.device, s.match_weight, match_heads, output_ids, end_id)
     if distributed:  # gradients of the trainable parameters are all-reduced in backward
         objective = torch.nn.parallel.DistributedDataParallel(objective)
     weights = {"pages": s.interleaved_weight, "pairs": s.pair_weight, "clips": s.clip_weight}
@@ -386,7 +427,10 @@ def main():
                 continue
             loss = objective(batch)
             (weights[name] * loss).backward()
-            losses[name] = loss.item()
+            parts = (objective.module if distributed else objective).parts
+            losses[name] = parts["lm"]
+            if "match" in parts:
+                losses[f"match_{name}"] = parts["match"]
         torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
         opt.step()
         if average:

@@ -274,6 +274,8 @@ class CausalSelfAttention(nn.Module):
         self.heads = cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.keep_attention = False  # training only: keep the probabilities (flamingo.matching)
+        self.attention = None
 
     def forward(self, x, cos, sin, past_k, past_v):
         q, k, v = (split_heads(t, self.heads) for t in self.qkv(x).chunk(3, dim=-1))
@@ -285,6 +287,8 @@ class CausalSelfAttention(nn.Module):
         causal = torch.arange(total, device=x.device)[None, :] <= qpos
         scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
         attn = scores.masked_fill(~causal, -1e9).softmax(dim=-1)
+        if self.keep_attention:
+            self.attention = attn
         return self.out(merge_heads(attn @ v)), k, v
 
 
