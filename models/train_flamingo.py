@@ -392,6 +392,9 @@ def main():
             match_heads = [tuple(int(v) for v in h.split(".")) for h in s.match_heads.split(",")]
         else:
             match_heads = lm_copy_heads(model, tok, world)
+        if not match_heads:
+            raise SystemExit("--match_weight: this LM has no copy heads on text binding episodes (flamingo.matching."
+                             "copy_heads); name some with --match_heads=layer.head,...")
         if rank == 0:
             print(f"matching objective, weight {s.match_weight}, on heads (layer, head) {match_heads}")
     objective = Stage3Loss(model, image_id, s.device, s.match_weight, match_heads, output_ids, end_id)

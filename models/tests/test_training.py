@@ -29,15 +29,20 @@ def tiny_stage_checkpoints(tmp: Path):
     torch.save({"lm": LanguageModel(cfg).state_dict(), "config": cfg.to_dict()}, tmp / "lm.pt")
 
 
+def tiny_stage3(tmp: Path, *settings: str, launcher=(sys.executable,)) -> list[str]:
+    """A stage-3 command on tiny_stage_checkpoints(tmp): one item per dataset, pages of up to two images, a tiny
+    bridge; `settings` are added last (a later --name=value wins)."""
+    return [*launcher, "train_flamingo.py", f"--tokenizer={tmp / 'tokenizer.json'}", f"--vision={tmp / 'vision.pt'}",
+            f"--lm={tmp / 'lm.pt'}", "--eval_every=1000", "--page_batch=1", "--pair_batch=1", "--clip_batch=1",
+            "--max_images=2", "--n_latents=4", "--resampler_layers=1", *settings]
+
+
 def test_stage3_runs_under_torchrun_with_two_processes(tmp_path):
     tiny_stage_checkpoints(tmp_path)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           # torch 1.13 on Python 3.11: redirect values 0 and 3 hit an IntFlag bug, 1 works
-           "--redirects=1", "--tee=1", "train_flamingo.py",
-           f"--tokenizer={tmp_path / 'tokenizer.json'}", f"--vision={tmp_path / 'vision.pt'}",
-           f"--lm={tmp_path / 'lm.pt'}", f"--out={tmp_path / 'run'}", "--steps=2", "--eval_every=1000",
-           "--page_batch=2", "--pair_batch=2", "--clip_batch=1", "--max_images=2", "--n_latents=4",
-           "--resampler_layers=1"]
+    # torch 1.13 on Python 3.11: redirect values 0 and 3 hit an IntFlag bug, 1 works
+    torchrun = (sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--redirects=1", "--tee=1")
+    cmd = tiny_stage3(tmp_path, f"--out={tmp_path / 'run'}", "--steps=2", "--page_batch=2", "--pair_batch=2",
+                      launcher=torchrun)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, cwd=MODELS, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -95,12 +100,9 @@ def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     --resampler_time_groups is part of the model's config (export and load_trained read it);
     --novel_name_share, --coined_word_share and --clip_questions change only the data."""
     tiny_stage_checkpoints(tmp_path)
-    cmd = [sys.executable, "train_flamingo.py", f"--tokenizer={tmp_path / 'tokenizer.json'}",
-           f"--vision={tmp_path / 'vision.pt'}", f"--lm={tmp_path / 'lm.pt'}", f"--out={tmp_path / 'run'}",
-           "--steps=1", "--lr=1e-9", "--eval_every=1000", "--page_batch=1", "--pair_batch=1", "--clip_batch=1",
-           "--max_images=2", "--n_latents=4", "--resampler_layers=1", "--time_emb_std=1",
-           "--clip_questions=balanced", "--resampler_time_groups=2", "--novel_name_share=1",
-           "--coined_word_share=0.5"]
+    cmd = tiny_stage3(tmp_path, f"--out={tmp_path / 'run'}", "--steps=1", "--lr=1e-9", "--time_emb_std=1",
+                      "--clip_questions=balanced", "--resampler_time_groups=2", "--novel_name_share=1",
+                      "--coined_word_share=0.5")
     subprocess.run(cmd, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
     final = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")
     assert 0.7 < final["model"]["resampler.time_emb"].std().item() < 1.3
@@ -114,6 +116,20 @@ def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     assert continued["meta"]["training"]["continued_from"]["stage3_steps"] == 1
     last = torch.load(tmp_path / "again" / "last.pt", map_location="cpu")  # a run may go on from any checkpoint
     assert last["meta"]["training"]["continued_from"] == continued["meta"]["training"]["continued_from"]
+
+
+def test_stage3_matching_objective_is_logged_on_the_heads_asked_for(tmp_path):
+    tiny_stage_checkpoints(tmp_path)
+    base = tiny_stage3(tmp_path, "--steps=20", "--page_batch=4", "--max_images=4", "--match_weight=1")
+    env = {**os.environ, "TORCH_THREADS": "1"}
+    out = subprocess.run(base + [f"--out={tmp_path / 'run'}", "--match_heads=1.0,1.1"], cwd=MODELS, check=True,
+                         capture_output=True, text=True, env=env).stdout
+    assert "on heads (layer, head) [(1, 0), (1, 1)]" in out
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 20 and log[-1]["loss_match_pages"] > 0
+    # a random LM has no copy heads to find: a clear error, not a silent run without the objective
+    failed = subprocess.run(base + [f"--out={tmp_path / 'auto'}"], cwd=MODELS, capture_output=True, text=True, env=env)
+    assert failed.returncode != 0 and "no copy heads" in failed.stderr
 
 
 def test_probe_sets_take_ways_and_shots():
@@ -142,10 +158,8 @@ def test_weight_average_follows_the_trainable_weights_only():
 
 def test_stage3_ema_puts_the_averaged_weights_in_final_pt(tmp_path):
     tiny_stage_checkpoints(tmp_path)
-    cmd = [sys.executable, "train_flamingo.py", f"--tokenizer={tmp_path / 'tokenizer.json'}",
-           f"--vision={tmp_path / 'vision.pt'}", f"--lm={tmp_path / 'lm.pt'}", f"--out={tmp_path / 'run'}",
-           "--steps=2", "--warmup=1", "--lr=1e-2", "--eval_every=1000", "--ckpt_every=1", "--page_batch=1",
-           "--pair_batch=1", "--clip_batch=1", "--max_images=2", "--n_latents=4", "--resampler_layers=1", "--ema=0.5"]
+    cmd = tiny_stage3(tmp_path, f"--out={tmp_path / 'run'}", "--steps=2", "--warmup=1", "--lr=1e-2", "--ckpt_every=1",
+                      "--ema=0.5")
     subprocess.run(cmd, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
     final = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")["model"]
     last = torch.load(tmp_path / "run" / "last.pt", map_location="cpu")
@@ -158,10 +172,7 @@ def test_stage3_ema_run_resumed_equals_one_run(tmp_path):
     """Stopped after step 1 and resumed to step 2, a --ema run ends where an uninterrupted one does:
     the average is restored from last.pt, not restarted from the resumed weights."""
     tiny_stage_checkpoints(tmp_path)
-    cmd = [sys.executable, "train_flamingo.py", f"--tokenizer={tmp_path / 'tokenizer.json'}",
-           f"--vision={tmp_path / 'vision.pt'}", f"--lm={tmp_path / 'lm.pt'}", "--warmup=1", "--lr=1e-2",
-           "--eval_every=1000", "--ckpt_every=1", "--page_batch=1", "--pair_batch=1", "--clip_batch=1",
-           "--max_images=2", "--n_latents=4", "--resampler_layers=1", "--ema=0.5"]
+    cmd = tiny_stage3(tmp_path, "--warmup=1", "--lr=1e-2", "--ckpt_every=1", "--ema=0.5")
     env = {**os.environ, "TORCH_THREADS": "1"}
     for out, steps in (("whole", [2]), ("resumed", [1, 2])):
         for n in steps:
