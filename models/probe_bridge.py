@@ -9,7 +9,8 @@ the frozen vision encoder's own nearest-neighbour score on such prompts: the cei
 --kin, naming a training concept so restyled after supports that hold it among look-alikes (KIN_PROBES, a
 stand-in for naming-rices), each with how often the nearest support's label is the answer; --kin_many adds
 16 and 32 supports (KIN_MANY_PROBES); with --heads, for each kin probe also how much of the LM's copy heads'
-attention over the supports falls on the right one (flamingo.matching; chance 1 / supports).
+attention over the context (flamingo.matching.matching_targets: from the first picture to the answer's ':')
+falls on the right support.
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many]
 
@@ -79,8 +80,8 @@ def nearest_support_rate(model, probes) -> float:
 
 @torch.no_grad()
 def copy_head_shares(model, tok, probes, heads) -> list[float]:
-    """Per copy head, the mean share of its support attention, at the ':' that predicts the answer, that falls on
-    the support with the answer's label (the completion teacher-forced, as train_flamingo.completion_logits)."""
+    """Per copy head, the mean share of its attention over the context, at the ':' that predicts the answer, that
+    falls on the support with the answer's label (the completion teacher-forced, as train_flamingo.completion_logits)."""
     image, output, end = tok.token_id("<image>"), tok.encode(ew_text.CAPTION_QUERY), tok.token_id(ew_text.EOC)
     keep_attention(model.flamingo_lm.lm)
     shares = torch.zeros(len(heads))
@@ -90,10 +91,10 @@ def copy_head_shares(model, tok, probes, heads) -> list[float]:
         batch = collate([(ids + [tok.token_id("<pad>")], media)], tok)  # inputs keep the closing <|endofchunk|>
         x = batch["input_ids"]
         model.flamingo_lm(x, media_index(x, image), media_latents(model, batch, "cpu"))
-        pos, right, support = matching_targets(x[0].tolist(), image, output, end)[-1]  # the query's
+        pos, right, context = matching_targets(x[0].tolist(), image, output, end)[-1]  # the query's
         for j, (layer, head) in enumerate(heads):
             row = model.flamingo_lm.lm.blocks[layer].attn.attention[0, head, pos]
-            shares[j] += row[right].sum() / row[support].sum()
+            shares[j] += row[right].sum() / row[context].sum()
     keep_attention(model.flamingo_lm.lm, False)
     return (shares / len(probes)).tolist()
 
@@ -162,8 +163,8 @@ def main():
               f" (nearest support: {nearest_support_rate(model, probes):.2f})", flush=True)
         if heads:
             shares = copy_head_shares(model, tok, probes, heads)
-            print("  copy heads' support attention on the right support: "
-                  + ", ".join(f"{h}: {v:.2f}" for h, v in zip(heads, shares)) + f" (chance {1 / k:.2f})", flush=True)
+            print("  copy heads' attention on the context, share on the right support: "
+                  + ", ".join(f"{h}: {v:.2f}" for h, v in zip(heads, shares)), flush=True)
 
 
 if __name__ == "__main__":

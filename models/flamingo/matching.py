@@ -6,8 +6,8 @@ answer is copied by the LM's self-attention from the support whose picture match
 picture reaches each position only through the gated cross-attention (a text token sees the image just
 before it). `copy_heads` finds the heads that do this on text alone (text binding episodes, where the
 stand-in name plays the picture's part); `matching_loss` is a stage-3 objective on exactly that step:
-at the position that predicts a repeated label, those heads' attention over the earlier supports
-should fall on the supports with the same label (train_flamingo --match_weight).
+at the position that predicts a repeated label, those heads' attention over the pictures and texts before
+it should fall on the supports with the same label (train_flamingo --match_weight).
 """
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ import torch
 
 def matching_targets(ids, image_id: int, output_ids: list[int], end_id: int) -> list[tuple[int, list[int], list[int]]]:
     """For one token sequence, every position that predicts the first token of a repeated label:
-    (that position (the ':' of 'Output:'), positions of the earlier spans with the same caption, positions
-    of all earlier spans). A span runs from an <image> to the next one; its caption is what follows
-    'Output:' up to <|endofchunk|> (`end_id`). Spans without both (questions, a caption cut off by the end of
-    the sequence) are neither queries nor supports."""
+    (that position (the ':' of 'Output:'), positions of the earlier spans with the same caption, the context:
+    every position from the first <image> up to that one, the query's own span included). A span runs from an
+    <image> to the next one; its caption is what follows 'Output:' up to <|endofchunk|> (`end_id`). Spans
+    without both (questions, a caption cut off by the end of the sequence) are never the right supports.
+    The context holds the query's own span because a head that matches pictures can settle on the query's own
+    picture, which carries no label (3n and 3o, the first runs with this objective, counted earlier supports only,
+    and with a single support their heads turned from it to the query)."""
     ids = list(ids)
     starts = [i for i, t in enumerate(ids) if t == image_id] + [len(ids)]
     spans = []  # (start, end, position of ':', caption tokens)
@@ -34,19 +37,19 @@ def matching_targets(ids, image_id: int, output_ids: list[int], end_id: int) -> 
     for k, (s, e, colon, caption) in enumerate(spans):
         right = [i for s2, e2, _, c2 in spans[:k] if c2 == caption for i in range(s2, e2)]
         if right:
-            out.append((colon, right, [i for s2, e2, _, _ in spans[:k] for i in range(s2, e2)]))
+            out.append((colon, right, list(range(starts[0], colon + 1))))
     return out
 
 
 def matching_loss(attention: list[torch.Tensor], targets: list[list], heads: list[tuple[int, int]]) -> torch.Tensor:
     """attention: per layer [b, h, s, s]; targets: per sequence, matching_targets' list. Mean over targets
-    and heads of -log(share of the head's attention on earlier supports that falls on the right ones)."""
+    and heads of -log(share of the head's attention on the context that falls on the right supports)."""
     terms = []
     for b, items in enumerate(targets):
-        for pos, right, support in items:
+        for pos, right, context in items:
             for layer, head in heads:
                 row = attention[layer][b, head, pos]
-                terms.append(torch.log(row[support].sum() + 1e-9) - torch.log(row[right].sum() + 1e-9))
+                terms.append(torch.log(row[context].sum() + 1e-9) - torch.log(row[right].sum() + 1e-9))
     return torch.stack(terms).mean() if terms else attention[0].new_zeros(())
 
 
@@ -60,7 +63,7 @@ def keep_attention(lm, on: bool = True):
 def copy_heads(flamingo_lm, episodes: list[list[int]], image_id: int, output_ids: list[int], end_id: int,
                threshold: float = 0.5):
     """The (layer, head) pairs of the LM, run on text alone, whose attention at a repeated label's ':' puts most
-    of its support mass on the right supports, on average over `episodes` (token id lists), and the
+    of its mass on the context (matching_targets) on the right supports, on average over `episodes` (token id lists), and the
     whole table [layers, heads] of that mean share."""
     lm = flamingo_lm.lm
     was = [b.attn.keep_attention for b in lm.blocks]
@@ -74,8 +77,8 @@ def copy_heads(flamingo_lm, episodes: list[list[int]], image_id: int, output_ids
         flamingo_lm(torch.tensor([ids]), use_media=False)
         for layer, block in enumerate(lm.blocks):
             a = block.attn.attention[0]  # [heads, s, s]
-            for pos, right, support in targets:
-                share[layer] += a[:, pos, right].sum(-1) / a[:, pos, support].sum(-1)
+            for pos, right, context in targets:
+                share[layer] += a[:, pos, right].sum(-1) / a[:, pos, context].sum(-1)
         count += len(targets)
     for b, w in zip(lm.blocks, was):
         b.attn.keep_attention = w

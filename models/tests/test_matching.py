@@ -36,18 +36,20 @@ def test_targets_are_repeated_labels_pointing_at_the_earlier_spans_with_that_lab
     colon = lambda k: spans[k][len(output)]  # <image> Output : -> the ':'
     assert [t[0] for t in targets] == [colon(3), colon(4)]
     assert ids[colon(3)] == output[-1] and tok.decode([ids[colon(3) + 1]]).strip() == "t"
-    assert targets[0][1] == spans[0] and targets[0][2] == spans[0] + spans[1]  # the question is no support
-    assert targets[1][1] == spans[1] and targets[1][2] == spans[0] + spans[1] + spans[3]
+    # the right supports: the earlier spans with that caption (the question is none); the context: everything
+    # from the first picture to the query's ':', its own span included
+    assert targets[0][1] == spans[0] and targets[0][2] == list(range(spans[0][0], colon(3) + 1))
+    assert targets[1][1] == spans[1] and targets[1][2] == list(range(spans[0][0], colon(4) + 1))
     assert matching_targets(tok.encode("".join(chunks[:3])), image, output, end) == []  # nothing repeats
 
 
-def test_matching_loss_is_minus_log_the_share_of_support_attention_on_the_right_supports():
+def test_matching_loss_is_minus_log_the_share_of_context_attention_on_the_right_supports():
     s = 10
     uniform = torch.full((1, 2, s, s), 1.0 / s)
     targets = [[(9, [1, 2], [1, 2, 3, 4, 5, 6, 7, 8])]]
     torch.testing.assert_close(matching_loss([uniform], targets, [(0, 1)]), torch.tensor(math.log(8 / 2)))
     sharp = torch.zeros(1, 2, s, s)
-    sharp[0, 0, 9, [0, 1, 2]] = torch.tensor([0.5, 0.25, 0.25])  # mass outside the supports does not count
+    sharp[0, 0, 9, [0, 1, 2]] = torch.tensor([0.5, 0.25, 0.25])  # mass outside the context does not count
     assert matching_loss([sharp], targets, [(0, 0)]).item() == pytest.approx(0.0, abs=1e-6)
     assert matching_loss([uniform], [[]], [(0, 0)]).item() == 0.0  # no repeated label: nothing to learn
 
