@@ -16,7 +16,7 @@ MODEL_DIR=${MODEL_DIR:-../public/models/emojiworld}
 EPISODES=${EPISODES:-eval/episodes}
 REPORT=${REPORT:-eval/report.json}
 gate=0.95
-# stage 3's continuations (b-g and j below), the same in the cpu and gpu profiles
+# stage 3's continuations (b-g, j and p below), the same in the cpu and gpu profiles
 continue_b="--steps=1000 --clip_batch=16"
 continue_c="--steps=2500 --clip_batch=32"
 continue_d="--steps=1500 --clip_batch=32"
@@ -24,6 +24,7 @@ continue_e="--steps=1500 --clip_batch=32"
 continue_f="--steps=1200 --clip_batch=32"
 continue_g="--steps=600 --clip_batch=32"
 continue_j="--steps=900 --clip_batch=32"
+continue_p="--steps=500 --clip_batch=32"
 
 case "$PROFILE" in
   gpu)  # what the shipped model ran: stages 1-3 on one H100 (16 cores; stage 3 stopped by its time limit at
@@ -33,7 +34,7 @@ case "$PROFILE" in
     vision="$dev --workers=6 --steps=6000 --batch=256"
     lm="$dev --workers=8 --steps=20000 --batch=64 --eval_every=500 --ckpt_every=500"
     stage3="$dev --workers=13 --steps=1412 --page_batch=64 --pair_batch=128 --clip_batch=32 --eval_every=500 --ckpt_every=500"
-    # the seven continuations ran on two CPU cores, with the settings above the case
+    # the eight continuations ran on two CPU cores, with the settings above the case
     ;;
   cpu)  # fewer steps, picked from the GPU run's curves (stage 2 passed its gate by step 1,500 at
         # batch 64); not yet run end to end on two cores
@@ -49,6 +50,7 @@ case "$PROFILE" in
     stage3="--steps=3 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=3 --eval_episodes=4"
     continue_b="$stage3" continue_c="$stage3" continue_d="$stage3" continue_e="$stage3" continue_f="$stage3" continue_g="$stage3"
     continue_j="$stage3"
+    continue_p="$stage3 --match_heads=1.0,3.0"  # a three-step LM has no copy heads to find
     gate=0  # a smoke run cannot learn to copy in three steps
     ;;
   *) echo "PROFILE must be cpu, gpu or smoke" >&2; exit 2 ;;
@@ -69,13 +71,15 @@ assert best >= float(sys.argv[2]), "in-context copying not solved yet: train the
 PY
 frozen="--vision=$RUNS/vision/last.pt --lm=$RUNS/lm/best.pt"
 $PY train_flamingo.py $tok $frozen --out="$RUNS/flamingo" $stage3
-# Stage 3, continued seven times with fresh optimisers (lr 5e-4): (b) the resampler's latents split
+# Stage 3, continued eight times with fresh optimisers (lr 5e-4): (b) the resampler's latents split
 # into two time groups, so that early and late frames stay apart, with more clip questions; (c) also
 # binding pages labelled with made-up names of real words, so that names are copied from the prompt;
 # (d) every binding page so labelled; (e) about half of those names' words coined (concepts.coined_word);
 # (f) pages of up to 16 images, 10 concepts and 256 tokens (the LM's own training length), for longer prompts;
 # (g) half of the binding pages labelled with other training concepts' names; (j) half of the binding, names and
-# locale pages recoloured as a whole and half made of look-alikes (h and i, each one of the two, were not shipped)
+# locale pages recoloured as a whole and half made of look-alikes (h and i, each one of the two, were not shipped);
+# (p) the matching objective (flamingo/matching.py): at every repeated label, the LM's copy heads should attend to
+# the supports with that label; weights averaged (k to o were not shipped)
 $PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo/final.pt" --out="$RUNS/flamingo-b" --lr=5e-4 \
   --resampler_time_groups=2 --clip_questions=balanced --clip_weight=0.5 $continue_b
 $PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-b/final.pt" --out="$RUNS/flamingo-c" --lr=5e-4 \
@@ -93,7 +97,10 @@ $PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-f/final.pt" --out="$RU
 $PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-g/final.pt" --out="$RUNS/flamingo-j" --lr=5e-4 --seed=3 \
   --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
   --max_images=16 --max_way=10 --seq_len=256 --restyle_share=0.5 --similar_share=0.5 $continue_j
-$PY -m flamingo.export --checkpoint "$RUNS/flamingo-j/final.pt" --tokenizer "$RUNS/tokenizer.json" --out "$MODEL_DIR" \
+$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-j/final.pt" --out="$RUNS/flamingo-p" --lr=5e-4 --seed=5 \
+  --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
+  --max_images=16 --max_way=10 --seq_len=256 --restyle_share=0.5 --similar_share=0.5 --ema=0.99 --match_weight=1 $continue_p
+$PY -m flamingo.export --checkpoint "$RUNS/flamingo-p/final.pt" --tokenizer "$RUNS/tokenizer.json" --out "$MODEL_DIR" \
   --extra "$RUNS/splits.json"
 # Evaluation goes through the exported graphs and the CLI (ONNX Runtime), on held-out data only.
 [ -f "$EPISODES/all.jsonl" ] || $PY -m emojiworld.episodes --out "$EPISODES" --n "${EPISODES_PER_TASK:-50}"
