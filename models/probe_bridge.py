@@ -12,7 +12,8 @@ stand-in for naming-rices), each with how often the nearest support's label is t
 attention over the context (flamingo.matching.matching_targets: from the first picture to the answer's ':')
 falls on the right support.
 
-    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many]
+    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
+                                                   --heads]
 
 The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
 """

@@ -7,6 +7,8 @@ language model frozen (Flamingo, Sec. 2-3).
 Each step accumulates gradients over all three datasets, weighted as in the paper:
 interleaved pages (M3W) lambda=1.0, image-caption pairs 0.2, clip-caption pairs 0.03
 (round-robin instead of accumulation cost the paper 68.4 -> 59.7). Up to 5 images per page.
+--match_weight adds a second objective, not in the paper: at every repeated label on a page, the frozen LM's
+copy heads should attend to the supports with that label (flamingo/matching.py; the shipped model's step 3p).
 Ablation switches: --tanh_gating=false, --xattn_every=2, --resampler=mlp, --unfreeze_lm=true,
 --interleaved_weight=0 (no interleaved data).
 Resumable: rerunning the same command continues from <out>/last.pt.
