@@ -84,6 +84,7 @@ class Settings:
     # or empty for the LM's own copy heads (found on text binding episodes at the start)
     match_weight: float = 0.0
     match_heads: str = ""
+    qk_heads: str = ""  # ablation: "layer.head,...": those LM heads' query and key projections learn too
     eval_every: int = 250
     eval_episodes: int = 200
     ckpt_every: int = 100
@@ -327,7 +328,14 @@ def build_model(s: Settings, tok: Tokenizer, bridge_config: dict | None = None) 
     model.vision_encoder.load_state_dict(vision_ckpt["vision"])
     model.flamingo_lm.lm.load_state_dict(lm_ckpt["lm"])
     model.freeze_for_stage3(unfreeze_lm=s.unfreeze_lm)
+    if s.qk_heads:
+        model.unfreeze_query_key(parse_heads(s.qk_heads))
     return model
+
+
+def parse_heads(text: str) -> list[tuple[int, int]]:
+    """'1.0,3.0' -> [(1, 0), (3, 0)]: (layer, head) pairs."""
+    return [tuple(int(v) for v in h.split(".")) for h in text.split(",")]
 
 
 def lm_copy_heads(model: Flamingo, tok: Tokenizer, world) -> list[tuple[int, int]]:
@@ -368,14 +376,22 @@ def main():
     torch.manual_seed(s.seed)
     model = build_model(s, tok, init.get("config")).to(s.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay, betas=(0.9, 0.95))
+    # --qk_heads: the LM weights it opens are not decayed (decay would also move the rows kept frozen)
+    opened = parse_heads(s.qk_heads) if s.qk_heads else []
+    no_decay = {id(model.flamingo_lm.lm.blocks[layer].attn.qkv.weight) for layer, _ in opened}
+    groups = [{"params": [p for p in trainable if id(p) not in no_decay]},
+              {"params": [p for p in trainable if id(p) in no_decay], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, weight_decay=s.weight_decay,
+                            betas=(0.9, 0.95))
     step, best, clock = resume(out / "last.pt", model, opt)
     # a continued run records what it continued (the manifest's "training" shows the whole lineage)
     continued_from = init.get("meta", {}).get("training")
     if step == 0 and s.init:
         # a full stage-3 checkpoint, or just its trainable part (the frozen rest comes from --vision/--lm)
         missing, unexpected = model.load_state_dict(init["model"], strict=False)
-        assert not unexpected and all(not p.requires_grad for n, p in model.named_parameters() if n in missing)
+        # the LM's own weights come from --lm, trainable (--unfreeze_lm, --qk_heads) or not
+        assert not unexpected and all(not p.requires_grad or n.startswith("flamingo_lm.lm.")
+                                      for n, p in model.named_parameters() if n in missing)
         print(f"weights from {s.init}")
     if step == 0 and s.time_emb_std > 0:
         # LayerNormed visual features have norm ~sqrt(d): time embeddings that start at zero stay
@@ -391,7 +407,7 @@ def main():
     match_heads = []
     if s.match_weight > 0:
         if s.match_heads:
-            match_heads = [tuple(int(v) for v in h.split(".")) for h in s.match_heads.split(",")]
+            match_heads = parse_heads(s.match_heads)
         else:
             match_heads = lm_copy_heads(model, tok, world)
         if not match_heads:

@@ -273,3 +273,19 @@ def test_rices_embedding_cares_less_than_the_token_grid_where_an_emoji_sits(monk
     same = lambda f: float(np.mean([(f(p)[0] @ f(p)[1]).item() for p in pairs]))
     assert same(lambda p: embedding(model.vision_encoder, p, model.cfg, "cpu")) > \
         same(lambda p: features(model.vision_encoder, p, model.cfg, "cpu")) + 0.05
+
+
+def test_qk_heads_ablation_trains_only_those_heads_query_and_key_rows(tmp_path):
+    """--qk_heads=1.0: of the frozen LM only layer 1's qkv rows of head 0's query and key change; its value rows,
+    the other heads' rows and every other LM weight stay exactly as trained (no gradient, no weight decay)."""
+    tiny_stage_checkpoints(tmp_path)
+    cmd = tiny_stage3(tmp_path, f"--out={tmp_path / 'run'}", "--steps=2", "--warmup=1", "--lr=1e-2", "--qk_heads=1.0")
+    subprocess.run(cmd, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
+    final = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")["model"]
+    lm0 = torch.load(tmp_path / "lm.pt")["lm"]
+    d, dh = 32, 16  # tiny_stage_checkpoints: d_model 32, two heads
+    changed = {k for k, v in lm0.items() if not torch.equal(final[f"flamingo_lm.lm.{k}"], v)}
+    assert changed == {"blocks.1.attn.qkv.weight"}
+    rows = (final["flamingo_lm.lm.blocks.1.attn.qkv.weight"] != lm0["blocks.1.attn.qkv.weight"]).any(-1)
+    assert rows[:dh].all() and rows[d:d + dh].all()  # head 0's query and key rows learnt
+    assert not rows[dh:d].any() and not rows[d + dh:].any()  # head 1's, and every value row, did not
