@@ -62,9 +62,9 @@ def keep_attention(lm, on: bool = True):
 @torch.no_grad()
 def copy_heads(flamingo_lm, episodes: list[list[int]], image_id: int, output_ids: list[int], end_id: int,
                threshold: float = 0.5):
-    """The (layer, head) pairs of the LM, run on text alone, whose attention at a repeated label's ':' puts most
-    of its mass on the context (matching_targets) on the right supports, on average over `episodes` (token id lists), and the
-    whole table [layers, heads] of that mean share."""
+    """The (layer, head) pairs of the LM, run on text alone, whose attention at a repeated label's ':' puts at
+    least `threshold` of its mass on the context (matching_targets) on the right supports, on average over
+    `episodes` (token id lists); and the whole table [layers, heads] of that mean share."""
     lm = flamingo_lm.lm
     was = [b.attn.keep_attention for b in lm.blocks]
     keep_attention(lm)
