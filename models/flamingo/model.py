@@ -394,13 +394,15 @@ class Flamingo(nn.Module):
     def unfreeze_query_key(self, heads):
         """Ablation: the query and key projections of these (layer, head) pairs of the LM learn too, the rest
         of the LM stays frozen (the gradient of every other row of the layer's qkv weight is masked to zero;
-        the optimiser must not decay those rows either: train_flamingo gives LM weights no weight decay)."""
+        the optimiser must not decay those rows either: train_flamingo gives these weights no weight decay)."""
         d, dh = self.cfg.d_model, self.cfg.head_dim
-        for layer in sorted({l for l, _ in heads}):
+        masks = {}
+        for layer, h in heads:
             weight = self.flamingo_lm.lm.blocks[layer].attn.qkv.weight  # rows: q (d), k (d), v (d)
-            mask = torch.zeros_like(weight)
-            for _, h in [lh for lh in heads if lh[0] == layer]:
-                mask[h * dh:(h + 1) * dh] = 1  # the head's query rows
-                mask[d + h * dh:d + (h + 1) * dh] = 1  # its key rows
+            mask = masks.setdefault(layer, torch.zeros_like(weight))
+            mask[h * dh:(h + 1) * dh] = 1  # the head's query rows
+            mask[d + h * dh:d + (h + 1) * dh] = 1  # its key rows
+        for layer, mask in masks.items():
+            weight = self.flamingo_lm.lm.blocks[layer].attn.qkv.weight
             weight.requires_grad = True
             weight.register_hook(lambda g, m=mask: g * m)
