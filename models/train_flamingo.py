@@ -383,7 +383,8 @@ def main():
               {"params": [p for p in trainable if id(p) in no_decay], "weight_decay": 0.0}]
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, weight_decay=s.weight_decay,
                             betas=(0.9, 0.95))
-    step, best, clock = resume(out / "last.pt", model, opt)
+    resumed = {}
+    step, best, clock = resume(out / "last.pt", model, opt, extra=resumed)
     # a continued run records what it continued (the manifest's "training" shows the whole lineage)
     continued_from = init.get("meta", {}).get("training")
     if step == 0 and s.init:
@@ -400,7 +401,7 @@ def main():
             model.resampler.time_emb.normal_(0.0, s.time_emb_std)
     average = WeightAverage(model, s.ema) if s.ema > 0 else None
     if average and step > 0:  # copied into place, so that the average stays on the model's device
-        for n, t in torch.load(out / "last.pt", map_location="cpu")["ema"].items():
+        for n, t in resumed["ema"].items():
             average.shadow[n].copy_(t)
     image_id = tok.token_id("<image>")
     output_ids, end_id = tok.encode(ew_text.CAPTION_QUERY), tok.token_id(ew_text.EOC)
@@ -421,7 +422,7 @@ def main():
     weights = {"pages": s.interleaved_weight, "pairs": s.pair_weight, "clips": s.clip_weight}
     probes = {t: probe_set(world, t, s.eval_episodes, seed=7 + i) for i, t in enumerate(PROBE_TASKS)}
     if rank == 0:
-        print(f"world size {os.environ.get('WORLD_SIZE', 1)}; stage 3: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable of "
+        print(f"world size {os.environ.get('WORLD_SIZE', 1)}; stage 3: {model.n_trainable() / 1e6:.2f}M trainable of "
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
     def training_meta():  # in every checkpoint, so that a run continued from any of them keeps the lineage

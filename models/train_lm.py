@@ -62,11 +62,11 @@ def copy_text(rng) -> str:
     return " ".join(words) + ". " + " ".join(words) + "."
 
 
-def binding_eval_set(world, n_episodes: int, n_way: int, seed: int):
-    """Text-only N-way 1-shot binding on held-out concept names: (prompt, answer) pairs, in the
-    same format as the training episodes (emojiworld.samples.text_episode, kind 'binding')."""
+def binding_eval_set(world, n_episodes: int, n_way: int, seed: int, pool=None):
+    """Text-only N-way 1-shot binding on held-out concept names (or on those of `pool`): (prompt, answer)
+    pairs, in the same format as the training episodes (emojiworld.samples.text_episode, kind 'binding')."""
     rng = np.random.default_rng(seed)
-    pool = world.split("heldout")
+    pool = world.split("heldout") if pool is None else pool
     out = []
     for _ in range(n_episodes):
         concepts = [int(i) for i in rng.choice(pool, size=n_way, replace=False)]

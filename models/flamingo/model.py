@@ -367,6 +367,7 @@ class Flamingo(nn.Module):
         self.vision_encoder = VisionEncoder(cfg)
         self.resampler = MLPResampler(cfg) if cfg.resampler_kind == "mlp" else PerceiverResampler(cfg)
         self.flamingo_lm = FlamingoLM(cfg)
+        self.partly_trainable: dict[int, int] = {}  # id(weight) -> how many of its entries learn
 
     def encode_media(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values [b, m, t, 3, H, W] -> latents [b, m, l, dv]."""
@@ -406,3 +407,8 @@ class Flamingo(nn.Module):
             weight = self.flamingo_lm.lm.blocks[layer].attn.qkv.weight
             weight.requires_grad = True
             weight.register_hook(lambda g, m=mask: g * m)
+            self.partly_trainable[id(weight)] = int(mask.sum())
+
+    def n_trainable(self) -> int:
+        """Parameters that can learn: of a weight opened by unfreeze_query_key, only its unmasked rows."""
+        return sum(self.partly_trainable.get(id(p), p.numel()) for p in self.parameters() if p.requires_grad)

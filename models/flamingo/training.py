@@ -71,12 +71,15 @@ def load_checkpoint(path: Path):
     return torch.load(path, map_location="cpu") if path.exists() else None
 
 
-def resume(path: Path, module, opt, key: str = "model"):
+def resume(path: Path, module, opt, key: str = "model", extra: dict | None = None):
     """Continue from `path` if it exists: weights (under `key`), optimizer, step, best score and
-    clock. Returns (step, best, clock); a fresh run gets (0, -1.0, a new clock)."""
+    clock. Returns (step, best, clock); a fresh run gets (0, -1.0, a new clock). `extra`, if given,
+    receives all of the checkpoint's entries (e.g. "ema"), so that the file is read once."""
     ckpt = load_checkpoint(path)
     if not ckpt:
         return 0, -1.0, Clock()
+    if extra is not None:
+        extra.update(ckpt)
     module.load_state_dict(ckpt[key])
     opt.load_state_dict(ckpt["opt"])
     print(f"resumed from step {ckpt['step']}")

@@ -142,3 +142,14 @@ def test_time_groups_keep_early_and_late_frames_apart(frames):
         diff = (model.resampler(changed) - model.resampler(feats)).abs().amax(dim=-1)[0]  # [l]
     half = model.cfg.n_latents // 2
     assert diff[:half].max() < 1e-5 and diff[half:].min() > 1e-3  # 1e-5: float rounding in the matmuls
+
+
+def test_n_trainable_counts_only_the_opened_rows_of_a_qkv_weight():
+    """Stage 3 trains the bridge alone; unfreeze_query_key adds each chosen head's query and key rows
+    (2 x head_dim x d_model), not the whole qkv weight (3 x d_model x d_model)."""
+    model = make()
+    model.freeze_for_stage3()
+    bridge = sum(p.numel() for p in list(model.resampler.parameters()) + list(model.flamingo_lm.xattn.parameters()))
+    assert model.n_trainable() == bridge
+    model.unfreeze_query_key([(1, 0), (1, 2), (3, 0)])
+    assert model.n_trainable() == bridge + 3 * 2 * model.cfg.head_dim * model.cfg.d_model

@@ -289,3 +289,18 @@ def test_qk_heads_ablation_trains_only_those_heads_query_and_key_rows(tmp_path):
     rows = (final["flamingo_lm.lm.blocks.1.attn.qkv.weight"] != lm0["blocks.1.attn.qkv.weight"]).any(-1)
     assert rows[:dh].all() and rows[d:d + dh].all()  # head 0's query and key rows learnt
     assert not rows[dh:d].any() and not rows[d + dh:].any()  # head 1's, and every value row, did not
+
+
+def test_probe_lm_filler_reaches_the_length_and_keeps_the_episode():
+    """probe_lm.with_filler puts unrelated text before each prompt until it is that long; the episode
+    itself, its query last, and its answer stay as they were."""
+    from emojiworld.concepts import load_world
+    from emojiworld.samples import training_corpus_sample
+    from probe_lm import tokens, with_filler
+    from train_lm import binding_eval_set
+    world = load_world()
+    tok = train_bpe(training_corpus_sample(world, 200, seed=0), 300)
+    episodes = binding_eval_set(world, 5, 10, seed=0)
+    padded = with_filler(episodes, tok, 300, seed=0)
+    assert tokens(padded, tok)[0] > 300 and tokens(episodes, tok)[1] < 300
+    assert all(p.endswith(q) and a == b for (q, a), (p, b) in zip(episodes, padded))
