@@ -10,7 +10,8 @@ the frozen vision encoder's own nearest-neighbour score on such prompts: the cei
 stand-in for naming-rices), each with how often the nearest support's label is the answer; --kin_many adds
 16 and 32 supports (KIN_MANY_PROBES); with --heads, for each kin probe also how much of the LM's copy heads'
 attention over the context (flamingo.matching.matching_targets: from the first picture to the answer's ':')
-falls on the right support.
+falls on the right support, how often the right support gets the most of it, and how often the Perceiver's
+latents (averaged) find the right support as the nearest one: where the matching is lost.
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
                                                    --heads]
@@ -20,7 +21,9 @@ The same probe sets (seeds) as train_flamingo.py logs during training, so the nu
 import argparse
 from collections import Counter
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from emojiworld import text as ew_text
 from emojiworld.concepts import load_world
@@ -28,6 +31,7 @@ from emojiworld.images import DIRECTIONS
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from flamingo.mask import media_index
 from flamingo.matching import keep_attention, matching_targets
+from flamingo.preprocess import normalize
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_logits, encode_sample, exact_match,
                             lm_copy_heads, load_trained, media_latents, probe_completions, probe_set)
 from train_vision import embedding, few_shot_probe
@@ -67,25 +71,40 @@ KIN_MANY_PROBES = _kin_probes((16, 32))
 
 
 @torch.no_grad()
-def nearest_support_rate(model, probes) -> float:
-    """How often the label of the support most like the query (frozen encoder, the embedding RICES ranks by)
-    is the answer: what copying from the nearest picture would score."""
+def nearest_support_rate(model, probes, by: str = "encoder") -> float:
+    """How often the label of the support most like the query is the answer: what copying from the nearest
+    picture would score. by="encoder": the frozen encoder's embedding, the one RICES ranks by; by="latents":
+    the Perceiver's latents, averaged (does the bridge keep which support is the query's concept?)."""
     right = 0
     for segs, completion in probes:
         imgs = [s["image"] for s in segs if "image" in s]
         captions = [s["text"] for s in segs if "text" in s][:-1]
-        f = embedding(model.vision_encoder, imgs, model.cfg, "cpu")
+        if by == "encoder":
+            f = embedding(model.vision_encoder, imgs, model.cfg, "cpu")
+        else:  # pixels [1, m, t = 1, 3, H, W], as encode_sample prepares them
+            pixels = torch.from_numpy(normalize(np.stack(imgs)[:, None], model.cfg.mean, model.cfg.std))[None]
+            f = F.normalize(model.encode_media(pixels)[0].mean(1), dim=-1)
         right += captions[int((f[:-1] @ f[-1]).argmax())] == ew_text.caption(completion.strip().removesuffix("."))
     return right / len(probes)
 
 
+def support_attention(row, starts, right, context) -> tuple[float, bool]:
+    """One attention row (at the query's ':'): the share of its mass over `context` on the `right` positions,
+    and whether the right support is the one with the most mass. Supports are the spans from one <image>
+    (`starts`, the query's own last) to the next."""
+    mass = torch.stack([row[a:b].sum() for a, b in zip(starts, starts[1:])])
+    return float(row[right].sum() / row[context].sum()), starts[int(mass.argmax())] in right
+
+
 @torch.no_grad()
-def copy_head_shares(model, tok, probes, heads) -> list[float]:
-    """Per copy head, the mean share of its attention over the context, at the ':' that predicts the answer, that
-    falls on the support with the answer's label (the completion teacher-forced, as train_flamingo.completion_logits)."""
+def copy_head_shares(model, tok, probes, heads) -> tuple[list[float], list[float]]:
+    """Per copy head, at the ':' that predicts the answer (the completion teacher-forced, as
+    train_flamingo.completion_logits): the mean share of its attention over the context that falls on the
+    support with the answer's label, and how often that support gets the most attention of all supports
+    (each support's span: from its <image> to the next)."""
     image, output, end = tok.token_id("<image>"), tok.encode(ew_text.CAPTION_QUERY), tok.token_id(ew_text.EOC)
     keep_attention(model.flamingo_lm.lm)
-    shares = torch.zeros(len(heads))
+    shares, top = torch.zeros(len(heads)), torch.zeros(len(heads))
     for segs, completion in probes:
         answered = segs[:-1] + [{"text": ew_text.caption(completion.strip().removesuffix("."))}]
         ids, media = encode_sample(answered, tok, model.cfg, 10_000)
@@ -93,11 +112,14 @@ def copy_head_shares(model, tok, probes, heads) -> list[float]:
         x = batch["input_ids"]
         model.flamingo_lm(x, media_index(x, image), media_latents(model, batch, "cpu"))
         pos, right, context = matching_targets(x[0].tolist(), image, output, end)[-1]  # the query's
+        starts = (x[0] == image).nonzero().flatten().tolist()
         for j, (layer, head) in enumerate(heads):
-            row = model.flamingo_lm.lm.blocks[layer].attn.attention[0, head, pos]
-            shares[j] += row[right].sum() / row[context].sum()
+            share, top_right = support_attention(model.flamingo_lm.lm.blocks[layer].attn.attention[0, head, pos],
+                                                 starts, right, context)
+            shares[j] += share
+            top[j] += top_right
     keep_attention(model.flamingo_lm.lm, False)
-    return (shares / len(probes)).tolist()
+    return (shares / len(probes)).tolist(), (top / len(probes)).tolist()
 
 
 def pieces_right(pairs) -> str:
@@ -163,9 +185,12 @@ def main():
         print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}"
               f" (nearest support: {nearest_support_rate(model, probes):.2f})", flush=True)
         if heads:
-            shares = copy_head_shares(model, tok, probes, heads)
+            shares, top = copy_head_shares(model, tok, probes, heads)
             print("  copy heads' attention on the context, share on the right support: "
                   + ", ".join(f"{h}: {v:.2f}" for h, v in zip(heads, shares)), flush=True)
+            print("  the right support gets the most attention: " + ", ".join(f"{h}: {v:.2f}" for h, v in zip(heads, top))
+                  + f"; nearest support by the Perceiver's latents: {nearest_support_rate(model, probes, 'latents'):.2f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from flamingo.model import Flamingo, FlamingoConfig, LanguageModel, VisionEncoder
@@ -232,7 +233,7 @@ def test_probe_sets_restyle_every_image_of_an_item_when_asked(monkeypatch, magen
 
 
 def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
-    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles", "--kin"], cwd=MODELS,
+    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles", "--kin", "--heads"], cwd=MODELS,
                          check=True, capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
     from probe_bridge import KIN_PROBES, LONG_PROBES, STYLE_PROBES
     from train_flamingo import BINDING_LABELS, PROBE_TASKS
@@ -241,6 +242,9 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
     for name, (_, k) in KIN_PROBES.items():  # one support, the query's own concept: its label is the nearest
         nearest = float(out.split(f"{name}: ")[1].split("nearest support: ")[1].split(")")[0])
         assert nearest == 1.0 if k == 1 else 0.0 <= nearest <= 1.0
+        heads = out.split(f"{name}: ")[1].split("the right support gets the most attention: ")[1].splitlines()[0]
+        latents = float(heads.split("nearest support by the Perceiver's latents: ")[1])
+        assert heads.startswith("(1, 0): ") and (latents == 1.0 if k == 1 else 0.0 <= latents <= 1.0)
     assert int(out.split("novel-names-12way-2shot: ")[1].split("prompts of ")[1].split()[0]) > 192  # past stage 3's first pages (192 tokens)
     assert out.count("pieces right: first ") == len(BINDING_LABELS)
     nn_scores = [float(line.split("nearest neighbour: ")[1]) for line in out.splitlines() if "nearest neighbour: " in line]
@@ -304,3 +308,14 @@ def test_probe_lm_filler_reaches_the_length_and_keeps_the_episode():
     padded = with_filler(episodes, tok, 300, seed=0)
     assert tokens(padded, tok)[0] > 300 and tokens(episodes, tok)[1] < 300
     assert all(p.endswith(q) and a == b for (q, a), (p, b) in zip(episodes, padded))
+
+
+def test_support_attention_shares_the_context_and_names_the_support_with_the_most_mass():
+    """Three supports (positions 0-2, 3-5, 6-8) and the query (9-10); the right one is the second."""
+    from probe_bridge import support_attention
+    starts, right, context = [0, 3, 6, 9], [3, 4, 5], list(range(11))
+    row = torch.tensor([.05, .05, .05, .1, .1, .1, 0., 0., 0., .3, .25])  # the query's own span gets the most
+    share, top = support_attention(row, starts, right, context)
+    assert share == pytest.approx(0.3) and top  # the query's span is no support
+    row = torch.tensor([.1, .1, .1, .05, .05, .05, .2, 0., 0., .2, .15])
+    assert support_attention(row, starts, right, context) == (pytest.approx(0.15), False)  # the first has 0.3
