@@ -8,7 +8,8 @@ Each step accumulates gradients over all three datasets, weighted as in the pape
 interleaved pages (M3W) lambda=1.0, image-caption pairs 0.2, clip-caption pairs 0.03
 (round-robin instead of accumulation cost the paper 68.4 -> 59.7). Up to 5 images per page.
 --match_weight adds a second objective, not in the paper: at every repeated label on a page, the frozen LM's
-copy heads should attend to the supports with that label (flamingo/matching.py; the shipped model's step 3p).
+copy heads should attend to the supports with that label (flamingo/matching.py; the shipped model's step 3p);
+--match_temperature > 1 asks those heads for a larger margin, as many supports need.
 Ablation switches: --tanh_gating=false, --xattn_every=2, --resampler=mlp, --unfreeze_lm=true,
 --interleaved_weight=0 (no interleaved data).
 Resumable: rerunning the same command continues from <out>/last.pt.
@@ -84,6 +85,7 @@ class Settings:
     # or empty for the LM's own copy heads (found on text binding episodes at the start)
     match_weight: float = 0.0
     match_heads: str = ""
+    match_temperature: float = 1.0  # > 1: the objective asks for the margin of more supports (matching_loss)
     qk_heads: str = ""  # ablation: "layer.head,...": those LM heads' query and key projections learn too
     eval_every: int = 250
     eval_episodes: int = 200
@@ -171,11 +173,11 @@ class Stage3Loss(torch.nn.Module):
     call are kept in `parts`)."""
 
     def __init__(self, model: Flamingo, image_id: int, device, match_weight: float = 0.0,
-                 match_heads=(), output_ids=(), end_id: int = -1):
+                 match_heads=(), output_ids=(), end_id: int = -1, match_temperature: float = 1.0):
         super().__init__()
         self.model, self.image_id, self.device = model, image_id, device
         self.match_weight, self.match_heads, self.output_ids = match_weight, list(match_heads), list(output_ids)
-        self.end_id = end_id
+        self.end_id, self.match_temperature = end_id, match_temperature
         self.parts = {}
         keep_attention(model.flamingo_lm.lm, match_weight > 0)
 
@@ -191,7 +193,7 @@ class Stage3Loss(torch.nn.Module):
                        for row in batch["input_ids"].tolist()]
             if any(targets):
                 attention = [block.attn.attention for block in self.model.flamingo_lm.lm.blocks]
-                match = matching_loss(attention, targets, self.match_heads)
+                match = matching_loss(attention, targets, self.match_heads, self.match_temperature)
                 self.parts["match"] = match.item()
                 loss = loss + self.match_weight * match
         return loss
@@ -415,8 +417,10 @@ def main():
             raise SystemExit("--match_weight: this LM has no copy heads on text binding episodes (flamingo.matching."
                              "copy_heads); name some with --match_heads=layer.head,...")
         if rank == 0:
-            print(f"matching objective, weight {s.match_weight}, on heads (layer, head) {match_heads}")
-    objective = Stage3Loss(model, image_id, s.device, s.match_weight, match_heads, output_ids, end_id)
+            print(f"matching objective, weight {s.match_weight}, temperature {s.match_temperature}, "
+                  f"on heads (layer, head) {match_heads}")
+    objective = Stage3Loss(model, image_id, s.device, s.match_weight, match_heads, output_ids, end_id,
+                           s.match_temperature)
     if distributed:  # gradients of the trainable parameters are all-reduced in backward
         objective = torch.nn.parallel.DistributedDataParallel(objective)
     weights = {"pages": s.interleaved_weight, "pairs": s.pair_weight, "clips": s.clip_weight}

@@ -41,15 +41,20 @@ def matching_targets(ids, image_id: int, output_ids: list[int], end_id: int) -> 
     return out
 
 
-def matching_loss(attention: list[torch.Tensor], targets: list[list], heads: list[tuple[int, int]]) -> torch.Tensor:
+def matching_loss(attention: list[torch.Tensor], targets: list[list], heads: list[tuple[int, int]],
+                  temperature: float = 1.0) -> torch.Tensor:
     """attention: per layer [b, h, s, s]; targets: per sequence, matching_targets' list. Mean over targets
-    and heads of -log(share of the head's attention on the context that falls on the right supports)."""
+    and heads of -log(share of the head's attention on the context that falls on the right supports).
+    temperature > 1: the share the head would give with its attention logits divided by it (each weight
+    raised to 1 / temperature, renormalised over the context). Pages of a few supports then still ask for
+    the logit margin that many supports need: with one margin m between the right support and each of
+    n - 1 others, the share is e^m / (e^m + n - 1), so a share kept at 32 supports needs a larger m than at 10."""
     terms = []
     for b, items in enumerate(targets):
         for pos, right, context in items:
             for layer, head in heads:
-                row = attention[layer][b, head, pos]
-                terms.append(torch.log(row[context].sum() + 1e-9) - torch.log(row[right].sum() + 1e-9))
+                log_row = torch.log(attention[layer][b, head, pos] + 1e-12) / temperature
+                terms.append(torch.logsumexp(log_row[context], 0) - torch.logsumexp(log_row[right], 0))
     return torch.stack(terms).mean() if terms else attention[0].new_zeros(())
 
 

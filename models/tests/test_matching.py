@@ -101,3 +101,21 @@ def test_the_matching_objective_trains_the_bridge_only(tok, monkeypatch):
     loss.backward()
     assert all(p.grad is None for p in model.flamingo_lm.lm.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.flamingo_lm.xattn.parameters())
+
+
+def test_matching_loss_at_a_temperature_is_the_share_of_the_flattened_attention():
+    """temperature 2: the share of each weight's square root; the same as temperature 1 where all the context's
+    attention is on the right supports, and higher where it is not (a larger margin is asked for)."""
+    s = 6
+    row = torch.tensor([0.0, 0.6, 0.1, 0.1, 0.1, 0.1])
+    attention = torch.zeros(1, 1, s, s)
+    attention[0, 0, 5] = row
+    targets = [[(5, [1], [1, 2, 3, 4, 5])]]
+    plain = matching_loss([attention], targets, [(0, 0)])
+    flat = matching_loss([attention], targets, [(0, 0)], temperature=2.0)
+    torch.testing.assert_close(plain, torch.tensor(-math.log(0.6)))
+    torch.testing.assert_close(flat, torch.tensor(-math.log(0.6 ** 0.5 / (0.6 ** 0.5 + 4 * 0.1 ** 0.5))))
+    assert flat > plain
+    sharp = torch.zeros(1, 1, s, s)
+    sharp[0, 0, 5, 1] = 1.0
+    assert matching_loss([sharp], targets, [(0, 0)], temperature=2.0).item() == pytest.approx(0.0, abs=1e-5)
