@@ -81,7 +81,9 @@ def nearest_support_rate(model, probes, by: str = "encoder") -> float:
         captions = [s["text"] for s in segs if "text" in s][:-1]
         if by == "encoder":
             f = embedding(model.vision_encoder, imgs, model.cfg, "cpu")
-        else:  # pixels [1, m, t = 1, 3, H, W], as encode_sample prepares them
+        else:
+            assert by == "latents", by
+            # pixels [1, m, t = 1, 3, H, W], as encode_sample prepares them
             pixels = torch.from_numpy(normalize(np.stack(imgs)[:, None], model.cfg.mean, model.cfg.std))[None]
             f = F.normalize(model.encode_media(pixels)[0].mean(1), dim=-1)
         right += captions[int((f[:-1] @ f[-1]).argmax())] == ew_text.caption(completion.strip().removesuffix("."))
