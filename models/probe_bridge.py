@@ -21,7 +21,6 @@ The same probe sets (seeds) as train_flamingo.py logs during training, so the nu
 import argparse
 from collections import Counter
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,7 +30,6 @@ from emojiworld.images import DIRECTIONS
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from flamingo.mask import media_index
 from flamingo.matching import keep_attention, matching_targets
-from flamingo.preprocess import normalize
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_logits, encode_sample, exact_match,
                             lm_copy_heads, load_trained, media_latents, probe_completions, probe_set)
 from train_vision import embedding, few_shot_probe
@@ -71,21 +69,14 @@ KIN_MANY_PROBES = _kin_probes((16, 32))
 
 
 @torch.no_grad()
-def nearest_support_rate(model, probes, by: str = "encoder") -> float:
-    """How often the label of the support most like the query is the answer: what copying from the nearest
-    picture would score. by="encoder": the frozen encoder's embedding, the one RICES ranks by; by="latents":
-    the Perceiver's latents, averaged (does the bridge keep which support is the query's concept?)."""
+def nearest_support_rate(model, probes) -> float:
+    """How often the label of the support most like the query (frozen encoder, the embedding RICES ranks by)
+    is the answer: what copying from the nearest picture would score."""
     right = 0
     for segs, completion in probes:
         imgs = [s["image"] for s in segs if "image" in s]
         captions = [s["text"] for s in segs if "text" in s][:-1]
-        if by == "encoder":
-            f = embedding(model.vision_encoder, imgs, model.cfg, "cpu")
-        else:
-            assert by == "latents", by
-            # pixels [1, m, t = 1, 3, H, W], as encode_sample prepares them
-            pixels = torch.from_numpy(normalize(np.stack(imgs)[:, None], model.cfg.mean, model.cfg.std))[None]
-            f = F.normalize(model.encode_media(pixels)[0].mean(1), dim=-1)
+        f = embedding(model.vision_encoder, imgs, model.cfg, "cpu")
         right += captions[int((f[:-1] @ f[-1]).argmax())] == ew_text.caption(completion.strip().removesuffix("."))
     return right / len(probes)
 
@@ -99,20 +90,22 @@ def support_attention(row, starts, right, context) -> tuple[float, bool]:
 
 
 @torch.no_grad()
-def copy_head_shares(model, tok, probes, heads) -> tuple[list[float], list[float]]:
+def copy_head_shares(model, tok, probes, heads) -> tuple[list[float], list[float], float]:
     """Per copy head, at the ':' that predicts the answer (the completion teacher-forced, as
     train_flamingo.completion_logits): the mean share of its attention over the context that falls on the
     support with the answer's label, and how often that support gets the most attention of all supports
-    (each support's span: from its <image> to the next)."""
+    (each support's span: from its <image> to the next); and how often the Perceiver's latents (averaged) find
+    that support as the nearest to the query's (does the bridge keep which support is the query's concept?)."""
     image, output, end = tok.token_id("<image>"), tok.encode(ew_text.CAPTION_QUERY), tok.token_id(ew_text.EOC)
     keep_attention(model.flamingo_lm.lm)
-    shares, top = torch.zeros(len(heads)), torch.zeros(len(heads))
+    shares, top, nearest = torch.zeros(len(heads)), torch.zeros(len(heads)), 0
     for segs, completion in probes:
         answered = segs[:-1] + [{"text": ew_text.caption(completion.strip().removesuffix("."))}]
         ids, media = encode_sample(answered, tok, model.cfg, 10_000)
         batch = collate([(ids + [tok.token_id("<pad>")], media)], tok)  # inputs keep the closing <|endofchunk|>
         x = batch["input_ids"]
-        model.flamingo_lm(x, media_index(x, image), media_latents(model, batch, "cpu"))
+        latents = media_latents(model, batch, "cpu")
+        model.flamingo_lm(x, media_index(x, image), latents)
         pos, right, context = matching_targets(x[0].tolist(), image, output, end)[-1]  # the query's
         starts = (x[0] == image).nonzero().flatten().tolist()
         for j, (layer, head) in enumerate(heads):
@@ -120,8 +113,10 @@ def copy_head_shares(model, tok, probes, heads) -> tuple[list[float], list[float
                                                  starts, right, context)
             shares[j] += share
             top[j] += top_right
+        f = F.normalize(latents[0].mean(1), dim=-1)  # [media, d]: the supports', then the query's
+        nearest += starts[int((f[:-1] @ f[-1]).argmax())] in right
     keep_attention(model.flamingo_lm.lm, False)
-    return (shares / len(probes)).tolist(), (top / len(probes)).tolist()
+    return (shares / len(probes)).tolist(), (top / len(probes)).tolist(), nearest / len(probes)
 
 
 def pieces_right(pairs) -> str:
@@ -187,11 +182,11 @@ def main():
         print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}"
               f" (nearest support: {nearest_support_rate(model, probes):.2f})", flush=True)
         if heads:
-            shares, top = copy_head_shares(model, tok, probes, heads)
+            shares, top, nearest = copy_head_shares(model, tok, probes, heads)
             print("  copy heads' attention on the context, share on the right support: "
                   + ", ".join(f"{h}: {v:.2f}" for h, v in zip(heads, shares)), flush=True)
             print("  the right support gets the most attention: " + ", ".join(f"{h}: {v:.2f}" for h, v in zip(heads, top))
-                  + f"; nearest support by the Perceiver's latents: {nearest_support_rate(model, probes, 'latents'):.2f}",
+                  + f"; nearest support by the Perceiver's latents: {nearest:.2f}",
                   flush=True)
 
 

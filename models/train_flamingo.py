@@ -379,8 +379,7 @@ def main():
     model = build_model(s, tok, init.get("config")).to(s.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     # --qk_heads: the LM weights it opens are not decayed (decay would also move the rows kept frozen)
-    opened = parse_heads(s.qk_heads) if s.qk_heads else []
-    no_decay = {id(model.flamingo_lm.lm.blocks[layer].attn.qkv.weight) for layer, _ in opened}
+    no_decay = set(model.partly_trainable)  # the qkv weights --qk_heads opened (Flamingo.unfreeze_query_key)
     groups = [{"params": [p for p in trainable if id(p) not in no_decay]},
               {"params": [p for p in trainable if id(p) in no_decay], "weight_decay": 0.0}]
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, weight_decay=s.weight_decay,
