@@ -2,6 +2,7 @@
 
     cd models && /usr/bin/python3 report.py eval/report.json [--card ../public/models/emojiworld/MODEL_CARD.md]
     cd models && /usr/bin/python3 report.py eval/report.json --questions eval/episodes/all.jsonl
+    cd models && /usr/bin/python3 report.py eval/report.json --supports eval/episodes/all.jsonl
 
 Reads the JSON written by `flamingo-web eval --out` (accuracy per task, held-out data only) and
 writes eval/results.md (the table) and eval/accuracy-vs-shots.png (accuracy against shots per
@@ -62,6 +63,44 @@ def question_families(report: dict, episodes: Path) -> str:
     return "\n".join(["| kind | question | correct |", "| --- | --- | ---: |", *rows])
 
 
+def answer_of(text: str) -> str:
+    """A support's answer: what follows its last ':' ("Output: dog face." -> "dog face"), compared as the CLI does."""
+    return text.rsplit(":", 1)[-1].strip().lower().removesuffix(".").strip()
+
+
+def rices_supports(report: dict, episodes: Path) -> str:
+    """For every task with RICES supports (the CLI reports the pool lines it chose, least to most similar): how
+    often the right answer is among the supports and in the last (most similar) one, how often the prediction
+    copies some support's answer, and from how far back (1 = the most similar). Tells a failure to find the
+    answer among look-alikes from its absence."""
+    chosen = {e["id"]: e for e in report["episodes"] if e.get("supports")}
+    pools, rows = {}, defaultdict(list)
+    for line in episodes.read_text().splitlines():
+        e = json.loads(line)
+        if e["id"] not in chosen:
+            continue
+        path = (episodes.parent / e["rices"]["pool"]).resolve()
+        if path not in pools:
+            pools[path] = [answer_of([s["text"] for s in json.loads(l)["segments"] if "text" in s][-1])
+                           for l in path.read_text().splitlines() if l.strip()]
+        r = chosen[e["id"]]
+        answers = [pools[path][i] for i in r["supports"]][::-1]  # most similar first
+        prediction, answer = answer_of(r["prediction"]), answer_of(r["answer"])
+        rows[e["task"]].append((answer in answers, answers[0] == answer,
+                                answers.index(prediction) + 1 if prediction in answers else 0, r["correct"]))
+    pct = lambda xs: f"{100 * sum(xs) / len(xs):.0f}"
+    out = ["| task | n | answer among supports | answer most similar | copies a support | copies the most similar "
+           "| copies one further back (median place) | correct |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for task in sorted(rows, key=lambda t: (TASK_RE.match(t)["family"], int(TASK_RE.match(t)["shots"]))
+                       if TASK_RE.match(t) else (t, 0)):
+        r = rows[task]
+        back = sorted(place for _, _, place, _ in r if place > 1)
+        out.append(f"| {task} | {len(r)} | {pct([a for a, *_ in r])} | {pct([m for _, m, *_ in r])} | "
+                   f"{pct([p > 0 for *_, p, _ in r])} | {pct([p == 1 for *_, p, _ in r])} | "
+                   f"{pct([p > 1 for *_, p, _ in r])} ({back[len(back) // 2] if back else '-'}) | {pct([c for *_, c in r])} |")
+    return "\n".join(out)
+
+
 def plot(tasks: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -91,10 +130,14 @@ def main():
     ap.add_argument("--out", default=None, help="folder for results.md and the plot (default: the report's)")
     ap.add_argument("--card", help="a model card whose <!-- results --> block gets the table, the plot beside it")
     ap.add_argument("--questions", metavar="EPISODES", help="only print scene / clip QA by question family")
+    ap.add_argument("--supports", metavar="EPISODES", help="only print what the RICES episodes' predictions copied")
     args = ap.parse_args()
     report = json.loads(Path(args.report).read_text())
     if args.questions:
         print(question_families(report, Path(args.questions)))
+        return
+    if args.supports:
+        print(rices_supports(report, Path(args.supports)))
         return
     out = Path(args.out or Path(args.report).parent)
     md = table(report["tasks"])

@@ -3,6 +3,7 @@
 #
 #   cd models && bash reproduce.sh              # PROFILE=cpu (default): two cores, hours
 #   PROFILE=gpu bash reproduce.sh               # the settings the shipped model was trained with
+#   PROFILE=gpu DEVICE=cpu bash reproduce.sh    # the same settings on CPU (two cores: about a day, see the model card)
 #   PROFILE=smoke bash reproduce.sh             # every step for a few iterations (minutes): checks the pipeline
 #
 # Every stage resumes from its last checkpoint when run again. Stage 3 also runs under
@@ -29,11 +30,13 @@ continue_p="--steps=500 --clip_batch=32"
 case "$PROFILE" in
   gpu)  # what the shipped model ran: stages 1-3 on one H100 (16 cores; stage 3 stopped by its time limit at
         # step 1,412), the seven stage-3 continuations on two CPU cores
-    dev="--device=cuda"
+    # DEVICE=cpu: the same steps and batches on CPU, one data-loading process per stage
+    dev="--device=${DEVICE:-cuda}"
+    w() { if [ "${DEVICE:-cuda}" = cuda ]; then echo "--workers=$1"; else echo "--workers=1"; fi; }
     tokenizer=""
-    vision="$dev --workers=6 --steps=6000 --batch=256"
-    lm="$dev --workers=8 --steps=20000 --batch=64 --eval_every=500 --ckpt_every=500"
-    stage3="$dev --workers=13 --steps=1412 --page_batch=64 --pair_batch=128 --clip_batch=32 --eval_every=500 --ckpt_every=500"
+    vision="$dev $(w 6) --steps=6000 --batch=256"
+    lm="$dev $(w 8) --steps=20000 --batch=64 --eval_every=500 --ckpt_every=500"
+    stage3="$dev $(w 13) --steps=1412 --page_batch=64 --pair_batch=128 --clip_batch=32 --eval_every=500 --ckpt_every=500"
     # the eight continuations ran on two CPU cores, with the settings above the case
     ;;
   cpu)  # fewer steps, picked from the GPU run's curves (stage 2 passed its gate by step 1,500 at

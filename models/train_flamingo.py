@@ -36,6 +36,7 @@ from flamingo.matching import copy_heads, keep_attention, matching_loss, matchin
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
+from train_vision import concept_neighbours
 from flamingo.training import (RUNS_DIR, WeightAverage, batch_loader, log_line, override, resume, save_checkpoint,
                                settings_dict, setup_threads)
 
@@ -69,6 +70,7 @@ class Settings:
     other_name_share: float = 0.0  # binding pages labelled with the names of other training concepts (samples.interleaved_page)
     restyle_share: float = 0.0  # binding / names / locale pages recoloured as a whole (samples.interleaved_page)
     similar_share: float = 0.0  # binding / names / locale pages of concepts from one subgroup (samples.interleaved_page)
+    similar_by: str = "subgroup"  # or "vision": those pages' concepts near one another by the frozen encoder (RICES's measure)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
     # architecture of the bridge
@@ -126,8 +128,9 @@ def collate(samples, tok: Tokenizer):
 class Batches(torch.utils.data.Dataset):
     """Step `i` -> one batch from each dataset, a pure function of (seed, rank, step)."""
 
-    def __init__(self, s: Settings, world, tok, cfg, first: int, rank: int):
+    def __init__(self, s: Settings, world, tok, cfg, first: int, rank: int, neighbours=None):
         self.s, self.world, self.tok, self.cfg, self.first, self.rank = s, world, tok, cfg, first, rank
+        self.neighbours = neighbours  # for similar_by="vision" (train_vision.concept_neighbours)
 
     def __len__(self):
         return self.s.steps - self.first
@@ -141,7 +144,8 @@ class Batches(torch.utils.data.Dataset):
                                                              coined_word_share=s.coined_word_share,
                                                              max_way=s.max_way, other_name_share=s.other_name_share,
                                                              restyle_share=s.restyle_share,
-                                                             similar_share=s.similar_share)),
+                                                             similar_share=s.similar_share,
+                                                             neighbours=self.neighbours)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }
@@ -438,7 +442,13 @@ def main():
                         config=model.cfg.to_dict(), settings=settings_dict(s), clock=clock.state(),
                         tokenizer=s.tokenizer, meta=training_meta(), **({"ema": average.shadow} if average else {}))
 
-    loader = batch_loader(Batches(s, world, tok, model.cfg, step, rank), s.workers)
+    neighbours = None
+    if s.similar_by == "vision":
+        neighbours = concept_neighbours(model.vision_encoder, world, model.cfg, world.split("train"),
+                                        world.train_styles, device=s.device)
+    elif s.similar_by != "subgroup":
+        raise SystemExit(f"--similar_by={s.similar_by!r}: use subgroup or vision")
+    loader = batch_loader(Batches(s, world, tok, model.cfg, step, rank, neighbours), s.workers)
     t_start = time.time()
     for batches in loader:
         lr = s.lr * min(1.0, (step + 1) / s.warmup)

@@ -183,6 +183,25 @@ def embedding(vision: VisionEncoder, imgs, cfg, device) -> torch.Tensor:
 
 
 @torch.no_grad()
+def concept_neighbours(vision: VisionEncoder, world, cfg, concepts, styles, k: int = 32, seed: int = 0,
+                       device="cpu") -> dict[int, list[int]]:
+    """Each concept -> its k nearest other concepts by `embedding` (RICES's measure), each concept's
+    embedding the mean over `styles` of one drawing each: the look-alikes RICES would put beside it."""
+    was_training = vision.training
+    vision.eval()
+    rng = np.random.default_rng(seed)
+    concepts = [int(c) for c in concepts]
+    e = sum(torch.cat([embedding(vision, [draw_single(world, c, style, rng) for c in concepts[i:i + 256]], cfg, device)
+                       for i in range(0, len(concepts), 256)]) for style in styles)
+    e = F.normalize(e, dim=-1)
+    sim = e @ e.T
+    sim.fill_diagonal_(-2.0)  # never its own neighbour
+    nearest = sim.topk(min(k, len(concepts) - 1), dim=1).indices.tolist()
+    vision.train(was_training)
+    return {c: [concepts[j] for j in row] for c, row in zip(concepts, nearest)}
+
+
+@torch.no_grad()
 def few_shot_probe(vision: VisionEncoder, world, cfg, n_episodes=300, n_way=5, seed=123, device="cpu", style="noto",
                    support_style=None, restyle_kinds=()):
     """Nearest-neighbour N-way 1-shot on held-out concepts, query in `style`, supports in

@@ -26,13 +26,20 @@ def _distinct(rng, pool, n):
     return [int(i) for i in rng.choice(pool, size=n, replace=False)]
 
 
-def look_alikes(world, rng, pool, n, first=None):
+def look_alikes(world, rng, pool, n, first=None, neighbours=None):
     """n distinct concepts of the pool, as many as it has from one random concept's subgroup (e.g.
     mammals, fruit), the rest at random: distractors that look alike. `first`: that concept's
-    subgroup instead of a random one's (it comes first)."""
+    subgroup instead of a random one's (it comes first). `neighbours` (concept -> concepts, nearest
+    first, e.g. train_vision.concept_neighbours): instead of the subgroup, n - 1 drawn from the first's
+    2(n - 1) nearest, as RICES supports are its nearest by the frozen encoder."""
     first = int(rng.choice(pool)) if first is None else int(first)
-    kin = [i for i in pool if i != first and world.concepts[i].subgroup == world.concepts[first].subgroup]
-    picked = [first] + [int(i) for i in rng.permutation(kin)[:n - 1]]
+    if neighbours is not None:
+        allowed = {int(i) for i in pool}
+        near = [i for i in neighbours[first] if i in allowed][:2 * (n - 1)]
+        picked = [first] + [int(i) for i in rng.permutation(near)[:n - 1]]
+    else:
+        kin = [i for i in pool if i != first and world.concepts[i].subgroup == world.concepts[first].subgroup]
+        picked = [first] + [int(i) for i in rng.permutation(kin)[:n - 1]]
     rest = [i for i in pool if i not in picked]
     return picked + [int(i) for i in rng.choice(rest, size=n - len(picked), replace=False)]
 
@@ -156,7 +163,8 @@ def _repeat_plan(rng, n_images, max_way=4):
 
 
 def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0,
-                     max_way=4, other_name_share=0.0, restyle_share=0.0, similar_share=0.0):
+                     max_way=4, other_name_share=0.0, restyle_share=0.0, similar_share=0.0,
+                     neighbours=None):
     """1..max_images visual segments, each followed by its text. Kinds:
     binding: nonsense words bound to 2..max_way concepts on the page (Output: toma.), later images of the same
              concepts (other style and placement) labelled with the same word; with probability
@@ -168,7 +176,8 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
              the same way (restyle.COLOUR_KINDS), like a new artist's palette: labels must be bound (or
              names recognised) on features of a style the vision encoder never saw;
              binding / names / locale pages: with probability similar_share, concepts of one subgroup
-             (look_alikes), so that a label is told from look-alikes (as RICES supports are);
+             (look_alikes), so that a label is told from look-alikes (as RICES supports are); with
+             `neighbours`, concepts near one another by the frozen encoder instead (look_alikes);
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -178,7 +187,8 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
     if kind in ('binding', 'names', 'locale'):
         plan, n_way = _repeat_plan(rng, n_images, max_way)
         similar = similar_share > 0 and rng.random() < similar_share
-        concepts = look_alikes(world, rng, pool, n_way) if similar else _distinct(rng, pool, n_way)
+        concepts = (look_alikes(world, rng, pool, n_way, neighbours=neighbours) if similar
+                    else _distinct(rng, pool, n_way))
         if kind == 'binding':
             # the extra draws only when asked for, so that shares of 0 keep the original pages
             other = other_name_share > 0 and rng.random() < other_name_share

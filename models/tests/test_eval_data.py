@@ -64,3 +64,21 @@ def test_table_names_the_tasks_whose_prompts_ran_past_the_trained_context():
     assert "| naming | " in md and md.splitlines()[-1].endswith("naming-32shot 50/50.")
     assert "naming-8shot" not in md.splitlines()[-1]
     assert "longer than" not in table({"naming-8shot": tasks["naming-8shot"]})
+
+
+def test_rices_supports_says_which_support_the_prediction_copied(tmp_path):
+    from report import rices_supports
+    (tmp_path / "pools").mkdir()
+    (tmp_path / "pools" / "p.jsonl").write_text("\n".join(
+        json.dumps({"segments": [{"image": f"{n}.png"}, {"text": f"Output: {n}."}]}) for n in ("cat", "dog", "lion")))
+    rices = {"rices": {"pool": "pools/p.jsonl", "shots": 2}, "segments": [{"image": "q.png"}, {"text": "Output:"}]}
+    episodes = tmp_path / "all.jsonl"
+    episodes.write_text("\n".join(json.dumps({"id": i, "task": "naming-rices-2shot", **rices}) for i in "abcd"))
+    report = {"episodes": [  # supports: pool lines, least to most similar
+        {"id": "a", "answer": "cat", "prediction": "cat.", "correct": True, "supports": [1, 0]},  # the most similar
+        {"id": "b", "answer": "dog", "prediction": "Lion.", "correct": False, "supports": [1, 2]},  # a look-alike
+        {"id": "c", "answer": "cat", "prediction": "tiger.", "correct": False, "supports": [2, 1]},  # absent, not copied
+        {"id": "d", "answer": "lion", "prediction": "lion", "correct": True, "supports": [2, 0]},  # one further back
+    ]}
+    row = rices_supports(report, episodes).splitlines()[2]
+    assert row == "| naming-rices-2shot | 4 | 75 | 25 | 75 | 50 | 25 (2) | 50 |"

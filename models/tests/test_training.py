@@ -319,3 +319,26 @@ def test_support_attention_shares_the_context_and_names_the_support_with_the_mos
     assert share == pytest.approx(0.3) and top  # the query's span is no support
     row = torch.tensor([.1, .1, .1, .05, .05, .05, .2, 0., 0., .2, .15])
     assert support_attention(row, starts, right, context) == (pytest.approx(0.15), False)  # the first has 0.3
+
+
+def test_concept_neighbours_are_the_nearest_by_the_rices_embedding_and_feed_look_alike_pages(monkeypatch):
+    """train_vision.concept_neighbours ranks the other concepts by RICES's measure (never the concept itself),
+    and look_alikes with that table draws a page's other concepts from the first's 2(n-1) nearest."""
+    from emojiworld.concepts import load_world
+    from emojiworld.samples import draw_single, look_alikes
+    from train_flamingo import load_trained
+    from train_vision import concept_neighbours, embedding
+    monkeypatch.chdir(MODELS)
+    model, _ = load_trained("checkpoints/bridge.pt")
+    world = load_world()
+    concepts = [int(c) for c in world.split("train")[:40]]
+    near = concept_neighbours(model.vision_encoder, world, model.cfg, concepts, ("noto",), k=5, seed=3)
+    rng = np.random.default_rng(3)  # the same drawings: one generator, the concepts in order
+    e = embedding(model.vision_encoder, [draw_single(world, c, "noto", rng) for c in concepts], model.cfg, "cpu")
+    c0 = concepts[0]
+    assert len(near[c0]) == 5 and c0 not in near[c0]
+    sims = {c: float(e[0] @ e[i]) for i, c in enumerate(concepts)}
+    assert near[c0][0] == max((c for c in concepts if c != c0), key=sims.get)
+    for seed in range(5):
+        page = look_alikes(world, np.random.default_rng(seed), concepts, 3, first=c0, neighbours=near)
+        assert page[0] == c0 and len(set(page)) == 3 and set(page[1:]) <= set(near[c0][:4])

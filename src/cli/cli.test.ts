@@ -81,14 +81,21 @@ describe('flamingo-web CLI', () => {
       { id: 'e2', task: 'close', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', options: ['red', 'blue'] },
       // 40 shots of about 8 tokens each: longer than the trained context
       { id: 'e3', task: 'long', segments: [...Array(40).fill([{ image: 'red.png' }, { text: 'Output: a red apple.' }]).flat(), { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
+      // RICES from a pool of two: the identical image is the most similar, so it comes last
+      { id: 'e4', task: 'rices', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', rices: { shots: 2, pool: 'pool.jsonl' } },
     ];
     writeFileSync(episodes, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const pool = [['red.png', 'red'], ['blue.png', 'blue']].map(([image, name]) =>
+      JSON.stringify({ segments: [{ image }, { text: `Output: ${name}.` }] }));
+    writeFileSync(join(dir, 'pool.jsonl'), pool.join('\n') + '\n');
     const out = join(dir, 'report.json');
     const r = await cli('eval', '--episodes', episodes, '--out', out);
     expect(r.code).toBe(0);
     const report = JSON.parse(readFileSync(out, 'utf8'));
-    expect(Object.keys(report.tasks).sort()).toEqual(['close', 'long', 'naming']);
-    expect(report.episodes).toHaveLength(3);
+    expect(Object.keys(report.tasks).sort()).toEqual(['close', 'long', 'naming', 'rices']);
+    expect(report.episodes).toHaveLength(4);
+    expect(report.episodes[0].supports).toBeUndefined();
+    expect(report.episodes[3].supports).toEqual([1, 0]); // pool lines, least to most similar
     expect([report.tasks.naming.pastTrainedContext, report.tasks.long.pastTrainedContext]).toEqual([0, 1]);
     expect(r.stdout).toMatch(/long .*\(1 prompts longer than the model was trained on\)/);
     expect(['red', 'blue']).toContain(report.episodes[1].prediction);

@@ -35,6 +35,8 @@ export interface EpisodeResult {
   promptTokens: number;
   /** The prompt, with the generated answer where one is generated, ran past the longest sequence the model was trained on (manifest lm.context_length). */
   pastTrainedContext: boolean;
+  /** With RICES: the pool entries (0-based lines of its file) put before the query, least to most similar. */
+  supports?: number[];
 }
 
 export interface EvalReport {
@@ -116,9 +118,10 @@ export async function runEpisode(
   maxNewTokens = 16,
 ): Promise<EpisodeResult> {
   let prompt = await toPrompt(episode.segments, io.loadImage);
+  let chosen: number[] | undefined;
   if (episode.rices && episode.rices.shots > 0) {
     const pool = await loadPool(episode.rices.pool, io);
-    const chosen = await selectByRices(
+    chosen = await selectByRices(
       engine,
       firstVisual(prompt, `episode ${episode.id}`),
       pool.visuals,
@@ -141,7 +144,10 @@ export async function runEpisode(
     past = pastTrainedContext(done);
   }
   const correct = normalizeAnswer(prediction) === normalizeAnswer(episode.answer);
-  return { id: episode.id, task: episode.task, answer: episode.answer, prediction, correct, promptTokens, pastTrainedContext: past };
+  return {
+    id: episode.id, task: episode.task, answer: episode.answer, prediction, correct, promptTokens,
+    pastTrainedContext: past, ...(chosen ? { supports: chosen } : {}),
+  };
 }
 
 export function summarize(results: EpisodeResult[]): EvalReport {
