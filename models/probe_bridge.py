@@ -8,13 +8,14 @@ for an art style the model never saw (OpenMoji itself is never used for choices)
 the frozen vision encoder's own nearest-neighbour score on such prompts: the ceiling the features set; with
 --kin, naming a training concept so restyled after supports that hold it among look-alikes (KIN_PROBES, a
 stand-in for naming-rices), each with how often the nearest support's label is the answer; --kin_many adds
-16 and 32 supports (KIN_MANY_PROBES); with --heads, for each kin probe also how much of the LM's copy heads'
+16 and 32 supports (KIN_MANY_PROBES), --near the same kin probes of line drawings with the look-alikes RICES would
+pick (the concept's nearest by the frozen encoder, train_vision.concept_neighbours; NEAR_PROBES); with --heads, for each kin probe also how much of the LM's copy heads'
 attention over the context (flamingo.matching.matching_targets: from the first picture to the answer's ':')
 falls on the right support, how often the right support gets the most of it, and how often the Perceiver's
 latents (averaged) find the right support as the nearest one: where the matching is lost.
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
-                                                   --heads]
+                                                   --near --heads]
 
 The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
 """
@@ -32,7 +33,7 @@ from flamingo.mask import media_index
 from flamingo.matching import keep_attention, matching_targets
 from train_flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_logits, encode_sample, exact_match,
                             lm_copy_heads, load_trained, media_latents, probe_completions, probe_set)
-from train_vision import embedding, few_shot_probe
+from train_vision import concept_neighbours, embedding, few_shot_probe
 
 
 @torch.no_grad()
@@ -66,6 +67,8 @@ KIN_PROBES = _kin_probes((1, 4, 8))
 # as many supports as naming-rices' longest prompts (16: ~135 tokens; 32: ~265, past the trained 256), with
 # their own seeds so that KIN_PROBES keep theirs
 KIN_MANY_PROBES = _kin_probes((16, 32))
+# line drawings among the concept's nearest neighbours (stage 3's --similar_by=vision pages), with their own seeds
+NEAR_PROBES = {f"naming-near-line-art-{k}": (LINE_KINDS, k) for k in (4, 8, 32)}
 
 
 @torch.no_grad()
@@ -141,6 +144,7 @@ def main():
     ap.add_argument("--styles", action="store_true", help="also the STYLE_PROBES")
     ap.add_argument("--kin", action="store_true", help="also the KIN_PROBES")
     ap.add_argument("--kin_many", action="store_true", help="with --kin, also the KIN_MANY_PROBES (16 and 32 supports)")
+    ap.add_argument("--near", action="store_true", help="with --kin, also the NEAR_PROBES")
     ap.add_argument("--heads", action="store_true", help="with --kin, also the copy heads' attention on the right support")
     args = ap.parse_args()
     model, tok = load_trained(args.bridge)
@@ -174,11 +178,15 @@ def main():
 
     kin = [(300 + i, *item) for i, item in enumerate(KIN_PROBES.items())]
     kin += [(320 + i, *item) for i, item in enumerate(KIN_MANY_PROBES.items())] if args.kin_many else []
+    kin += [(340 + i, *item) for i, item in enumerate(NEAR_PROBES.items())] if args.near else []
     heads = lm_copy_heads(model, tok, world) if args.kin and args.heads else []
     if heads:  # the heads the LM copies with on text alone (train_flamingo --match_weight)
         print(f"copy heads (layer, head): {heads}")
+    near = concept_neighbours(model.vision_encoder, world, model.cfg, world.split("train"),
+                              world.train_styles) if args.kin and args.near else None
     for seed, name, (kinds, k) in kin if args.kin else ():
-        probes = probe_set(world, "naming-kin", args.n, seed=seed, shots=k, restyle_kinds=kinds)
+        probes = probe_set(world, "naming-kin", args.n, seed=seed, shots=k, restyle_kinds=kinds,
+                           neighbours=near if name in NEAR_PROBES else None)
         print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}"
               f" (nearest support: {nearest_support_rate(model, probes):.2f})", flush=True)
         if heads:

@@ -221,7 +221,7 @@ BINDING_LABELS = {
 }
 
 
-def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 1, restyle_kinds=()):
+def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 1, restyle_kinds=(), neighbours=None):
     """Validation probes, drawn in a TRAINING style so that nothing is chosen on the evaluation
     style. Each item is (segments, completion): the completion is scored after the last text.
     'binding' = n_way-way shots-shot (5-way 1-shot) pseudo-words on held-out concepts (never trained
@@ -234,7 +234,9 @@ def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 
     'clip-direction' = which way did it move (clips, 0-shot); 'scene-count' = how many (scenes,
     0-shot): the two need no names.
     restyle_kinds (binding and naming): every image of an item restyled the same way, one of these
-    kinds (emojiworld/restyle.py), to stand in for an art style never trained on."""
+    kinds (emojiworld/restyle.py), to stand in for an art style never trained on.
+    neighbours ('naming-kin'): the look-alikes are the concept's nearest by the frozen encoder instead of its
+    subgroup (look_alikes; train_vision.concept_neighbours), the kind RICES picks."""
     rng = np.random.default_rng(seed)
     train = world.split("train")
     out = []
@@ -258,7 +260,7 @@ def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 
         elif task == "naming-kin":
             c = int(rng.choice(train))
             segs = []
-            for k in rng.permutation(look_alikes(world, rng, train, shots, first=c)):
+            for k in rng.permutation(look_alikes(world, rng, train, shots, first=c, neighbours=neighbours)):
                 segs += [{"image": draw(k)}, {"text": ew_text.caption(world.concepts[k].name)}]
             segs += [{"image": draw(c)}, {"text": ew_text.CAPTION_QUERY}]
             out.append((segs, f" {world.concepts[c].name}."))

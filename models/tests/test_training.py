@@ -233,11 +233,12 @@ def test_probe_sets_restyle_every_image_of_an_item_when_asked(monkeypatch, magen
 
 
 def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
-    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles", "--kin", "--heads"], cwd=MODELS,
+    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles", "--kin", "--near", "--heads"],
+                         cwd=MODELS,
                          check=True, capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
-    from probe_bridge import KIN_PROBES, LONG_PROBES, STYLE_PROBES
+    from probe_bridge import KIN_PROBES, LONG_PROBES, NEAR_PROBES, STYLE_PROBES
     from train_flamingo import BINDING_LABELS, PROBE_TASKS
-    for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES) | set(STYLE_PROBES) | set(KIN_PROBES):
+    for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES) | set(STYLE_PROBES) | set(KIN_PROBES) | set(NEAR_PROBES):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
     for name, (_, k) in KIN_PROBES.items():  # one support, the query's own concept: its label is the nearest
         nearest = float(out.split(f"{name}: ")[1].split("nearest support: ")[1].split(")")[0])
