@@ -70,6 +70,7 @@ class Settings:
     other_name_share: float = 0.0  # binding pages labelled with the names of other training concepts (samples.interleaved_page)
     restyle_share: float = 0.0  # binding / names / locale pages recoloured as a whole (samples.interleaved_page)
     similar_share: float = 0.0  # binding / names / locale pages of concepts from one subgroup (samples.interleaved_page)
+    one_style_share: float = 0.0  # binding / names / locale pages drawn in one style (samples.interleaved_page)
     similar_by: str = "subgroup"  # or "vision": those pages' concepts near one another by the frozen encoder (RICES's measure)
     clip_questions: str = "event"  # clip pairs: "event", "balanced" or one question family (samples.clip_pair)
     seq_len: int = 192
@@ -145,7 +146,8 @@ class Batches(torch.utils.data.Dataset):
                                                              max_way=s.max_way, other_name_share=s.other_name_share,
                                                              restyle_share=s.restyle_share,
                                                              similar_share=s.similar_share,
-                                                             neighbours=self.neighbours)),
+                                                             neighbours=self.neighbours,
+                                                             one_style_share=s.one_style_share)),
             "pairs": (s.pair_batch, lambda: caption_pair(w, rng, "train")),
             "clips": (s.clip_batch, lambda: clip_pair(w, rng, "train", s.clip_questions)),
         }

@@ -164,7 +164,7 @@ def _repeat_plan(rng, n_images, max_way=4):
 
 def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_name_share=0.0, coined_word_share=0.0,
                      max_way=4, other_name_share=0.0, restyle_share=0.0, similar_share=0.0,
-                     neighbours=None):
+                     neighbours=None, one_style_share=0.0):
     """1..max_images visual segments, each followed by its text. Kinds:
     binding: nonsense words bound to 2..max_way concepts on the page (Output: toma.), later images of the same
              concepts (other style and placement) labelled with the same word; with probability
@@ -178,6 +178,9 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
              binding / names / locale pages: with probability similar_share, concepts of one subgroup
              (look_alikes), so that a label is told from look-alikes (as RICES supports are); with
              `neighbours`, concepts near one another by the frozen encoder instead (look_alikes);
+             binding / names / locale pages: with probability one_style_share, every image of the page in one
+             training style (otherwise each image's style is drawn apart), as one artist's pictures are, so that
+             a repeat is the same drawing as its first picture;
     names / locale: names in English / in one other locale for the whole page, with repeats;
     scene: scene questions, one template family per page; mixed: captions, questions and clips."""
     pool, styles = world.split(split), world.styles_for(split)
@@ -202,8 +205,9 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
             locale = 'en' if kind == 'names' else _pick(rng, OTHER_LOCALES)
             labels = [name_in(world, i, locale) for i in concepts]
         restyle = random_restyle(rng, COLOUR_KINDS) if restyle_share > 0 and rng.random() < restyle_share else None
+        one_style = _pick(rng, styles) if one_style_share > 0 and rng.random() < one_style_share else None
         for slot in plan:
-            img = draw_single(world, concepts[slot], _pick(rng, styles), rng, restyle=restyle)
+            img = draw_single(world, concepts[slot], one_style or _pick(rng, styles), rng, restyle=restyle)
             segments += [{'image': img}, {'text': text.caption(labels[slot])}]
     elif kind == 'scene':
         style, family = _pick(rng, styles), _pick(rng, QUESTION_FAMILIES)

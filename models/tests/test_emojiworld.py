@@ -253,6 +253,24 @@ def test_similar_pages_label_look_alike_concepts_of_one_subgroup(small_world, ki
         del small_world.sprite
 
 
+def test_one_style_pages_draw_every_image_in_one_training_style(small_world):
+    styles_of_pages = {0.0: [], 1.0: []}
+    sprite = small_world.sprite
+    shown = []
+    small_world.sprite = lambda i, style: shown.append(style) or sprite(i, style)
+    try:
+        for share in styles_of_pages:
+            rng = np.random.default_rng(0)
+            for _ in range(30):
+                shown.clear()
+                samples.interleaved_page(small_world, rng, kind='binding', max_images=8, one_style_share=share)
+                styles_of_pages[share].append(set(shown))
+    finally:
+        del small_world.sprite
+    assert all(len(s) == 1 and s <= set(small_world.train_styles) for s in styles_of_pages[1.0])
+    assert sum(len(s) > 1 for s in styles_of_pages[0.0]) >= 15  # otherwise each image's style is its own
+
+
 def test_restyled_pages_recolour_every_image_of_a_page_and_never_as_line_art(small_world, monkeypatch, magenta):
     asked = []
     monkeypatch.setattr(samples, 'random_restyle', lambda rng, kinds: asked.append(kinds) or magenta.paint)
