@@ -9,9 +9,9 @@ the frozen vision encoder's own nearest-neighbour score on such prompts: the cei
 --kin, naming a training concept so restyled after supports that hold it among look-alikes (KIN_PROBES, a
 stand-in for naming-rices), each with how often the nearest support's label is the answer; --kin_many adds
 16 and 32 supports (KIN_MANY_PROBES), --near the same kin probes of line drawings with the look-alikes RICES would
-pick (the concept's nearest by the frozen encoder, train_vision.concept_neighbours; NEAR_PROBES); with --heads, for each kin probe also how much of the LM's copy heads'
-attention over the context (flamingo.matching.matching_targets: from the first picture to the answer's ':')
-falls on the right support, how often the right support gets the most of it, and how often the Perceiver's
+pick (the concept's nearest by the frozen encoder, train_vision.concept_neighbours; NEAR_PROBES); with --heads, for
+each kin probe also how much of the LM's copy heads' attention over the context (flamingo.matching.matching_targets:
+from the first picture to the answer's ':') falls on the right support, how often the right support gets the most of it, and how often the Perceiver's
 latents (averaged) find the right support as the nearest one: where the matching is lost.
 
     cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many

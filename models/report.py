@@ -69,7 +69,7 @@ def answer_of(text: str) -> str:
 
 
 def rices_supports(report: dict, episodes: Path) -> str:
-    """For every task with RICES supports (the CLI reports the pool lines it chose, least to most similar): how
+    """For every task with RICES supports (the CLI reports the pool entries it chose, least to most similar): how
     often the right answer is among the supports and in the last (most similar) one, how often the prediction
     copies some support's answer, and from how far back (1 = the most similar). Tells a failure to find the
     answer among look-alikes from its absence."""

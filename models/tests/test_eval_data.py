@@ -74,7 +74,7 @@ def test_rices_supports_says_which_support_the_prediction_copied(tmp_path):
     rices = {"rices": {"pool": "pools/p.jsonl", "shots": 2}, "segments": [{"image": "q.png"}, {"text": "Output:"}]}
     episodes = tmp_path / "all.jsonl"
     episodes.write_text("\n".join(json.dumps({"id": i, "task": "naming-rices-2shot", **rices}) for i in "abcd"))
-    report = {"episodes": [  # supports: pool lines, least to most similar
+    report = {"episodes": [  # supports: pool entries, least to most similar
         {"id": "a", "answer": "cat", "prediction": "cat.", "correct": True, "supports": [1, 0]},  # the most similar
         {"id": "b", "answer": "dog", "prediction": "Lion.", "correct": False, "supports": [1, 2]},  # a look-alike
         {"id": "c", "answer": "cat", "prediction": "tiger.", "correct": False, "supports": [2, 1]},  # absent, not copied

@@ -95,7 +95,7 @@ describe('flamingo-web CLI', () => {
     expect(Object.keys(report.tasks).sort()).toEqual(['close', 'long', 'naming', 'rices']);
     expect(report.episodes).toHaveLength(4);
     expect(report.episodes[0].supports).toBeUndefined();
-    expect(report.episodes[3].supports).toEqual([1, 0]); // pool lines, least to most similar
+    expect(report.episodes[3].supports).toEqual([1, 0]); // pool entries, least to most similar
     expect([report.tasks.naming.pastTrainedContext, report.tasks.long.pastTrainedContext]).toEqual([0, 1]);
     expect(r.stdout).toMatch(/long .*\(1 prompts longer than the model was trained on\)/);
     expect(['red', 'blue']).toContain(report.episodes[1].prediction);

@@ -35,7 +35,7 @@ export interface EpisodeResult {
   promptTokens: number;
   /** The prompt, with the generated answer where one is generated, ran past the longest sequence the model was trained on (manifest lm.context_length). */
   pastTrainedContext: boolean;
-  /** With RICES: the pool entries (0-based lines of its file) put before the query, least to most similar. */
+  /** With RICES: the pool entries put before the query (0-based, in file order, blank lines skipped), least to most similar. */
   supports?: number[];
 }
 
