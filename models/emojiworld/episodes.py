@@ -38,9 +38,9 @@ TASKS = (
     + [f'naming-novel-{k}shot' for k in (0, 1, 2, 4, 8)]
     + [f'binding-{n}way-{k}shot' for n in (2, 5) for k in (1, 3)]
     + [f'scene-qa-{k}shot' for k in (0, 4, 8)]
-    + [f'scene-qa-rices-{k}shot' for k in (4, 8)]
+    + [f'scene-qa-rices-{k}shot' for k in (4, 8, 16, 32)]
     + [f'clip-qa-{k}shot' for k in (0, 4, 8)]
-    + [f'clip-qa-rices-{k}shot' for k in (4, 8)]
+    + [f'clip-qa-rices-{k}shot' for k in (4, 8, 16, 32)]
     + [f'classify-5way-{k}shot' for k in (0, 1)]
     + [f'language-fr-{k}shot' for k in (1, 2, 4, 8)]
 )
