@@ -1,11 +1,13 @@
 """How far the frozen language model's in-context copying reaches, on text alone (no pictures, no bridge):
 N-way 1-shot binding in stage 2's episode format (train_lm.binding_eval_set) with more distinct labels than
 stage 2 trained on (samples.text_episode: at most 10 ways, 24 supports), and 10-way binding pushed past the
-trained context length by unrelated text (train_lm.copy_text chunks) placed before it. It tells the LM's
-limits from the bridge's: a bridge cannot make the LM copy where the LM alone does not (rules-3r.txt).
+trained context length by unrelated text (train_lm.copy_text chunks) placed before it; with --interpolate, those
+long prompts also with their positions squeezed into the trained context (position interpolation, Chen et al. 2023,
+here without the fine-tuning it asks for: the LM stays frozen). It tells the LM's limits from the bridge's: a bridge
+cannot make the LM copy where the LM alone does not (rules-3r.txt).
 
     cd models && /usr/bin/python3 probe_lm.py [--lm=checkpoints/lm.pt --n=100 --ways=10,16,20,24,32
-                                               --lengths=200,240,256,270,290,320,360]
+                                               --lengths=200,240,256,270,290,320,360 --interpolate]
 
 The many-way episodes use the training concepts whose name is one token as stand-ins for the pictures, so
 that 24 ways still fit in 256 tokens; labels are pseudo-words, as in stage 2's gate.
@@ -46,6 +48,8 @@ def main():
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--ways", default="10,16,20,24,32")
     ap.add_argument("--lengths", default="200,240,256,270,290,320,360")
+    ap.add_argument("--interpolate", action="store_true",
+                    help="also each length past the trained context with positions scaled by context / longest prompt")
     a = ap.parse_args()
     torch.set_grad_enabled(False)
     ckpt = torch.load(a.lm, map_location="cpu")
@@ -64,6 +68,10 @@ def main():
         lo, hi = tokens(episodes, tok)
         print(f"10-way 1-shot after filler: {binding_accuracy(lm, tok, episodes, 'cpu'):.2f} ({lo}-{hi} tokens)",
               flush=True)
+        if a.interpolate and hi > lm.cfg.context_length:
+            lm.position_scale = lm.cfg.context_length / (hi + 8)  # room for the answer's tokens
+            print(f"  positions x {lm.position_scale:.2f}: {binding_accuracy(lm, tok, episodes, 'cpu'):.2f}", flush=True)
+            lm.position_scale = 1.0
 
 
 if __name__ == "__main__":

@@ -319,10 +319,13 @@ class LanguageModel(nn.Module):
         self.lm_head.weight = self.wte.weight  # tied
         inv_freq = 1.0 / cfg.rope_base ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # < 1: positions squeezed into the trained range (position interpolation, Chen et al. 2023); a probe only
+        # (probe_lm.py --interpolate): the exported graphs keep 1
+        self.position_scale = 1.0
         nn.init.normal_(self.wte.weight, std=0.02)
 
     def rope(self, start, length, device):
-        pos = torch.arange(length, device=device).float() + start
+        pos = (torch.arange(length, device=device).float() + start) * self.position_scale
         freqs = pos[:, None] * self.inv_freq[None, :]
         emb = torch.cat([freqs, freqs], dim=-1)
         return emb.cos()[None, None], emb.sin()[None, None]

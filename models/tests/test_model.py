@@ -153,3 +153,15 @@ def test_n_trainable_counts_only_the_opened_rows_of_a_qkv_weight():
     assert model.n_trainable() == bridge
     model.unfreeze_query_key([(1, 0), (1, 2), (3, 0)])
     assert model.n_trainable() == bridge + 3 * 2 * model.cfg.head_dim * model.cfg.d_model
+
+
+def test_position_scale_squeezes_rope_positions_into_the_trained_range():
+    """LanguageModel.position_scale (probe_lm.py --interpolate): with 0.5, position 2k turns as position k did;
+    at 1 (what is exported) nothing changes."""
+    from flamingo.model import LanguageModel
+    lm = LanguageModel(FlamingoConfig(vocab_size=16, d_model=32, n_heads=2, n_layers=1))
+    cos1, sin1 = lm.rope(0, 4, "cpu")
+    lm.position_scale = 0.5
+    cos2, sin2 = lm.rope(0, 8, "cpu")
+    assert torch.allclose(cos2[..., ::2, :], cos1) and torch.allclose(sin2[..., ::2, :], sin1)
+    assert not torch.allclose(cos2[..., :4, :], cos1)
