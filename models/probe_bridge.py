@@ -184,6 +184,9 @@ def main():
         print(f"copy heads (layer, head): {heads}")
     near = concept_neighbours(model.vision_encoder, world, model.cfg, world.split("train"),
                               world.train_styles) if args.kin and args.near else None
+    if near:  # how unlike the subgroup look-alikes of the kin probes these are
+        same = sum(world.concepts[c].subgroup == world.concepts[n[0]].subgroup for c, n in near.items()) / len(near)
+        print(f"nearest neighbour in the same subgroup: {same:.2f} of {len(near)} training concepts")
     for seed, name, (kinds, k) in kin if args.kin else ():
         probes = probe_set(world, "naming-kin", args.n, seed=seed, shots=k, restyle_kinds=kinds,
                            neighbours=near if name in NEAR_PROBES else None)

@@ -325,7 +325,9 @@ class LanguageModel(nn.Module):
         nn.init.normal_(self.wte.weight, std=0.02)
 
     def rope(self, start, length, device):
-        pos = (torch.arange(length, device=device).float() + start) * self.position_scale
+        pos = torch.arange(length, device=device).float() + start
+        if self.position_scale != 1.0:  # so that the exported graphs carry no extra multiply
+            pos = pos * self.position_scale
         freqs = pos[:, None] * self.inv_freq[None, :]
         emb = torch.cat([freqs, freqs], dim=-1)
         return emb.cos()[None, None], emb.sin()[None, None]

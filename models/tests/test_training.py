@@ -248,6 +248,7 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
         assert heads.startswith("(1, 0): ") and (latents == 1.0 if k == 1 else 0.0 <= latents <= 1.0)
     assert int(out.split("novel-names-12way-2shot: ")[1].split("prompts of ")[1].split()[0]) > 192  # past stage 3's first pages (192 tokens)
     assert out.count("pieces right: first ") == len(BINDING_LABELS)
+    assert 0.0 <= float(out.split("nearest neighbour in the same subgroup: ")[1].split()[0]) <= 1.0
     nn_scores = [float(line.split("nearest neighbour: ")[1]) for line in out.splitlines() if "nearest neighbour: " in line]
     assert len(nn_scores) == 1 + sum(task == "binding" for task, _ in STYLE_PROBES.values())
     rows = [line.split(":")[1].split() for line in out.splitlines() if line.strip().startswith(("left:", "right:", "up:", "down:"))]
