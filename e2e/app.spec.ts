@@ -89,9 +89,9 @@ test('downloads the bundled model with a visible progress bar', async ({ page })
 
   await waitForModel(page);
   await expect(bar).toBeHidden();
-  // The bundled manifest is part of the app: only the four model files were fetched.
+  // The bundled manifest is part of the app: only the five model files were fetched.
   const files = requested.map((url) => new URL(url).pathname.split('/').pop()).sort();
-  expect(files).toEqual(['lm.onnx', 'resampler.onnx', 'tokenizer.json', 'vision_encoder.onnx']);
+  expect(files).toEqual(['lm.onnx', 'resampler.onnx', 'tokenizer.json', 'vision_encoder.onnx', 'xattn_kv.onnx']);
 });
 
 test('a 2-shot prompt built in the UI gives the expected answer on WebGPU', async ({ page }) => {

@@ -89,6 +89,7 @@ def main():
     with torch.no_grad():
         media = model.encode_media(torch.from_numpy(np.stack(pixels))[None, :, None])  # [1, 2, 1, 3, S, S]
         logits, past = model.flamingo_lm(ids_t, midx, media)
+        prefill_logits = logits[0]
         steps = [logits[0, -1]]
         greedy = []
         # as the engine with ignoreEndOfChunk: special tokens are never generated
@@ -114,7 +115,8 @@ def main():
         "media_index": midx[0].tolist(),
         "pixels": [p.flatten().tolist() for p in pixels],
         "media_latents": media.flatten().tolist(),
-        "step_logits": [s.tolist() for s in steps],  # prefill's last row, then one per decode step
+        "step_logits": [s.tolist() for s in steps],
+        "prefill_logits": prefill_logits.flatten().tolist(),  # every position, row-major [s, vocab]  # prefill's last row, then one per decode step
         "clip_features": [{"shape": list(f.shape), "data": f.flatten().tolist()} for f in clips],
         "clip_latents": [c.flatten().tolist() for c in clip_latents],
         "greedy_tokens": greedy,

@@ -4,6 +4,7 @@ import * as Comlink from 'comlink';
 import { FlamingoEngine } from '../engine/engine';
 import { FlamingoError, type Backend, type Manifest, type ModelFileRole } from '../engine/types';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
+import { indexedDbLatentStore } from '../store/latentStore';
 import { loadModel } from '../store/modelStore';
 import {
   installErrorTransfer,
@@ -104,7 +105,7 @@ async function createEngine(
       emit({ type: 'warning', code: 'webgpu-unavailable', message: fallbackReason });
     } else {
       try {
-        engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'webgpu' }, emit);
+        engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
         return { backend: engine.backend };
       } catch (cause) {
         fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
@@ -113,7 +114,7 @@ async function createEngine(
     }
   }
   try {
-    engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'wasm' }, emit);
+    engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }
