@@ -202,6 +202,7 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
                for i in range(cfg.n_layers) for kv in ("key", "value")]
     outputs = [helper.make_tensor_value_info("logits", f, ["batch", "kept", cfg.vocab_size])]
     outputs += [helper.make_tensor_value_info(name, f, kv_shape("total")) for name in present]
+    outputs += [helper.make_tensor_value_info(f"xattn_query_{i}", f, ["batch", "seq", d]) for i in cfg.xattn_layers]
     return g.model("lm", inputs, outputs)
 
 
@@ -210,7 +211,9 @@ def gated_xattn_dense(g: GraphBuilder, y: str, block: GatedXAttnDenseBlock, i: i
     """y += tanh(alpha) * xattn(y, media); y += tanh(beta) * ffw(y), gates folded into the weights."""
     alpha, beta = (float(t) for t in block.gates())
     xa = block.xattn
-    q = g.op("MatMul", [layer_norm(g, y, xa.norm), g.const(weight(xa.to_q), "w_q")])
+    # The query is also a graph output (xattn_query_i), for the pictures: which latents a token
+    # looked at is softmax(q k^T / sqrt(dh)) over its image's latents, computed where it is asked for.
+    q = g.op("MatMul", [layer_norm(g, y, xa.norm), g.const(weight(xa.to_q), "w_q")], outputs=[f"xattn_query_{i}"])
     out = g.op("MultiHeadAttention", [q, f"xattn_key_{i}", f"xattn_value_{i}", "", "", xbias], domain=MS,
                num_heads=heads)
     out = g.op("Mul", [out, has_media])  # text before any image: exactly 0

@@ -43,7 +43,9 @@ export class LanguageModel {
   private readonly layers: number;
   private readonly heads: number;
   private readonly headDim: number;
-  private readonly onGpu: boolean;
+  /** What a plain step reads: logits and the new cache (not the pictures' queries). */
+  private readonly fetches: string[];
+  private readonly queryNames: string[];
 
   constructor(
     private readonly ort: OrtModule,
@@ -53,7 +55,10 @@ export class LanguageModel {
     backend: Backend,
   ) {
     ({ layers: this.layers, heads: this.heads, head_dim: this.headDim } = manifest.lm);
-    this.onGpu = backend === 'webgpu';
+    void backend;
+    this.fetches = ['logits'];
+    for (let i = 0; i < this.layers; i++) this.fetches.push(`present_key_${i}`, `present_value_${i}`);
+    this.queryNames = manifest.lm.xattn_layers.map((i) => `xattn_query_${i}`);
   }
 
   /** Session options per graph: on WebGPU, K/V outputs stay on the GPU; logits come to the CPU. */
@@ -92,7 +97,8 @@ export class LanguageModel {
     past: KvCache,
     keep: number,
     timings?: StepTimings,
-  ): Promise<{ logits: Float32Array; present: KvCache }> {
+    withQueries = false,
+  ): Promise<{ logits: Float32Array; present: KvCache; queries?: Record<string, Float32Array> }> {
     const t0 = performance.now();
     const B = tokens.length;
     const S = tokens[0].length;
@@ -115,7 +121,7 @@ export class LanguageModel {
       feeds[`past_value_${i}`] = past.tensors[2 * i + 1];
     }
     const t1 = performance.now();
-    const out = await this.lm.run(feeds);
+    const out = await this.lm.run(feeds, withQueries ? [...this.fetches, ...this.queryNames] : this.fetches);
     const t2 = performance.now();
     const present: Tensor[] = [];
     for (let i = 0; i < this.layers; i++) present.push(out[`present_key_${i}`], out[`present_value_${i}`]);
@@ -125,7 +131,13 @@ export class LanguageModel {
       timings.runMs += t2 - t1;
       timings.outputsMs += performance.now() - t2;
     }
-    return { logits, present: new KvCache(present, B, past.length + S) };
+    const queries = withQueries ? Object.fromEntries(this.queryNames.map((n) => [n, out[n].data as Float32Array])) : undefined;
+    return { logits, present: new KvCache(present, B, past.length + S), queries };
+  }
+
+  /** A tensor's floats on the CPU (read back from the GPU when it lives there). */
+  static async cpuData(t: Tensor): Promise<Float32Array> {
+    return (t.location === 'gpu-buffer' ? await t.getData() : t.data) as Float32Array;
   }
 
   /**
@@ -137,7 +149,7 @@ export class LanguageModel {
     const per = this.heads * cache.length * this.headDim;
     const tensors: Tensor[] = [];
     for (const t of cache.tensors) {
-      const data = (this.onGpu && t.location === 'gpu-buffer' ? await t.getData() : t.data) as Float32Array;
+      const data = await LanguageModel.cpuData(t);
       const out = new Float32Array(rows.length * per);
       rows.forEach((r, i) => out.set(data.subarray(r * per, (r + 1) * per), i * per));
       tensors.push(new this.ort.Tensor('float32', out, [rows.length, this.heads, cache.length, this.headDim]));
