@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import AxeBuilder from '@axe-core/playwright';
+import axe from 'axe-core';
 import { test, expect, type Page } from '@playwright/test';
 import { FIXTURES, normalise, readFixture } from './helpers';
 import { CROSS_ORIGIN_ISOLATION, serveFolder, type StaticServer } from './servers';
@@ -45,7 +46,7 @@ async function openHost(page: Page, hostOrigin: string, embedOrigin: string, que
 const received = (page: Page) => page.evaluate(() => (window as unknown as { flamingoLog: Reply[] }).flamingoLog);
 
 async function waitForReply(page: Page, match: (reply: Reply) => boolean): Promise<Reply> {
-  await expect.poll(async () => (await received(page)).some(match), { timeout: 120_000 }).toBe(true);
+  await expect.poll(async () => (await received(page)).some(match), { timeout: 120_000, intervals: [50] }).toBe(true);
   return (await received(page)).find(match)!;
 }
 
@@ -56,7 +57,7 @@ function fixtureSegments() {
   );
 }
 
-test('a host on another origin drives the embed: ready, queued requests answered in order, clear errors, keyboard, axe', async ({
+test('a host on another origin drives the embed: ready, queued requests answered in order, clear errors, Stop from the keyboard', async ({
   page,
   baseURL,
 }) => {
@@ -120,13 +121,6 @@ test('a host on another origin drives the embed: ready, queued requests answered
   await expect(embed.getByRole('img', { name: /Image \d of the prompt/ })).toHaveCount(3);
   await expect(embed.getByTestId('embed-answer')).toHaveAttribute('aria-live', 'polite');
 
-  // axe (WCAG 2.1 A and AA) on the host page and the embed in it, with a prompt and an answer on screen.
-  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
-  expect(axe.violations.map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.target).join(' ')}`)).toEqual([]);
-  // The scan went into the embed's frame: some checked nodes are named through the iframe.
-  const inFrame = axe.passes.flatMap((result) => result.nodes).filter((node) => node.target.length > 1);
-  expect(inFrame.length).toBeGreaterThan(0);
-
   // Long answers, stopped: from the keyboard (Enter on Stop, then Escape), and by the host.
   const long = { maxNewTokens: 256, ignoreEndOfChunk: true, stopAtNewline: false };
   const stopped: Record<string, () => Promise<void>> = {
@@ -145,7 +139,8 @@ test('a host on another origin drives the embed: ready, queued requests answered
         }),
       [id, long] as const,
     );
-    await waitForReply(page, (reply) => reply.type === 'flamingo:token' && reply.id === id);
+    // As soon as it runs (Stop is enabled): on this machine 256 tokens take only seconds.
+    await expect(embed.getByTestId('embed-stop')).toBeEnabled();
     await stop();
     const done = await waitForReply(page, (reply) => reply.type === 'flamingo:done' && reply.id === id);
     expect(done.stats, `stopped by ${id}`).toMatchObject({ stopReason: 'interrupted' });
@@ -185,4 +180,40 @@ test('a cross-origin-isolated host with allow="cross-origin-isolated" gets an is
   expect(await page.evaluate(() => self.crossOriginIsolated)).toBe(true);
   const ready = await waitForReply(page, (reply) => reply.type === 'flamingo:ready');
   expect(ready).toMatchObject({ backend: 'wasm', crossOriginIsolated: true });
+});
+
+test('axe finds no WCAG 2.1 A/AA violation in the embed, with a prompt and an answer on screen', async ({ page, baseURL }) => {
+  // @axe-core/playwright came back without a single node from a cross-origin frame (in this
+  // Chromium), so here the same host page is served from the embed's own origin: the embed's DOM
+  // is the same either way.
+  const embedOrigin = new URL(baseURL!).origin;
+  await allowOrigins(page, [embedOrigin]);
+  await page.route('**/embed-host-for-axe.html*', (route) =>
+    route.fulfill({ contentType: 'text/html', body: readFileSync(join(HOST_PAGES, 'index.html')) }),
+  );
+  await page.goto(`${embedOrigin}/embed-host-for-axe.html?embed=${encodeURIComponent(`${embedOrigin}/embed.html?backend=wasm`)}`);
+  await waitForReply(page, (reply) => reply.type === 'flamingo:ready');
+  await page.evaluate((segments) => {
+    const blob = (png: string) => new Blob([Uint8Array.from(atob(png), (c) => c.charCodeAt(0))], { type: 'image/png' });
+    (window as unknown as { flamingoSend: (message: unknown) => void }).flamingoSend({
+      type: 'flamingo:generate',
+      id: 1,
+      segments: segments.map((segment) => ('text' in segment ? segment : { image: blob(segment.png) })),
+    });
+  }, fixtureSegments());
+  await waitForReply(page, (reply) => reply.type === 'flamingo:done');
+  const embed = page.frameLocator('iframe');
+  await expect(embed.getByTestId('embed-stats')).toBeVisible();
+  await expect(embed.getByTestId('embed-answer')).not.toBeEmpty();
+
+  // @axe-core/playwright gives each frame 1 s to load axe and silently skips a frame that takes
+  // longer (a busy machine): load it here first, without that limit, so the source it injects is a no-op.
+  for (const frame of page.frames()) await frame.evaluate(axe.source);
+  const results = await new AxeBuilder({ page, axeSource: `if (!window.axe) {${axe.source}}` })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
+    .analyze();
+  expect(results.violations.map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.target).join(' ')}`)).toEqual([]);
+  // The scan went into the embed's frame: checked nodes named through the iframe (["#flamingo", …]).
+  const inFrame = results.passes.flatMap((result) => result.nodes).filter((node) => node.target.length > 1);
+  expect(inFrame.length).toBeGreaterThan(10);
 });

@@ -60,6 +60,8 @@ export class EmbedController {
   /** Windows told flamingo:ready already. */
   private readonly greeted = new WeakSet<MessageEventSource>();
   private crashed: ((message: string) => void) | undefined;
+  /** Stop was asked for the running request before its generation reached the worker. */
+  private stopAsked = false;
   private displayUrls: string[] = [];
 
   constructor(
@@ -97,7 +99,9 @@ export class EmbedController {
 
   /** The Stop button: ends the running request (its host gets done with stopReason "interrupted"). */
   stop(): void {
-    if (this.queue.current) void this.client.interrupt();
+    if (!this.queue.current) return;
+    this.stopAsked = true;
+    void this.client.interrupt();
   }
 
   /** The page is about to reload (a new version took over): pending requests end here. */
@@ -183,7 +187,7 @@ export class EmbedController {
     const { request } = parsed;
     if (request.type === 'flamingo:interrupt') {
       const outcome = this.queue.interrupt(source, request.id);
-      if (outcome.was === 'running') void this.client.interrupt();
+      if (outcome.was === 'running') this.stop();
       else if (outcome.was === 'queued') {
         this.reply(source, origin, { type: 'flamingo:error', id: request.id, message: 'Interrupted before it started.' });
       } else {
@@ -220,6 +224,7 @@ export class EmbedController {
     }
     this.greet(source, origin);
 
+    this.stopAsked = false;
     for (const url of this.displayUrls) URL.revokeObjectURL(url);
     this.displayUrls = [];
     this.set({ shown: { id, origin, segments: [], status: 'preparing', text: '' } });
@@ -242,6 +247,11 @@ export class EmbedController {
       return;
     }
 
+    if (this.stopAsked) {
+      // Stopped while its images were decoding: the worker never saw it.
+      fail('Interrupted before it started.');
+      return;
+    }
     this.set({ shown: { id, origin, segments: shown, status: 'running', text: '' } });
     try {
       const crash = new Promise<never>((_, reject) => {
