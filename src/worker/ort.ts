@@ -22,3 +22,36 @@ export async function hasWebGpuAdapter(): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * ONNX Runtime as handed to the engine, except that every `session.run` first lets the worker's
+ * event loop turn. On the WASM EP a run settles through microtasks alone, so a decode loop never
+ * yielded to the message queue and `interrupt()` (a comlink message) arrived only after the
+ * generation had finished. A MessageChannel round trip is a task without setTimeout's clamping.
+ */
+export const yieldingOrt: Pick<typeof ort, 'InferenceSession' | 'Tensor'> = {
+  Tensor: ort.Tensor,
+  InferenceSession: {
+    ...ort.InferenceSession,
+    async create(...args: Parameters<typeof ort.InferenceSession.create>) {
+      const session = await ort.InferenceSession.create(...args);
+      const run = session.run.bind(session);
+      session.run = (async (...runArgs: Parameters<typeof run>) => {
+        await nextTask();
+        return run(...runArgs);
+      }) as typeof session.run;
+      return session;
+    },
+  } as typeof ort.InferenceSession,
+};
+
+const channel = new MessageChannel();
+const waiting: (() => void)[] = [];
+channel.port1.onmessage = () => waiting.shift()?.();
+
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    channel.port2.postMessage(null);
+  });
+}
