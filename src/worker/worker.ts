@@ -14,7 +14,7 @@ import {
   type LoadResult,
   type WarningEvent,
 } from './api';
-import { hasWebGpuAdapter, ort } from './ort';
+import { hasWebGpuAdapter, yieldingOrt } from './ort';
 
 installErrorTransfer();
 
@@ -105,7 +105,7 @@ async function createEngine(
       emit({ type: 'warning', code: 'webgpu-unavailable', message: fallbackReason });
     } else {
       try {
-        engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
+        engine = await FlamingoEngine.create(yieldingOrt, manifest, files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
         return { backend: engine.backend };
       } catch (cause) {
         fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
@@ -114,7 +114,7 @@ async function createEngine(
     }
   }
   try {
-    engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
+    engine = await FlamingoEngine.create(yieldingOrt, manifest, files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }
