@@ -12,6 +12,7 @@ import { contentKey, LatentCache, PrefixCache, type PersistentLatentStore } from
 import { preprocessImage } from './image';
 import { LanguageModel, type CrossKv, type KvCache, type OrtModule } from './languageModel';
 import { validateManifest } from './manifest';
+import { checkPrompt, checkPromptTokens } from './limits';
 import { mediaIndex } from './mask';
 import { cellsOf, latentAttention, latentToCells, type Pictures, type TokenPicture } from './pictures';
 import { promptToText } from './prompt';
@@ -242,9 +243,12 @@ export class FlamingoEngine {
     return [this.bosId, ...this.tokenizer.encode(text)];
   }
 
+  /** Limits first (limits.ts), then tokens, then images: nothing is encoded for a prompt that cannot run. */
   private async prepare(prompt: Prompt, persist = true): Promise<PreparedPrompt> {
+    checkPrompt(prompt, this.manifest);
     const { text, media } = promptToText(prompt, this.manifest.special_tokens);
     const ids = this.promptIds(text);
+    checkPromptTokens(ids.length, this.manifest);
     const per = this.manifest.resampler.n_latents * this.manifest.vision.d_vision;
     const latents = new Float32Array(Math.max(1, media.length) * per); // no images: one zero image no token looks at
     const mediaKeys: string[] = [];
