@@ -134,8 +134,35 @@ function offlineApp() {
   });
 }
 
+// The built pages' Content-Security-Policy, as a <meta> so that it travels with the files to any
+// host and through the service worker. No inline script and no eval: 'wasm-unsafe-eval' only lets
+// ONNX Runtime compile its WebAssembly. connect-src is the site itself (plus data:/blob: URLs the
+// page makes); a deployer who serves models from another origin adds it here. frame-ancestors
+// works only as an HTTP header (README, "Embedding"). Not in dev: Vite's dev server injects inline scripts.
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "worker-src 'self'",
+  "connect-src 'self' data: blob:",
+  "img-src 'self' data: blob:",
+  "media-src 'self' blob:",
+  "style-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'none'",
+].join('; ');
+
+function contentSecurityPolicy(): Plugin {
+  return {
+    name: 'flamingo-web:content-security-policy',
+    apply: 'build',
+    transformIndexHtml: (html) =>
+      html.replace('<head>', `<head>\n    <meta http-equiv="Content-Security-Policy" content="${CONTENT_SECURITY_POLICY}" />`),
+  };
+}
+
 export default defineConfig({
-  plugins: [react(), ortRuntimeFiles(), bundledManifest(), offlineApp()],
+  plugins: [react(), ortRuntimeFiles(), bundledManifest(), offlineApp(), contentSecurityPolicy()],
   resolve: {
     // The non-bundled entry: it does not inline a second copy of the runtime's JS glue, which is
     // loaded from ORT_RUNTIME_DIR instead.

@@ -87,8 +87,10 @@ export class EmbedController {
       return undefined;
     });
     this.client.onCrash((message) => {
-      this.set({ model: { status: 'error', message } });
+      // the running request fails with the message; the fresh worker loads the model again
       this.crashed?.(message);
+      this.modelReady = this.load();
+      this.modelReady.catch(() => undefined);
     });
     this.modelReady = this.load();
     this.modelReady.then(

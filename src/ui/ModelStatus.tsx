@@ -40,9 +40,9 @@ export function ModelStatus({ state, backend, onBackendChange, onClearCache, onR
           <button
             type="button"
             data-testid="retry-load"
-            onClick={state.workerDied ? () => window.location.reload() : onRetry}
+            onClick={onRetry}
           >
-            {state.workerDied ? 'Reload the page' : 'Try again'}
+            Try again
           </button>
         </p>
       )}

@@ -7,8 +7,7 @@ import type { BackendChoice, FlamingoClient, LoadResult, WarningEvent } from '..
 export type ModelState =
   | { status: 'loading'; files: ReadonlyMap<string, ProgressEvent>; warnings: WarningEvent[] }
   | { status: 'ready'; result: LoadResult; warnings: WarningEvent[] }
-  /** `workerDied`: only a page reload helps. */
-  | { status: 'error'; message: string; warnings: WarningEvent[]; workerDied?: boolean };
+  | { status: 'error'; message: string; warnings: WarningEvent[] };
 
 /** The model's state, and `retry` (after an error: a failed download, a worker that died). */
 export function useModel(
@@ -65,8 +64,9 @@ export function useModel(
   useEffect(
     () =>
       client.onCrash((message) => {
-        latest.current = { key: '', id: latest.current.id + 1 };
-        setState((previous) => ({ status: 'error', message, warnings: previous.warnings, workerDied: true }));
+        // The client has started a fresh worker: load the model into it (from IndexedDB).
+        console.warn(message);
+        setAttempt((n) => n + 1);
       }),
     [client],
   );

@@ -3,6 +3,7 @@
 import * as Comlink from 'comlink';
 import type { Pictures } from '../engine/pictures';
 import type { DoneEvent, EngineEvent, GenerateOptions, Prompt } from '../engine/types';
+import { FlamingoError } from '../engine/types';
 import {
   installErrorTransfer,
   type FlamingoWorkerApi,
@@ -16,47 +17,78 @@ export type { BackendChoice, LoadEvent, LoadResult, ScoreResult, WarningEvent } 
 export type { Pictures, TokenPicture } from '../engine/pictures';
 
 export class FlamingoClient {
-  private readonly worker: Worker;
-  private readonly remote: Comlink.Remote<FlamingoWorkerApi>;
+  private worker!: Worker;
+  private remote!: Comlink.Remote<FlamingoWorkerApi>;
   private readonly crashListeners = new Set<(message: string) => void>();
+  /** The rejecters of calls in flight: a worker that dies never answers them. */
+  private readonly inFlight = new Set<(error: Error) => void>();
 
   constructor() {
     installErrorTransfer();
-    this.worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'flamingo-model' });
-    this.worker.addEventListener('error', (event) => {
-      const message = `The model worker stopped: ${event.message || 'it could not be started'}. Reload the page to try again.`;
-      for (const listener of this.crashListeners) listener(message);
-    });
-    this.remote = Comlink.wrap<FlamingoWorkerApi>(this.worker);
+    this.spawn();
   }
 
-  /** Hears about a worker that failed to start or died (its pending calls never settle). */
+  private spawn(): void {
+    const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'flamingo-model' });
+    worker.addEventListener('error', (event) => {
+      event.preventDefault();
+      this.restart(`The model worker stopped (${event.message || 'it could not be started'}); it was restarted and the model is loading again.`, worker);
+    });
+    this.worker = worker;
+    this.remote = Comlink.wrap<FlamingoWorkerApi>(worker);
+  }
+
+  /**
+   * An uncaught error in the worker leaves the runtime in an unknown state: the worker is replaced
+   * by a fresh one, the calls in flight fail with `message`, and listeners (useModel) load the
+   * model again. The page's prompt is untouched.
+   */
+  private restart(message: string, failed: Worker): void {
+    if (failed !== this.worker) return; // already replaced
+    const error = new FlamingoError(message);
+    for (const reject of this.inFlight) reject(error);
+    this.inFlight.clear();
+    this.remote[Comlink.releaseProxy]();
+    failed.terminate();
+    this.spawn();
+    for (const listener of this.crashListeners) listener(message);
+  }
+
+  /** A call to the worker that fails, instead of hanging, if the worker dies meanwhile. */
+  private call<T>(f: (remote: Comlink.Remote<FlamingoWorkerApi>) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.inFlight.add(reject);
+      f(this.remote).then(resolve, reject).finally(() => this.inFlight.delete(reject));
+    });
+  }
+
+  /** Hears about a worker that failed or died (it has been replaced by then; load the model again). */
   onCrash(listener: (message: string) => void): () => void {
     this.crashListeners.add(listener);
     return () => this.crashListeners.delete(listener);
   }
 
   load(modelUrl: string, options: LoadOptions, onEvent: (event: LoadEvent) => void): Promise<LoadResult> {
-    return this.remote.load(modelUrl, options, Comlink.proxy(onEvent));
+    return this.call((remote) => remote.load(modelUrl, options, Comlink.proxy(onEvent)));
   }
 
   /** The prompt's pixel buffers are transferred to the worker: they are detached here after the call. */
   generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent> {
-    return this.remote.generate(Comlink.transfer(prompt, pixelBuffers(prompt)), options, Comlink.proxy(onEvent));
+    return this.call((remote) => remote.generate(Comlink.transfer(prompt, pixelBuffers(prompt)), options, Comlink.proxy(onEvent)));
   }
 
   /** The prompt's pixel buffers are transferred, as for generate. */
   score(prompt: Prompt, options: string[]): Promise<ScoreResult[]> {
-    return this.remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options);
+    return this.call((remote) => remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options));
   }
 
   /** The prompt's pixel buffers are transferred, as for generate. */
   explain(prompt: Prompt, tokenIds: number[]): Promise<Pictures> {
-    return this.remote.explain(Comlink.transfer(prompt, pixelBuffers(prompt)), tokenIds);
+    return this.call((remote) => remote.explain(Comlink.transfer(prompt, pixelBuffers(prompt)), tokenIds));
   }
 
   interrupt(): Promise<void> {
-    return this.remote.interrupt();
+    return this.call((remote) => remote.interrupt());
   }
 
   terminate(): void {
