@@ -13,13 +13,14 @@ import {
   MODEL_FILE_ROLES,
 } from '../engine/types';
 import { validateManifest } from '../engine/manifest';
+import { download, DOWNLOAD_RETRIES } from './download';
 import { clearLatentStore } from './latentStore';
 import { verifyFile } from './verify';
 
 /** Something went wrong that the user should know about, but the model still runs. */
 export interface StoreWarning {
   type: 'warning';
-  code: 'cache-unavailable' | 'cache-write-failed' | 'cache-corrupt';
+  code: 'cache-unavailable' | 'cache-write-failed' | 'cache-corrupt' | 'download-retry';
   message: string;
   file?: string;
   cause?: string;
@@ -142,7 +143,17 @@ async function loadFile(
     }
   }
 
-  const bytes = await download(new URL(name, base), file, (loaded) => progress('download', loaded), signal);
+  const bytes = await download(new URL(name, base), file, (loaded) => progress('download', loaded), {
+    signal,
+    onRetry: (attempt, loadedBytes, cause) =>
+      warn({
+        type: 'warning',
+        code: 'download-retry',
+        file: name,
+        message: `The download of ${name} broke off${loadedBytes ? ` after ${formatBytes(loadedBytes)}` : ''}; trying again (${attempt} of ${DOWNLOAD_RETRIES}).`,
+        cause: causeText(cause),
+      }),
+  });
   progress('verify', 0);
   await verifyFile(bytes, file, name); // a file failing its hash is never stored
   progress('verify', file.bytes);
@@ -203,57 +214,6 @@ async function readCached(
     });
     return undefined;
   }
-}
-
-/** Streams the body into one buffer of the manifest's size: no second copy of the file. */
-async function download(
-  url: URL,
-  file: ManifestFile,
-  onBytes: (loadedBytes: number) => void,
-  signal?: AbortSignal,
-): Promise<Uint8Array> {
-  const name = file.path;
-  let response: Response;
-  try {
-    // 'no-cache' revalidates: a stale HTTP-cached copy of a replaced file must not be used.
-    response = await fetch(url, { cache: 'no-cache', signal });
-  } catch (cause) {
-    throw new FlamingoError(`Could not download model file ${name} from ${url.href}.`, { cause });
-  }
-  if (!response.ok) {
-    throw new FlamingoError(`Could not download model file ${name}: HTTP ${response.status} from ${url.href}.`);
-  }
-  const bytes = new Uint8Array(file.bytes);
-  onBytes(0);
-  if (!response.body) {
-    const whole = new Uint8Array(await response.arrayBuffer());
-    if (whole.byteLength !== file.bytes) return whole; // verifyFile names the size mismatch
-    bytes.set(whole);
-    onBytes(file.bytes);
-    return bytes;
-  }
-  const reader = response.body.getReader();
-  let loaded = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (loaded + value.byteLength > file.bytes) {
-        throw new FlamingoError(
-          `Model file ${name} is larger than the ${file.bytes} bytes the manifest says: the file was changed.`,
-        );
-      }
-      bytes.set(value, loaded);
-      loaded += value.byteLength;
-      onBytes(loaded);
-    }
-  } catch (cause) {
-    if (cause instanceof FlamingoError) throw cause;
-    throw new FlamingoError(`The download of model file ${name} broke off after ${formatBytes(loaded)}.`, { cause });
-  } finally {
-    reader.releaseLock();
-  }
-  return loaded === file.bytes ? bytes : bytes.subarray(0, loaded); // short: verifyFile names it
 }
 
 function folderUrl(baseUrl: string): URL {

@@ -163,7 +163,8 @@ export function App({ client }: { client: FlamingoClient }) {
     loadExample().then(prompt.replace, report);
   };
 
-  const warnings = model.warnings.map((warning) => warning.message);
+  // a download that was retried and then succeeded is no longer news
+  const warnings = model.warnings.filter((w) => !(ready && w.code === 'download-retry')).map((warning) => warning.message);
   return (
     <div className={`app${dragging ? ' dragging' : ''}`}>
       <header>
