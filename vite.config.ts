@@ -17,11 +17,14 @@ const crossOriginIsolation = {
 // points `ort.env.wasm.wasmPaths` there).
 const ORT_RUNTIME_DIR = 'ort';
 
-// `onnxruntime-web/webgpu` (1.30) loads the asyncify build: one JS glue module plus its wasm.
-// It covers both the WebGPU and the WASM (CPU) execution providers.
+// Each ORT build (src/worker/ort.ts) loads one JS glue module plus its wasm:
+// `onnxruntime-web/webgpu` the asyncify build (WebGPU and WASM EPs), `onnxruntime-web/wasm` the
+// plain one (WASM EP only). The worker imports one of them, per backend.
 const ORT_RUNTIME_FILES = [
   'ort-wasm-simd-threaded.asyncify.mjs',
   'ort-wasm-simd-threaded.asyncify.wasm',
+  'ort-wasm-simd-threaded.mjs',
+  'ort-wasm-simd-threaded.wasm',
 ];
 
 const ortDist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm'));
@@ -82,9 +85,12 @@ function bundledManifest(): Plugin {
 export default defineConfig({
   plugins: [react(), ortRuntimeFiles(), bundledManifest()],
   resolve: {
-    // The non-bundled entry: it does not inline a second copy of the runtime's JS glue, which is
-    // loaded from ORT_RUNTIME_DIR instead.
-    alias: { 'onnxruntime-web/webgpu': join(ortDist, 'ort.webgpu.min.mjs') },
+    // The non-bundled entries: they do not inline a second copy of the runtime's JS glue, which
+    // is loaded from ORT_RUNTIME_DIR instead.
+    alias: {
+      'onnxruntime-web/webgpu': join(ortDist, 'ort.webgpu.min.mjs'),
+      'onnxruntime-web/wasm': join(ortDist, 'ort.wasm.min.mjs'),
+    },
   },
   optimizeDeps: { exclude: ['onnxruntime-web'] },
   // The worker bundle has its own plugin list: it imports the bundled manifest too.
@@ -95,7 +101,7 @@ export default defineConfig({
   test: { exclude: ['**/node_modules/**', 'dist/**', 'e2e/**', 'models/**'] },
   build: {
     target: 'es2022',
-    // The runtime wasm (~27 MB) is emitted as is, never inlined.
+    // The runtime wasm files (14 and 27 MB) are emitted as they are, never inlined.
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1024,
   },

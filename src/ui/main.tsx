@@ -1,12 +1,14 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { FlamingoClient } from '../worker/client';
-import { App } from './App';
+import { App, settingsFromUrl } from './App';
 import './styles.css';
 
 // One worker for the page's lifetime (created outside React so that StrictMode's double
 // rendering cannot start a second one).
 const client = new FlamingoClient();
+// ONNX Runtime starts in the worker while React renders; the model's load reuses it.
+client.prepare(settingsFromUrl().backend);
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -4,6 +4,7 @@ import * as Comlink from 'comlink';
 import type { DoneEvent, EngineEvent, GenerateOptions, Prompt } from '../engine/types';
 import {
   installErrorTransfer,
+  type BackendChoice,
   type FlamingoWorkerApi,
   type LoadEvent,
   type LoadOptions,
@@ -46,6 +47,11 @@ export class FlamingoClient {
   /** The prompt's pixel buffers are transferred, as for generate. */
   score(prompt: Prompt, options: string[]): Promise<ScoreResult[]> {
     return this.remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options);
+  }
+
+  /** Starts the runtime for `backend` ahead of `load` (see FlamingoWorkerApi.prepare). */
+  prepare(backend: BackendChoice): void {
+    void this.remote.prepare(backend);
   }
 
   interrupt(): Promise<void> {
