@@ -82,7 +82,15 @@ function bundledManifest(): Plugin {
   };
 }
 
-export default defineConfig({
+// `vite build --mode bench` (npm run bench) builds the app plus the bench pages of bench/pages/
+// into dist-bench/; the app's own build never contains them.
+const BENCH_PAGES = {
+  app: 'index.html',
+  flamingo: 'bench/pages/flamingo.html',
+  transformers: 'bench/pages/transformers.html',
+};
+
+export default defineConfig(({ mode }) => ({
   plugins: [react(), ortRuntimeFiles(), bundledManifest()],
   resolve: {
     // The non-bundled entries: they do not inline a second copy of the runtime's JS glue, which
@@ -104,5 +112,6 @@ export default defineConfig({
     // The runtime wasm files (14 and 27 MB) are emitted as they are, never inlined.
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1024,
+    ...(mode === 'bench' ? { outDir: 'dist-bench', rollupOptions: { input: BENCH_PAGES } } : {}),
   },
-});
+}));

@@ -106,6 +106,17 @@ export interface DoneEvent {
   tokensPerSecond: number;
   backend: Backend;
   stopReason: 'end_of_chunk' | 'newline' | 'max_tokens' | 'interrupted';
+  /** Where the time went, when the engine measures it (docs/BENCHMARKS.md). */
+  timings?: DecodeTimings;
+}
+/** Milliseconds per phase: the prefill call, then each phase summed over the decode steps. */
+export interface DecodeTimings {
+  prefillMs: number;
+  feedsMs: number;
+  runMs: number;
+  outputsMs: number;
+  sampleMs: number;
+  detokenizeMs: number;
 }
 /** Whether a generation ran past the longest sequence the model was trained on. */
 export function pastTrainedContext(done: DoneEvent): boolean {

@@ -11,6 +11,7 @@ import {
   type Manifest,
   type Prompt,
   type ProgressEvent,
+  type RgbaImage,
 } from '../engine/types';
 import type { OptionScore } from '../engine/engine';
 import type { StoreWarning } from '../store/modelStore';
@@ -73,6 +74,11 @@ export interface FlamingoWorkerApi {
   load(modelUrl: string, options: LoadOptions, onEvent: (event: LoadEvent) => void): Promise<LoadResult>;
   /** Streams token events to `onEvent`, resolves with the done event; images are transferred. */
   generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent>;
+  /**
+   * Encodes images or clips (vision encoder + resampler) into the engine's latent cache, so that a
+   * later prompt with them skips that work; pixels are transferred.
+   */
+  encode(media: RgbaImage[][]): Promise<void>;
   /** Close-ended: the log-likelihood of each option as the continuation of the prompt. */
   score(prompt: Prompt, options: string[]): Promise<OptionScore[]>;
   /** Stops the running generation; it resolves with stopReason 'interrupted'. */

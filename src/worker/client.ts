@@ -1,7 +1,7 @@
 // The UI's handle on the worker: typed functions over comlink. Callbacks go as Comlink.proxy;
 // image pixels are transferred, not copied.
 import * as Comlink from 'comlink';
-import type { DoneEvent, EngineEvent, GenerateOptions, Prompt } from '../engine/types';
+import type { DoneEvent, EngineEvent, GenerateOptions, Prompt, RgbaImage } from '../engine/types';
 import {
   installErrorTransfer,
   type BackendChoice,
@@ -42,6 +42,11 @@ export class FlamingoClient {
   /** The prompt's pixel buffers are transferred to the worker: they are detached here after the call. */
   generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent> {
     return this.remote.generate(Comlink.transfer(prompt, pixelBuffers(prompt)), options, Comlink.proxy(onEvent));
+  }
+
+  /** Encodes images or clips ahead of a prompt that uses them; their pixel buffers are transferred. */
+  encode(media: RgbaImage[][]): Promise<void> {
+    return this.remote.encode(Comlink.transfer(media, pixelBuffers(media.map((frames) => ({ video: frames })))));
   }
 
   /** The prompt's pixel buffers are transferred, as for generate. */

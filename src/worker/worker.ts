@@ -41,6 +41,12 @@ const api: FlamingoWorkerApi = {
     }
   },
 
+  async encode(media) {
+    await exclusive(async () => {
+      for (const frames of media) await currentEngine().encodeMedia(frames);
+    });
+  },
+
   score(prompt, options) {
     return exclusive(() => currentEngine().score(prompt, options));
   },
