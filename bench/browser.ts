@@ -3,7 +3,7 @@
 // `vite preview` with the app's COOP/COEP headers.
 import { chromium, type Browser, type Page } from '@playwright/test';
 import { chromiumLaunchOptions } from '../e2e/browser';
-import type { DecodeSample, FlamingoBenchApi, ShotSample, TransformersBenchApi } from './pages/protocol';
+import type { DecodeSample, FlamingoBenchApi, PhaseSample, ShotSample, TransformersBenchApi } from './pages/protocol';
 import { measureStartup, type StartupResult } from './startup';
 
 export interface BrowserSettings {
@@ -23,6 +23,8 @@ export interface BrowserResult {
   chromium: string;
   startup: StartupResult;
   decode: DecodeSample[];
+  /** The same decode on the page's thread, session.run timed. */
+  phases: PhaseSample[];
   shots: ShotSample[][];
   loadTimings: Awaited<ReturnType<FlamingoBenchApi['load']>>;
   peakMemoryMb: number | null;
@@ -64,6 +66,10 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
     if (loadTimings.backend !== 'wasm') throw new Error(`bench: asked for WASM, got ${loadTimings.backend}`);
     let peakMemoryMb = await page.evaluate(() => window.flamingoBench!.memoryMb());
     const decode = await flamingoDecode(page, s);
+    const phases: PhaseSample[] = [];
+    for (let r = 0; r < s.repeats; r++) {
+      phases.push(await page.evaluate(([text, n]) => window.flamingoBench!.decodePhases(text, n), [s.promptText, s.newTokens] as const));
+    }
     const shots: ShotSample[][] = [];
     for (const k of s.shots) {
       const runs: ShotSample[] = [];
@@ -93,6 +99,7 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
       chromium: browser.version(),
       startup,
       decode,
+      phases,
       shots,
       loadTimings,
       peakMemoryMb,

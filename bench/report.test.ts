@@ -24,6 +24,7 @@ const input: ReportInput = {
     chromium: '156',
     startup: { cold: [sample], warm: [sample] },
     decode: [decode],
+    phases: [{ tokens: 32, tokensPerSecond: 100, stepMs: 10, runMs: 9, engineMs: 1 }],
     shots: [[shot(0, 200)], [shot(4, 180)], [shot(8, 170)], [shot(16, 150)], [shot(32, 100)]],
     loadTimings: { backend: 'wasm', loadMs: 30, timings },
     peakMemoryMb: 40,

@@ -2,12 +2,57 @@
 // figures include what the app pays (comlink, events to the page). Every timed run does real
 // work: fresh noise images per run, a fixed number of tokens (<|endofchunk|> ignored).
 import { seededRandom } from '../../src/engine/sampling';
-import type { DoneEvent, Prompt, RgbaImage } from '../../src/engine/types';
+import type { InferenceSession } from 'onnxruntime-common';
+import { FlamingoEngine, type OrtModule } from '../../src/engine/engine';
+import type { DoneEvent, ModelFileRole, Prompt, RgbaImage } from '../../src/engine/types';
 import { bundledManifest, BUNDLED_MODEL_PATH } from '../../src/store/bundledModel';
 import { FlamingoClient } from '../../src/worker/client';
-import type { DecodeSample, FlamingoBenchApi, ShotSample } from './protocol';
+import type { DecodeSample, FlamingoBenchApi, PhaseSample, ShotSample } from './protocol';
 
 const client = new FlamingoClient();
+
+/**
+ * The same engine on this page's thread, on the WASM build, with session.run wrapped in a timer:
+ * what a decode step spends inside ONNX Runtime and what around it. Created on first use.
+ */
+let timedEngine: Promise<{ engine: FlamingoEngine; clock: { runMs: number; calls: number } }> | undefined;
+function pageEngine() {
+  timedEngine ??= (async () => {
+    const ort = await import('onnxruntime-web/wasm');
+    ort.env.wasm.wasmPaths = new URL(`${import.meta.env.BASE_URL}ort/`, window.location.href).href;
+    const clock = { runMs: 0, calls: 0 };
+    const create = ort.InferenceSession.create.bind(ort.InferenceSession) as (
+      bytes: Uint8Array,
+      options?: InferenceSession.SessionOptions,
+    ) => Promise<InferenceSession>;
+    const timedOrt: OrtModule = {
+      Tensor: ort.Tensor,
+      InferenceSession: {
+        async create(bytes: Uint8Array, options?: InferenceSession.SessionOptions) {
+          const session = await create(bytes, options);
+          const run = session.run.bind(session);
+          session.run = (async (...args: Parameters<typeof run>) => {
+            const t0 = performance.now();
+            try {
+              return await run(...args);
+            } finally {
+              clock.runMs += performance.now() - t0;
+              clock.calls++;
+            }
+          }) as typeof session.run;
+          return session;
+        },
+      } as unknown as OrtModule['InferenceSession'],
+    };
+    const base = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href);
+    const files = {} as Record<ModelFileRole, Uint8Array>;
+    for (const role of Object.keys(bundledManifest.files) as ModelFileRole[]) {
+      files[role] = new Uint8Array(await (await fetch(new URL(bundledManifest.files[role].path, base))).arrayBuffer());
+    }
+    return { engine: await FlamingoEngine.create(timedOrt, bundledManifest, files, { backend: 'wasm' }), clock };
+  })();
+  return timedEngine;
+}
 const modelUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href;
 
 function noiseImage(size: number, random: () => number): RgbaImage {
@@ -79,6 +124,26 @@ const api: FlamingoBenchApi = {
       ttftFreshMs: fresh.done.ttftMs,
       tokensPerSecond: cached.done.tokensPerSecond,
     };
+  },
+
+  async decodePhases(text, newTokens): Promise<PhaseSample> {
+    const { engine, clock } = await pageEngine();
+    const options = { maxNewTokens: newTokens, ignoreEndOfChunk: true, stopAtNewline: false };
+    const timed = async (maxNewTokens: number) => {
+      clock.runMs = 0;
+      clock.calls = 0;
+      const t0 = performance.now();
+      const done = await engine.generate([{ text }], { ...options, maxNewTokens }, () => undefined);
+      return { done, ms: performance.now() - t0, runMs: clock.runMs };
+    };
+    await timed(newTokens); // warm-up
+    // A one-token generation is the prefill alone; the rest of a full one is its decode steps.
+    const prefill = await timed(1);
+    const full = await timed(newTokens);
+    const steps = full.done.tokens - 1;
+    const stepMs = (full.ms - prefill.ms) / steps;
+    const runMs = (full.runMs - prefill.runMs) / steps;
+    return { tokens: full.done.tokens, tokensPerSecond: full.done.tokensPerSecond, stepMs, runMs, engineMs: stepMs - runMs };
   },
 
   async memoryMb() {

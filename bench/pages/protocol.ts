@@ -30,10 +30,22 @@ export interface ShotSample {
   tokensPerSecond: number;
 }
 
+/** One decode on the page's own thread with every session.run timed (no worker, no events). */
+export interface PhaseSample {
+  tokens: number;
+  tokensPerSecond: number;
+  /** Per decode step, milliseconds: the whole step, and the lm session.run inside it. */
+  stepMs: number;
+  runMs: number;
+  /** stepMs − runMs: feeds, reading outputs, sampling, detokenising (the engine's own work). */
+  engineMs: number;
+}
+
 export interface FlamingoBenchApi {
   load(backend: 'wasm' | 'webgpu'): Promise<{ backend: Backend; loadMs: number; timings: LoadTimings; fallbackReason?: string }>;
   decodeText(text: string, newTokens: number): Promise<DecodeSample>;
   shots(shots: number, newTokens: number, seed: number): Promise<ShotSample>;
+  decodePhases(text: string, newTokens: number): Promise<PhaseSample>;
   /** performance.measureUserAgentSpecificMemory (page + worker), MB; null where not allowed. */
   memoryMb(): Promise<number | null>;
 }
