@@ -28,7 +28,8 @@ const input: ReportInput = {
     shots: [[shot(0, 200)], [shot(4, 180)], [shot(8, 170)], [shot(16, 150)], [shot(32, 100)]],
     loadTimings: { backend: 'wasm', loadMs: 30, timings },
     peakMemoryMb: 40,
-    transformers: { version: '4.3.2', loadMs: 50, idsMatch: true, decode: [{ tokens: 32, tokensPerSecond: 80, ttftMs: 6 }] },
+    decodeWarmUp: [10, 90, 100],
+    transformers: { version: '4.3.2', loadMs: 50, idsMatch: true, warmUp: [10, 80], decode: [{ tokens: 32, tokensPerSecond: 80, ttftMs: 6 }] },
   },
 };
 

@@ -85,6 +85,8 @@ export function buildReport(input: ReportInput) {
         browser_wasm_tokens_per_s: round(decode),
         browser_wasm_seen_by_page_tokens_per_s: round(median(browser.decode.map((d) => d.pageTokensPerSecond))),
         browser_wasm_ttft_ms: round(median(browser.decode.map((d) => d.ttftMs))),
+        // A fresh page's first decodes, before V8 has optimised the runtime's wasm (see bench/browser.ts).
+        browser_wasm_warm_up_tokens_per_s: browser.decodeWarmUp.map((x) => round(x)),
         // From the engine's own timers, where it has them (DoneEvent.timings), summed over the steps.
         browser_wasm_engine_timings_ms: medianTimings(browser.decode.map((d) => d.timings)),
         // The same decode on the page's thread with session.run timed: per step, ms.
@@ -101,6 +103,7 @@ export function buildReport(input: ReportInput) {
           tokens_per_s: round(tjs),
           ttft_ms: round(median(browser.transformers.decode.map((d) => d.ttftMs))),
           load_ms: round(browser.transformers.loadMs),
+          warm_up_tokens_per_s: browser.transformers.warmUp.map((x) => round(x)),
           same_prompt_ids_from_its_tokenizer: browser.transformers.idsMatch,
         },
       },
@@ -147,6 +150,7 @@ export function printReport(r: BenchReport): void {
   }
   line(`decode, ${d.settings.promptTokens}-token prompt, ${d.settings.newTokens} new (tok/s)`, '');
   line('  browser WASM (engine / seen by the page)', `${d.decode_text_prompt.browser_wasm_tokens_per_s} / ${d.decode_text_prompt.browser_wasm_seen_by_page_tokens_per_s}`);
+  line('  browser WASM, warm-up runs of a fresh page', d.decode_text_prompt.browser_wasm_warm_up_tokens_per_s.join(', '));
   line('  onnxruntime-node', d.decode_text_prompt.onnxruntime_node_tokens_per_s);
   line(`  ${d.decode_text_prompt.pytorch.runtime}`, d.decode_text_prompt.pytorch.decode_tokens_per_s);
   line(`  transformers.js ${d.decode_text_prompt.transformersjs.version} (WASM)`, d.decode_text_prompt.transformersjs.tokens_per_s);
