@@ -17,6 +17,7 @@ export default defineConfig(
   {
     ignores: [
       'dist/**',
+      'dist-bench/**',
       'node_modules/**',
       'public/models/**',
       'models/**',

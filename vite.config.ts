@@ -24,11 +24,14 @@ const servedHeaders = { ...crossOriginIsolation, ...embeddable };
 // points `ort.env.wasm.wasmPaths` there).
 const ORT_RUNTIME_DIR = 'ort';
 
-// `onnxruntime-web/webgpu` (1.30) loads the asyncify build: one JS glue module plus its wasm.
-// It covers both the WebGPU and the WASM (CPU) execution providers.
+// Each ORT build (src/worker/ort.ts) loads one JS glue module plus its wasm:
+// `onnxruntime-web/webgpu` the asyncify build (WebGPU and WASM EPs), `onnxruntime-web/wasm` the
+// plain one (WASM EP only). The worker imports one of them, per backend.
 const ORT_RUNTIME_FILES = [
   'ort-wasm-simd-threaded.asyncify.mjs',
   'ort-wasm-simd-threaded.asyncify.wasm',
+  'ort-wasm-simd-threaded.mjs',
+  'ort-wasm-simd-threaded.wasm',
 ];
 
 const ortDist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm'));
@@ -161,12 +164,24 @@ function contentSecurityPolicy(): Plugin {
   };
 }
 
-export default defineConfig({
-  plugins: [react(), ortRuntimeFiles(), bundledManifest(), offlineApp(), contentSecurityPolicy()],
+// `vite build --mode bench` (npm run bench) builds the app plus the bench pages of bench/pages/
+// into dist-bench/; the app's own build never contains them.
+const BENCH_PAGES = {
+  app: 'index.html',
+  flamingo: 'bench/pages/flamingo.html',
+  transformers: 'bench/pages/transformers.html',
+};
+
+export default defineConfig(({ mode }) => ({
+  // the bench build has neither the service worker nor the CSP (its pages are dev tools)
+  plugins: [react(), ortRuntimeFiles(), bundledManifest(), ...(mode === 'bench' ? [] : [offlineApp(), contentSecurityPolicy()])],
   resolve: {
-    // The non-bundled entry: it does not inline a second copy of the runtime's JS glue, which is
-    // loaded from ORT_RUNTIME_DIR instead.
-    alias: { 'onnxruntime-web/webgpu': join(ortDist, 'ort.webgpu.min.mjs') },
+    // The non-bundled entries: they do not inline a second copy of the runtime's JS glue, which
+    // is loaded from ORT_RUNTIME_DIR instead.
+    alias: {
+      'onnxruntime-web/webgpu': join(ortDist, 'ort.webgpu.min.mjs'),
+      'onnxruntime-web/wasm': join(ortDist, 'ort.wasm.min.mjs'),
+    },
   },
   optimizeDeps: { exclude: ['onnxruntime-web'] },
   // The worker bundle has its own plugin list: it imports the bundled manifest too.
@@ -188,5 +203,6 @@ export default defineConfig({
     // The runtime wasm (~27 MB) is emitted as is, never inlined.
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1024,
+    ...(mode === 'bench' ? { outDir: 'dist-bench', rollupOptions: { input: BENCH_PAGES } } : {}),
   },
-});
+}));

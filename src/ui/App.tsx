@@ -21,7 +21,7 @@ interface Notice {
 const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm'];
 
 /** `?backend=wasm|webgpu|auto` picks the backend; `?model=URL` loads another model folder. */
-function settingsFromUrl() {
+export function settingsFromUrl() {
   const params = new URLSearchParams(window.location.search);
   const backend = params.get('backend') as BackendChoice | null;
   const model = params.get('model');

@@ -3,12 +3,14 @@ import { createRoot } from 'react-dom/client';
 import { UpdatePrompt } from '../pwa/UpdatePrompt';
 import { startServiceWorker } from '../pwa/register';
 import { FlamingoClient } from '../worker/client';
-import { App } from './App';
+import { App, settingsFromUrl } from './App';
 import './styles.css';
 
 // One worker for the page's lifetime (created outside React so that StrictMode's double
 // rendering cannot start a second one).
 const client = new FlamingoClient();
+// ONNX Runtime starts in the worker while React renders; the model's load reuses it.
+client.prepare(settingsFromUrl().backend);
 
 startServiceWorker();
 

@@ -4,6 +4,9 @@ import type { ProgressEvent } from '../engine/types';
 import { requestPersistentStorage } from '../store/modelStore';
 import type { BackendChoice, FlamingoClient, LoadResult, WarningEvent } from '../worker/client';
 
+/** A User Timing mark set each time a load completes; its detail is the worker's LoadTimings. */
+export const MODEL_READY_MARK = 'flamingo-web:model-ready';
+
 export type ModelState =
   | { status: 'loading'; files: ReadonlyMap<string, ProgressEvent>; warnings: WarningEvent[] }
   | { status: 'ready'; result: LoadResult; warnings: WarningEvent[] }
@@ -50,6 +53,8 @@ export function useModel(
       .then(
         (result) => {
           if (latest.current.id !== id) return;
+          // Read by `npm run bench` (bench/browser.ts): navigation start → model ready.
+          performance.mark(MODEL_READY_MARK, { detail: result.timings });
           setState({ status: 'ready', result, warnings: result.warnings });
           void requestPersistentStorage();
         },

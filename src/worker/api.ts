@@ -11,6 +11,7 @@ import {
   type Manifest,
   type Prompt,
   type ProgressEvent,
+  type RgbaImage,
 } from '../engine/types';
 import type { OptionScore } from '../engine/engine';
 import type { Pictures } from '../engine/pictures';
@@ -42,6 +43,29 @@ export interface LoadResult {
   /** Every model file came from IndexedDB: no network. */
   fromCache: boolean;
   loadMs: number;
+  /** Where the load's time went (docs/BENCHMARKS.md, "Start-up"). */
+  timings: LoadTimings;
+}
+
+/**
+ * Milliseconds from the start of `load` in the worker. Phases may overlap (the runtime starts
+ * while the model files are read), so they are spans, not a sum.
+ */
+export interface LoadTimings {
+  /** The worker's `performance.timeOrigin` (epoch ms): puts the spans on the page's clock. */
+  workerOrigin: number;
+  /** Worker start to the start of `load`, on the worker's clock. */
+  workerStartMs: number;
+  /** Model files from IndexedDB or the network, verified: [start, end]. */
+  files: [number, number];
+  /**
+   * ONNX Runtime's wasm fetched, compiled and initialised (a one-node session): [start, end]; the
+   * start is negative when `prepare` began it before `load`.
+   */
+  runtime?: [number, number];
+  /** One span per graph's InferenceSession.create (and 'warm-up' when the engine runs one). */
+  sessions: Record<string, [number, number]>;
+  total: number;
 }
 
 export type { OptionScore as ScoreResult } from '../engine/engine';
@@ -51,12 +75,22 @@ export interface FlamingoWorkerApi {
   load(modelUrl: string, options: LoadOptions, onEvent: (event: LoadEvent) => void): Promise<LoadResult>;
   /** Streams token events to `onEvent`, resolves with the done event; images are transferred. */
   generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent>;
+  /**
+   * Encodes images or clips (vision encoder + resampler) into the engine's latent cache, so that a
+   * later prompt with them skips that work; pixels are transferred.
+   */
+  encode(media: RgbaImage[][]): Promise<void>;
   /** Close-ended: the log-likelihood of each option as the continuation of the prompt. */
   score(prompt: Prompt, options: string[]): Promise<OptionScore[]>;
   /** What each token of an answer looked at (gates, cross-attention, heatmaps): src/engine/pictures.ts. */
   explain(prompt: Prompt, tokenIds: number[]): Promise<Pictures>;
   /** Stops the running generation; it resolves with stopReason 'interrupted'. */
   interrupt(): void;
+  /**
+   * Starts ONNX Runtime for `backend` (fetch, compile, initialise) before `load` is called: the
+   * page calls it as soon as the worker exists, so the runtime starts while the page renders.
+   */
+  prepare(backend: BackendChoice): void;
 }
 
 interface SerializedThrow {

@@ -2,10 +2,11 @@
 // image pixels are transferred, not copied.
 import * as Comlink from 'comlink';
 import type { Pictures } from '../engine/pictures';
-import type { DoneEvent, EngineEvent, GenerateOptions, Prompt } from '../engine/types';
+import type { DoneEvent, EngineEvent, GenerateOptions, Prompt, RgbaImage } from '../engine/types';
 import { FlamingoError } from '../engine/types';
 import {
   installErrorTransfer,
+  type BackendChoice,
   type FlamingoWorkerApi,
   type LoadEvent,
   type LoadOptions,
@@ -77,6 +78,11 @@ export class FlamingoClient {
     return this.call((remote) => remote.generate(Comlink.transfer(prompt, pixelBuffers(prompt)), options, Comlink.proxy(onEvent)));
   }
 
+  /** Encodes images or clips ahead of a prompt that uses them; their pixel buffers are transferred. */
+  encode(media: RgbaImage[][]): Promise<void> {
+    return this.call((remote) => remote.encode(Comlink.transfer(media, pixelBuffers(media.map((frames) => ({ video: frames }))))));
+  }
+
   /** The prompt's pixel buffers are transferred, as for generate. */
   score(prompt: Prompt, options: string[]): Promise<ScoreResult[]> {
     return this.call((remote) => remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options));
@@ -85,6 +91,11 @@ export class FlamingoClient {
   /** The prompt's pixel buffers are transferred, as for generate. */
   explain(prompt: Prompt, tokenIds: number[]): Promise<Pictures> {
     return this.call((remote) => remote.explain(Comlink.transfer(prompt, pixelBuffers(prompt)), tokenIds));
+  }
+
+  /** Starts the runtime for `backend` ahead of `load` (see FlamingoWorkerApi.prepare). */
+  prepare(backend: BackendChoice): void {
+    void this.remote.prepare(backend);
   }
 
   interrupt(): Promise<void> {

@@ -12,9 +12,10 @@ import {
   type FlamingoWorkerApi,
   type LoadEvent,
   type LoadResult,
+  type LoadTimings,
   type WarningEvent,
 } from './api';
-import { hasWebGpuAdapter, yieldingOrt } from './ort';
+import { buildFor, loadRuntime, runtimeSpan, yielding, type OrtRuntime } from './ort';
 
 installErrorTransfer();
 
@@ -41,6 +42,12 @@ const api: FlamingoWorkerApi = {
     }
   },
 
+  async encode(media) {
+    await exclusive(async () => {
+      for (const frames of media) await currentEngine().encodeMedia(frames);
+    });
+  },
+
   score(prompt, options) {
     return exclusive(() => currentEngine().score(prompt, options));
   },
@@ -52,6 +59,13 @@ const api: FlamingoWorkerApi = {
   interrupt() {
     running?.controller.abort();
   },
+
+  prepare(backend) {
+    // Errors are not the page's concern here: `load` meets the same failure and reports it.
+    void buildFor(backend)
+      .then(loadRuntime)
+      .catch(() => undefined);
+  },
 };
 
 Comlink.expose(api);
@@ -62,30 +76,54 @@ async function load(
   onEvent: (event: LoadEvent) => void,
 ): Promise<LoadResult> {
   const started = performance.now();
+  const since = () => performance.now() - started;
+  const sessions: LoadTimings['sessions'] = {};
   const warnings: WarningEvent[] = [];
   let settled = false;
   const emit = (event: LoadEvent) => {
     if (settled) return; // late events (a sibling download still winding down) are dropped
     if (event.type === 'warning') warnings.push(event);
+    // The engine reports each session as 0 bytes, then all bytes: the span of its create.
+    if (event.type === 'progress' && event.phase === 'session') {
+      if (event.loadedBytes === 0) sessions[event.file] = [since(), NaN];
+      else if (sessions[event.file]) sessions[event.file][1] = since();
+    }
     void onEvent(event);
   };
 
   try {
     const url = folder(new URL(modelUrl, self.location.href).href);
+    // The runtime starts first and runs beside the file reads: each is about half of a start-up.
+    // (`prepare` may have started it already, while the page was still rendering.)
+    const build = await buildFor(choice);
+    const gpu = build === 'webgpu';
+    const runtime = loadRuntime(build);
+    runtime.catch(() => undefined); // awaited below, after the files; a failure surfaces there
+
+    const filesStart = since();
     const model = await loadModel(url, emit, {
       manifest: url === folder(bundledModelUrl) ? bundledManifest : undefined,
       onWarning: emit,
     });
+    const files: [number, number] = [filesStart, since()];
 
     await releaseEngine();
-    const { backend, fallbackReason } = await createEngine(model.manifest, model.files, choice, emit);
+    let ort: OrtRuntime;
+    try {
+      ort = await runtime;
+    } catch (cause) {
+      throw asFlamingoError(cause, 'ONNX Runtime could not be started');
+    }
+    const { backend, fallbackReason } = await createEngine(ort, model.manifest, model.files, choice, gpu, emit);
+    const span = runtimeSpan(build);
     return {
       manifest: model.manifest,
       backend,
       fallbackReason,
       warnings,
       fromCache: Object.values(model.sources).every((source) => source === 'cache'),
-      loadMs: performance.now() - started,
+      loadMs: since(),
+      timings: { workerOrigin: performance.timeOrigin, workerStartMs: started, files, runtime: span && [span[0] - started, span[1] - started], sessions, total: since() },
     };
   } finally {
     settled = true;
@@ -94,22 +132,25 @@ async function load(
 
 /**
  * WebGPU when an adapter exists and the sessions start on it; WASM when asked, when there is no
- * adapter, or when WebGPU fails at load (reported as a warning, with the reason).
+ * adapter, or when WebGPU fails at load (reported as a warning, with the reason). `ort` is the
+ * build for that choice (src/worker/ort.ts): the WebGPU build's WASM EP serves the fallback.
  */
 async function createEngine(
+  ort: OrtRuntime,
   manifest: Manifest,
   files: Record<ModelFileRole, Uint8Array>,
   choice: BackendChoice,
+  gpu: boolean,
   emit: (event: LoadEvent) => void,
 ): Promise<{ backend: Backend; fallbackReason?: string }> {
   let fallbackReason: string | undefined;
   if (choice !== 'wasm') {
-    if (!(await hasWebGpuAdapter())) {
+    if (!gpu) {
       fallbackReason = 'This browser offers no WebGPU adapter, so the model runs on WASM.';
       emit({ type: 'warning', code: 'webgpu-unavailable', message: fallbackReason });
     } else {
       try {
-        engine = await FlamingoEngine.create(yieldingOrt, manifest, files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
+        engine = await FlamingoEngine.create(yielding(ort), manifest, files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
         return { backend: engine.backend };
       } catch (cause) {
         fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
@@ -118,7 +159,7 @@ async function createEngine(
     }
   }
   try {
-    engine = await FlamingoEngine.create(yieldingOrt, manifest, files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
+    engine = await FlamingoEngine.create(yielding(ort), manifest, files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }

@@ -1,0 +1,150 @@
+// The browser half of `npm run bench`: Debian's Chromium through Playwright (launch options as in
+// e2e/browser.ts), the bench build (`vite build --mode bench`, dist-bench/) served by
+// `vite preview` with the app's COOP/COEP headers.
+import { chromium, type Browser, type Page } from '@playwright/test';
+import { chromiumLaunchOptions } from '../e2e/browser';
+import type { DecodeSample, FlamingoBenchApi, PhaseSample, ShotSample, TransformersBenchApi } from './pages/protocol';
+import { measureStartup, type StartupResult } from './startup';
+
+export interface BrowserSettings {
+  baseUrl: string;
+  promptText: string;
+  promptIds: number[];
+  newTokens: number;
+  repeats: number;
+  shots: number[];
+  coldRuns: number;
+  warmRuns: number;
+  /** Also load and decode on WebGPU (SwiftShader here: correctness, not speed). */
+  webgpu: boolean;
+}
+
+export interface BrowserResult {
+  chromium: string;
+  startup: StartupResult;
+  decode: DecodeSample[];
+  /** The same decode on the page's thread, session.run timed. */
+  phases: PhaseSample[];
+  shots: ShotSample[][];
+  loadTimings: Awaited<ReturnType<FlamingoBenchApi['load']>>;
+  peakMemoryMb: number | null;
+  /** tokens/s of the warm-up runs, first to last: the first decodes of a fresh page. */
+  decodeWarmUp: number[];
+  transformers: { version: string; loadMs: number; idsMatch: boolean; warmUp: number[]; decode: Awaited<ReturnType<TransformersBenchApi['decodeIds']>>[] };
+  webgpu?: { backend: string; decode: DecodeSample[]; fallbackReason?: string };
+}
+
+/** Opens a bench page and waits for its API object on `window`. */
+async function openPage(browser: Browser, url: string, global: 'flamingoBench' | 'transformersBench'): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error(`[page error] ${url}: ${error.message}`));
+  await page.goto(url);
+  await page.waitForFunction((name) => name in window, global, { timeout: 60_000 });
+  return page;
+}
+
+/**
+ * V8 first runs a wasm module's functions from its baseline compiler and recompiles the hot ones
+ * optimised in the background: on two busy cores the first decodes of a fresh page ran 5-15x
+ * slower than later ones. So every runtime in the page is warmed up the same way before it is
+ * timed: runs until two in a row agree within 15 % (at most 10). Returns the warm-up runs' speeds.
+ */
+async function warmUp(run: () => Promise<number>): Promise<number[]> {
+  const speeds: number[] = [];
+  while (speeds.length < 10) {
+    speeds.push(await run());
+    const [a, b] = speeds.slice(-2);
+    if (speeds.length >= 3 && Math.abs(a - b) <= 0.15 * Math.max(a, b)) break;
+  }
+  return speeds;
+}
+
+async function flamingoDecode(page: Page, s: BrowserSettings): Promise<{ warmUp: number[]; samples: DecodeSample[] }> {
+  const once = async () => {
+    const sample = await page.evaluate(([text, n]) => window.flamingoBench!.decodeText(text, n), [s.promptText, s.newTokens] as const);
+    if (sample.promptTokens !== s.promptIds.length || sample.tokens !== s.newTokens) {
+      throw new Error(`bench: the browser decoded ${sample.tokens} tokens after ${sample.promptTokens}, expected ${s.newTokens} after ${s.promptIds.length}`);
+    }
+    return sample;
+  };
+  const warm = await warmUp(async () => (await once()).tokensPerSecond);
+  const samples: DecodeSample[] = [];
+  for (let r = 0; r < s.repeats; r++) samples.push(await once());
+  return { warmUp: warm, samples };
+}
+
+export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult> {
+  const browser = await chromium.launch(chromiumLaunchOptions({ webgpu: false }));
+  try {
+    console.log('  app start-up, cold and warm …');
+    const startup = await measureStartup(browser, s.baseUrl, '?backend=wasm', s.coldRuns, s.warmRuns);
+
+    console.log('  our engine: text-prompt decode and shots …');
+    const page = await openPage(browser, `${s.baseUrl}/bench/pages/flamingo.html`, 'flamingoBench');
+    const loadTimings = await page.evaluate(() => window.flamingoBench!.load('wasm'));
+    if (loadTimings.backend !== 'wasm') throw new Error(`bench: asked for WASM, got ${loadTimings.backend}`);
+    let peakMemoryMb = await page.evaluate(() => window.flamingoBench!.memoryMb());
+    const { warmUp: decodeWarmUp, samples: decode } = await flamingoDecode(page, s);
+    const phases: PhaseSample[] = [];
+    await warmUp(async () => (await page.evaluate(([text, n]) => window.flamingoBench!.decodePhases(text, n), [s.promptText, s.newTokens] as const)).tokensPerSecond);
+    for (let r = 0; r < s.repeats; r++) {
+      phases.push(await page.evaluate(([text, n]) => window.flamingoBench!.decodePhases(text, n), [s.promptText, s.newTokens] as const));
+    }
+    const shots: ShotSample[][] = [];
+    for (const k of s.shots) {
+      const runs: ShotSample[] = [];
+      for (let r = 0; r < s.repeats; r++) {
+        runs.push(await page.evaluate(([k, n, seed]) => window.flamingoBench!.shots(k, n, seed), [k, s.newTokens, 1000 * k + r] as const));
+      }
+      shots.push(runs);
+      const mb = await page.evaluate(() => window.flamingoBench!.memoryMb());
+      if (mb !== null) peakMemoryMb = Math.max(peakMemoryMb ?? 0, mb);
+    }
+    await page.context().close();
+
+    console.log('  transformers.js …');
+    const tjs = await openPage(browser, `${s.baseUrl}/bench/pages/transformers.html`, 'transformersBench');
+    const loaded = await tjs.evaluate(() => window.transformersBench!.load());
+    const theirIds = await tjs.evaluate((text) => window.transformersBench!.encode(text), s.promptText);
+    const idsMatch = JSON.stringify(theirIds) === JSON.stringify(s.promptIds.slice(1));
+    const tjsOnce = async () => {
+      const sample = await tjs.evaluate(([ids, n]) => window.transformersBench!.decodeIds(ids, n), [s.promptIds, s.newTokens] as const);
+      if (sample.tokens !== s.newTokens) throw new Error(`bench: transformers.js made ${sample.tokens} tokens, expected ${s.newTokens}`);
+      return sample;
+    };
+    const tjsWarmUp = await warmUp(async () => (await tjsOnce()).tokensPerSecond);
+    const tjsDecode = [];
+    for (let r = 0; r < s.repeats; r++) tjsDecode.push(await tjsOnce());
+    await tjs.context().close();
+
+    const result: BrowserResult = {
+      chromium: browser.version(),
+      startup,
+      decode,
+      phases,
+      shots,
+      loadTimings,
+      peakMemoryMb,
+      decodeWarmUp,
+      transformers: { version: loaded.version, loadMs: loaded.loadMs, idsMatch, warmUp: tjsWarmUp, decode: tjsDecode },
+    };
+    if (s.webgpu) result.webgpu = await webgpuDecode(s);
+    return result;
+  } finally {
+    await browser.close();
+  }
+}
+
+/** WebGPU on SwiftShader (no GPU here): proves the path runs; its speed means nothing. */
+async function webgpuDecode(s: BrowserSettings): Promise<BrowserResult['webgpu']> {
+  const browser = await chromium.launch(chromiumLaunchOptions({ webgpu: true }));
+  try {
+    const page = await openPage(browser, `${s.baseUrl}/bench/pages/flamingo.html`, 'flamingoBench');
+    const loaded = await page.evaluate(() => window.flamingoBench!.load('webgpu'));
+    const { samples } = await flamingoDecode(page, { ...s, repeats: 1 });
+    return { backend: loaded.backend, decode: samples, fallbackReason: loaded.fallbackReason };
+  } finally {
+    await browser.close();
+  }
+}

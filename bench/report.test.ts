@@ -1,0 +1,48 @@
+// The report of `npm run bench` carries every field the issue asks for (built from made-up
+// figures: the bench itself needs a browser and minutes, and asserts nothing about speed).
+import { describe, expect, it } from 'vitest';
+import type { LoadTimings } from '../src/worker/api';
+import { buildReport, REQUIRED_FIELDS, type ReportInput } from './report';
+
+const timings: LoadTimings = {
+  workerOrigin: 0, workerStartMs: 1, files: [0, 10], runtime: [0, 20], sessions: { 'lm.onnx': [20, 30] }, total: 30,
+};
+const sample = { readyMs: 100, pageToLoadMs: 5, timings };
+const decode = { promptTokens: 64, tokens: 32, tokensPerSecond: 100, ttftMs: 5, pageTokensPerSecond: 99, pageTotalMs: 400 };
+const shot = (shots: number, tps: number) => ({
+  shots, images: shots + 1, promptTokens: 4 + 7 * shots, encodeMs: 2 * (shots + 1), ttftMs: 3, ttftFreshMs: 9, tokensPerSecond: tps,
+});
+
+const input: ReportInput = {
+  date: '2026-12-01T00:00:00.000Z',
+  machine: { cpus: 2, cpuModel: 'test', memoryGb: 24, os: 'Linux', node: 'v20' },
+  settings: { promptTokens: 64, newTokens: 32, repeats: 1, shots: [0, 4, 8, 16, 32], promptText: 'Output: dog face.' },
+  nodeDecode: 400,
+  cli: { rows: [] },
+  pytorch: { decode_tokens_per_s: 50, runtime: 'PyTorch eager, 2 threads', runs: [50] },
+  browser: {
+    chromium: '156',
+    startup: { cold: [sample], warm: [sample] },
+    decode: [decode],
+    phases: [{ tokens: 32, tokensPerSecond: 100, stepMs: 10, runMs: 9, engineMs: 1 }],
+    shots: [[shot(0, 200)], [shot(4, 180)], [shot(8, 170)], [shot(16, 150)], [shot(32, 100)]],
+    loadTimings: { backend: 'wasm', loadMs: 30, timings },
+    peakMemoryMb: 40,
+    decodeWarmUp: [10, 90, 100],
+    transformers: { version: '4.3.2', loadMs: 50, idsMatch: true, warmUp: [10, 80], decode: [{ tokens: 32, tokensPerSecond: 80, ttftMs: 6 }] },
+  },
+};
+
+describe('bench report', () => {
+  it('has the required top-level fields, ttft per shot count, and ratios from the same run', () => {
+    const report = buildReport(input);
+    for (const field of REQUIRED_FIELDS) expect(report, field).toHaveProperty(field);
+    expect(Object.keys(report.ttft_ms)).toEqual(['0', '4', '8', '16', '32']);
+    expect(report.backend).toBe('wasm');
+    expect(report.browser_vs_node_ratio).toBe(0.25);
+    expect(report.vs_pytorch_ratio).toBe(2);
+    expect(report.vs_transformersjs_ratio).toBe(1.25);
+    expect(report.shots32_vs_0_per_token_ratio).toBe(2);
+    expect(report.details.startup.cold.sessions_ms).toEqual({ 'lm.onnx': 10 });
+  });
+});
