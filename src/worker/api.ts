@@ -11,8 +11,9 @@ import {
   type Manifest,
   type Prompt,
   type ProgressEvent,
+  type RgbaImage,
 } from '../engine/types';
-import type { OptionScore } from '../engine/engine';
+import type { OptionScore, ScoreOptions } from '../engine/engine';
 import type { StoreWarning } from '../store/modelStore';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
@@ -43,7 +44,7 @@ export interface LoadResult {
   loadMs: number;
 }
 
-export type { OptionScore as ScoreResult } from '../engine/engine';
+export type { OptionScore as ScoreResult, ScoreOptions } from '../engine/engine';
 
 export interface FlamingoWorkerApi {
   /** Loads (or reloads, with another backend) the model in `modelUrl`, a folder URL. */
@@ -51,7 +52,9 @@ export interface FlamingoWorkerApi {
   /** Streams token events to `onEvent`, resolves with the done event; images are transferred. */
   generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent>;
   /** Close-ended: the log-likelihood of each option as the continuation of the prompt. */
-  score(prompt: Prompt, options: string[]): Promise<OptionScore[]>;
+  score(prompt: Prompt, options: string[], scoreOptions?: ScoreOptions): Promise<OptionScore[]>;
+  /** RICES: each image's (each clip's frames') unit-length embedding by the frozen vision encoder. */
+  embed(media: RgbaImage[][]): Promise<Float32Array[]>;
   /** Stops the running generation; it resolves with stopReason 'interrupted'. */
   interrupt(): void;
 }

@@ -1,17 +1,18 @@
 // The UI's handle on the worker: typed functions over comlink. Callbacks go as Comlink.proxy;
 // image pixels are transferred, not copied.
 import * as Comlink from 'comlink';
-import type { DoneEvent, EngineEvent, GenerateOptions, Prompt } from '../engine/types';
+import type { DoneEvent, EngineEvent, GenerateOptions, Prompt, RgbaImage } from '../engine/types';
 import {
   installErrorTransfer,
   type FlamingoWorkerApi,
   type LoadEvent,
   type LoadOptions,
   type LoadResult,
+  type ScoreOptions,
   type ScoreResult,
 } from './api';
 
-export type { BackendChoice, LoadEvent, LoadResult, ScoreResult, WarningEvent } from './api';
+export type { BackendChoice, LoadEvent, LoadResult, ScoreOptions, ScoreResult, WarningEvent } from './api';
 
 export class FlamingoClient {
   private readonly worker: Worker;
@@ -44,8 +45,14 @@ export class FlamingoClient {
   }
 
   /** The prompt's pixel buffers are transferred, as for generate. */
-  score(prompt: Prompt, options: string[]): Promise<ScoreResult[]> {
-    return this.remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options);
+  score(prompt: Prompt, options: string[], scoreOptions?: ScoreOptions): Promise<ScoreResult[]> {
+    return this.remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options, scoreOptions);
+  }
+
+  /** Vision-encoder embeddings (RICES), one per image or clip; the pixel buffers are transferred. */
+  embed(media: RgbaImage[][]): Promise<Float32Array[]> {
+    const prompt: Prompt = media.map((frames) => ({ video: frames }));
+    return this.remote.embed(Comlink.transfer(media, pixelBuffers(prompt)));
   }
 
   interrupt(): Promise<void> {

@@ -5,6 +5,7 @@ import { FlamingoEngine } from '../engine/engine';
 import { FlamingoError, type Backend, type Manifest, type ModelFileRole } from '../engine/types';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
 import { indexedDbLatentStore } from '../store/latentStore';
+import { isLocalModelUrl, localManifest, recordModel } from '../store/modelCatalog';
 import { loadModel } from '../store/modelStore';
 import {
   installErrorTransfer,
@@ -41,8 +42,17 @@ const api: FlamingoWorkerApi = {
     }
   },
 
-  score(prompt, options) {
-    return exclusive(() => currentEngine().score(prompt, options));
+  score(prompt, options, scoreOptions) {
+    return exclusive(() => currentEngine().score(prompt, options, scoreOptions));
+  },
+
+  async embed(media) {
+    const embeddings = await exclusive(async () => {
+      const out: Float32Array[] = [];
+      for (const frames of media) out.push(await currentEngine().imageEmbedding(frames));
+      return out;
+    });
+    return Comlink.transfer(embeddings, embeddings.map((e) => e.buffer as ArrayBuffer));
   },
 
   interrupt() {
@@ -67,11 +77,12 @@ async function load(
   };
 
   try {
-    const url = folder(new URL(modelUrl, self.location.href).href);
-    const model = await loadModel(url, emit, {
-      manifest: url === folder(bundledModelUrl) ? bundledManifest : undefined,
-      onWarning: emit,
-    });
+    // A folder picked from disk (local://…) is in the cache, its manifest in the catalog.
+    const url = isLocalModelUrl(modelUrl) ? folder(modelUrl) : folder(new URL(modelUrl, self.location.href).href);
+    const manifest = url === folder(bundledModelUrl) ? bundledManifest : isLocalModelUrl(url) ? await localManifest(url) : undefined;
+    const model = await loadModel(url, emit, { manifest, onWarning: emit });
+    // The model manager lists what was loaded; a failure to note it costs nothing else.
+    await recordModel(url, model.manifest).catch((cause: unknown) => console.warn('Could not record the model', cause));
 
     await releaseEngine();
     const { backend, fallbackReason } = await createEngine(model.manifest, model.files, choice, emit);
