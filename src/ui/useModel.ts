@@ -1,7 +1,6 @@
 // Loading the model in the worker: progress per file, the backend it ended on, warnings.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ProgressEvent } from '../engine/types';
-import { requestPersistentStorage } from '../store/modelStore';
 import type { BackendChoice, FlamingoClient, LoadResult, WarningEvent } from '../worker/client';
 
 export type ModelState =
@@ -51,8 +50,8 @@ export function useModel(
       .then(
         (result) => {
           if (latest.current.id !== id) return;
+          // Persistent storage is asked for from the model manager, when the visitor chooses to.
           setState({ status: 'ready', result, warnings: result.warnings });
-          void requestPersistentStorage();
         },
         (error: unknown) => {
           if (latest.current.id !== id) return;
