@@ -139,16 +139,20 @@ test('the example library: add, export, delete, a bad import changes nothing, im
   await page.getByTestId('image-input').setInputFiles(join(GALLERY, 'classify-5way-1shot-000-000-05.png'));
   await page.getByTestId('add-text').click();
   await page.getByTestId('segment-text').last().fill('Output:');
-  await page.getByTestId('library-k').fill('2');
+  await page.getByTestId('library-k').fill('5');
   await page.getByTestId('library-pick').click();
   const segments = page.getByTestId('segment');
-  await expect(segments).toHaveCount(6);
+  await expect(segments).toHaveCount(12);
   await expect(segments.nth(0)).toHaveAttribute('data-kind', 'image');
-  await expect(segments.nth(4)).toHaveAttribute('data-kind', 'image');
-  await expect(page.getByTestId('segment-text').nth(1)).toHaveValue('Output: horizontal traffic light.'); // most similar last
+  await expect(segments.nth(10)).toHaveAttribute('data-kind', 'image');
+  // The drawing of the same thing is the most similar: it comes last, right before the query.
+  await expect(page.getByTestId('segment-text').nth(4)).toHaveValue('Output: horizontal traffic light.');
   await expect(page.getByTestId('segment-text').last()).toHaveValue('Output:');
-  await page.getByTestId('generate').click();
-  expect(await answer(page)).toBe('horizontal traffic light.');
+  await page.getByTestId('task-classify').check();
+  await page.getByTestId('apply-task').click();
+  await expect(page.getByTestId('options')).toHaveValue(/horizontal traffic light$/);
+  await page.getByTestId('rank').click();
+  await expect(page.getByTestId('scores').locator('li').first()).toContainText('horizontal traffic light');
 });
 
 test('the model manager: stored size, persist, delete, a folder from disk, another origin only after confirming', async ({ page, baseURL }) => {
@@ -234,7 +238,7 @@ test('keyboard only: pick a gallery example, generate, read the answer', async (
   await expect(page.getByTestId('segment')).toHaveCount(12);
   await tabTo('generate');
   await page.keyboard.press('Enter');
-  expect(await answer(page)).toBe('nobi');
+  expect(await answer(page)).toBe('nobi.');
   // The answer region announces itself.
   await expect(page.getByTestId('answer')).toHaveAttribute('aria-live', 'polite');
 });
