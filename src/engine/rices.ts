@@ -24,13 +24,18 @@ export async function selectByRices(
   shots: number,
 ): Promise<number[]> {
   const q = await engine.imageEmbedding(query);
-  const scored: { index: number; similarity: number }[] = [];
-  for (let index = 0; index < pool.length; index++) {
-    const e = await embed(engine, pool[index]);
+  const embedded: Float32Array[] = [];
+  for (const frames of pool) embedded.push(await embed(engine, frames));
+  return nearestByEmbedding(q, embedded, shots);
+}
+
+/** Indices of the `shots` embeddings nearest `query` (dot product of unit vectors), least to most similar. */
+export function nearestByEmbedding(query: Float32Array, pool: readonly Float32Array[], shots: number): number[] {
+  const scored = pool.map((e, index) => {
     let similarity = 0;
-    for (let i = 0; i < q.length; i++) similarity += q[i] * e[i];
-    scored.push({ index, similarity });
-  }
+    for (let i = 0; i < query.length; i++) similarity += query[i] * e[i];
+    return { index, similarity };
+  });
   scored.sort((a, b) => b.similarity - a.similarity || a.index - b.index);
   return scored.slice(0, shots).reverse().map((s) => s.index);
 }

@@ -2,7 +2,7 @@
 // progress, verified against its sha256 and stored. Files are keyed by their sha256, so a file
 // that two models (or two versions) share is stored once, and a changed file is a new key.
 // Runs in the worker and in the page (idb-keyval works in both).
-import { clear, createStore, del, get, set, type UseStore } from 'idb-keyval';
+import { clear, createStore, del, delMany, get, keys, set, type UseStore } from 'idb-keyval';
 import {
   causeText,
   FlamingoError,
@@ -227,6 +227,37 @@ export async function clearModelCache(): Promise<void> {
     await Promise.all([clear(modelFiles()), clearLatentStore()]);
   } catch (cause) {
     throw new FlamingoError("Could not clear the model cache in the browser's storage.", { cause });
+  }
+}
+
+/** The sha256 (lower-case hex) of every file in the cache: what the model manager lists. */
+export async function cachedFileHashes(): Promise<Set<string>> {
+  const all = await keys(modelFiles());
+  return new Set(all.flatMap((key) => (typeof key === 'string' && key.startsWith('sha256:') ? [key.slice(7)] : [])));
+}
+
+/** Deletes these files from the cache (files another model shares are the caller's to keep). */
+export async function deleteCachedFiles(files: readonly ManifestFile[]): Promise<void> {
+  try {
+    await delMany(files.map(cacheKey), modelFiles());
+  } catch (cause) {
+    throw new FlamingoError("Could not delete model files from the browser's storage.", { cause });
+  }
+}
+
+/** Stores a file already checked against its manifest entry (a model folder picked from disk). */
+export async function storeVerifiedFile(file: ManifestFile, bytes: Uint8Array): Promise<void> {
+  await verifyFile(bytes, file, file.path);
+  try {
+    await set(cacheKey(file), bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer : bytes.slice().buffer, modelFiles());
+  } catch (cause) {
+    const quota = cause instanceof DOMException && cause.name === 'QuotaExceededError';
+    throw new FlamingoError(
+      quota
+        ? `Not enough browser storage to keep ${file.path} (${formatBytes(file.bytes)}).`
+        : `Could not store ${file.path} in the browser's storage.`,
+      { cause },
+    );
   }
 }
 

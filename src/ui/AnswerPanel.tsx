@@ -1,10 +1,12 @@
-import { useState } from 'react';
+import type { ReactNode } from 'react';
 import { pastTrainedContext, type DoneEvent } from '../engine/types';
 import type { ScoreResult } from '../worker/client';
+import type { DecodingSettings } from './decoding';
+import { DecodingSettingsForm } from './DecodingSettingsForm';
 
 export type RunState =
   | { status: 'idle' }
-  | { status: 'running'; text: string; startedAt: number; tokens: number; firstTokenMs?: number }
+  | { status: 'running'; text: string; startedAt: number; tokens: number; firstTokenMs?: number; beams?: number }
   | { status: 'scoring' }
   | { status: 'done'; done: DoneEvent }
   | { status: 'failed'; text: string };
@@ -22,16 +24,24 @@ interface Props {
   canRun: boolean;
   /** Why Generate is not available yet, if it is not. */
   waitingFor: string | undefined;
-  maxNewTokens: number;
-  onMaxNewTokens: (value: number) => void;
+  decoding: DecodingSettings;
+  onDecoding: (settings: DecodingSettings) => void;
   onGenerate: () => void;
   onStop: () => void;
+  /** Close-ended: the options (comma-separated, as typed), prompt ensembling, whether the section is open. */
+  options: string;
+  onOptions: (options: string) => void;
+  permutations: number;
+  onPermutations: (permutations: number) => void;
+  rankOpen: boolean;
+  onRankOpen: (open: boolean) => void;
   onRank: (options: string[]) => void;
+  /** The attention pictures for the answer (item 5 of issue 17), rendered under it. */
+  pictures?: ReactNode;
 }
 
 export function AnswerPanel(props: Props) {
-  const { run, scores, canRun, waitingFor } = props;
-  const [options, setOptions] = useState('');
+  const { run, scores, canRun, waitingFor, options } = props;
   const running = run.status === 'running';
   const text = run.status === 'done' ? run.done.text : run.status === 'running' || run.status === 'failed' ? run.text : '';
   const optionList = options
@@ -49,33 +59,26 @@ export function AnswerPanel(props: Props) {
         <button type="button" data-testid="stop" disabled={!running} onClick={props.onStop}>
           Stop
         </button>
-        <label>
-          Max new tokens{' '}
-          <input
-            type="number"
-            min={1}
-            max={256}
-            value={props.maxNewTokens}
-            data-testid="max-new-tokens"
-            onChange={(event) => props.onMaxNewTokens(Math.max(1, Math.min(256, Number(event.target.value) || 1)))}
-          />
-        </label>
         {waitingFor && <span className="muted">Waiting for {waitingFor}…</span>}
         {!waitingFor && <span className="muted">Ctrl+Enter generates.</span>}
       </div>
-      <output className="answer-text" data-testid="answer" aria-live="polite" aria-busy={running}>
+      <DecodingSettingsForm settings={props.decoding} onChange={props.onDecoding} disabled={running} />
+      <output className="answer-text" data-testid="answer" aria-live="polite" aria-busy={running} aria-label="Answer">
         {text}
         {running && <span className="cursor" aria-hidden="true" />}
       </output>
       {run.status === 'running' && (
         <p className="stats muted" data-testid="live-stats">
-          {run.firstTokenMs === undefined
+          {run.beams !== undefined
+            ? `Searching with ${run.beams} beams: the answer appears at the end…`
+            : run.firstTokenMs === undefined
             ? 'Reading the prompt…'
             : `First token after ${Math.round(run.firstTokenMs)} ms · ${run.tokens} tokens`}
         </p>
       )}
       {run.status === 'done' && <Stats done={run.done} />}
-      <details className="rank">
+      {props.pictures}
+      <details className="rank" open={props.rankOpen} onToggle={(event) => props.onRankOpen(event.currentTarget.open)}>
         <summary>Rank options instead (close-ended)</summary>
         <div className="row">
           <label>
@@ -85,7 +88,18 @@ export function AnswerPanel(props: Props) {
               value={options}
               data-testid="options"
               placeholder="dog face, cat face"
-              onChange={(event) => setOptions(event.target.value)}
+              onChange={(event) => props.onOptions(event.target.value)}
+            />
+          </label>
+          <label title="Prompt ensembling: the scores are averaged over this many orders of the support examples">
+            Support orders{' '}
+            <input
+              type="number"
+              min={1}
+              max={24}
+              value={props.permutations}
+              data-testid="permutations"
+              onChange={(event) => props.onPermutations(Math.max(1, Math.min(24, Math.round(Number(event.target.value)) || 1)))}
             />
           </label>
           <button
@@ -97,8 +111,9 @@ export function AnswerPanel(props: Props) {
             Rank
           </button>
         </div>
+        {run.status === 'scoring' && <p className="muted">Ranking the options…</p>}
         {scores && (
-          <ol className="scores" data-testid="scores">
+          <ol className="scores" data-testid="scores" aria-live="polite" aria-label="Ranked options">
             {scores.map((score) => (
               <li key={score.option}>
                 <strong>{score.option}</strong>{' '}

@@ -1,14 +1,23 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { DoneEvent, Prompt } from '../engine/types';
-import { BUNDLED_MODEL_PATH } from '../store/bundledModel';
+import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
+import { isLocalModelUrl } from '../store/modelCatalog';
 import { clearModelCache } from '../store/modelStore';
 import type { BackendChoice, FlamingoClient, ScoreResult } from '../worker/client';
 import { AnswerPanel, type RunState } from './AnswerPanel';
 import { clipFromFiles, isVideoFile } from './clips';
+import { ConfirmDialog } from './ConfirmDialog';
+import { DEFAULT_DECODING, toGenerateOptions, type DecodingSettings } from './decoding';
 import { loadExample } from './example';
+import { ExampleLibrary } from './ExampleLibrary';
+import { Gallery } from './Gallery';
+import { galleryPrompt, type GalleryExample } from './gallery';
+import { ModelManager } from './ModelManager';
 import { AboutModel, ModelStatus } from './ModelStatus';
 import { Pictures } from './Pictures';
+import { applyTask, taskById, unfilledFields, type PlanSegment, type TaskId } from './presets';
 import { filesToImages, PromptEditor } from './PromptEditor';
+import { TaskPresets } from './TaskPresets';
 import { StorageWarning, usePrompt } from './usePrompt';
 import { useModel } from './useModel';
 
@@ -20,27 +29,53 @@ interface Notice {
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm'];
 
-/** `?backend=wasm|webgpu|auto` picks the backend; `?model=URL` loads another model folder. */
+const bundledModelUrl = () => new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href;
+
+/** A model folder on this page's origin (or picked from disk) loads without asking. */
+function needsConsent(url: string): boolean {
+  return !isLocalModelUrl(url) && new URL(url).origin !== window.location.origin;
+}
+
+/**
+ * `?backend=wasm|webgpu|auto` picks the backend; `?model=URL` loads another model folder (one on
+ * another origin only once the visitor confirms: until then the bundled model).
+ */
 export function settingsFromUrl() {
   const params = new URLSearchParams(window.location.search);
   const backend = params.get('backend') as BackendChoice | null;
   const model = params.get('model');
+  let requested = bundledModelUrl();
+  try {
+    if (model) requested = isLocalModelUrl(model) ? model : new URL(model, window.location.href).href;
+  } catch {
+    console.warn(`?model=${model} is not a URL; using the bundled model`);
+  }
   return {
     backend: backend && BACKENDS.includes(backend) ? backend : 'auto',
-    modelUrl: new URL(model ?? `${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href,
+    modelUrl: needsConsent(requested) ? bundledModelUrl() : requested,
+    askFor: needsConsent(requested) ? requested : undefined,
   };
 }
+
+const BUNDLED = { url: bundledModelUrl(), manifest: bundledManifest };
 
 export function App({ client }: { client: FlamingoClient }) {
   const settings = useMemo(settingsFromUrl, []);
   const [backend, setBackend] = useState<BackendChoice>(settings.backend);
-  const { model, retry } = useModel(client, settings.modelUrl, backend);
+  const [modelUrl, setModelUrl] = useState(settings.modelUrl);
+  const [askForOrigin, setAskForOrigin] = useState<string | undefined>(settings.askFor);
+  const { model, retry } = useModel(client, modelUrl, backend);
   const [notices, setNotices] = useState<Notice[]>([]);
   const [run, setRun] = useState<RunState>({ status: 'idle' });
-  const [maxNewTokens, setMaxNewTokens] = useState(20);
+  const [decoding, setDecoding] = useState<DecodingSettings>(DEFAULT_DECODING);
   const [scores, setScores] = useState<ScoreResult[]>();
   /** The prompt of the answer on screen, kept in the page for its pictures. */
   const [answeredPrompt, setAnsweredPrompt] = useState<Prompt>();
+  const [options, setOptions] = useState('');
+  const [permutations, setPermutations] = useState(1);
+  const [rankOpen, setRankOpen] = useState(false);
+  const [task, setTask] = useState<TaskId>('caption');
+  const [question, setQuestion] = useState('');
   const [dragging, setDragging] = useState(false);
 
   const notify = useCallback((kind: Notice['kind'], message: string) => {
@@ -105,6 +140,14 @@ export function App({ client }: { client: FlamingoClient }) {
     window.history.replaceState(null, '', url);
   };
 
+  const changeModel = (url: string) => {
+    setModelUrl(url);
+    const address = new URL(window.location.href);
+    if (url === BUNDLED.url) address.searchParams.delete('model');
+    else address.searchParams.set('model', url);
+    window.history.replaceState(null, '', address);
+  };
+
   const clearCache = () => {
     clearModelCache().then(
       () => notify('info', 'Cached model files deleted: the next visit downloads the model again.'),
@@ -115,16 +158,18 @@ export function App({ client }: { client: FlamingoClient }) {
   const ready = model.status === 'ready';
   const running = run.status === 'running';
   const pendingImages = prompt.pending;
-  const canRun = ready && !running && !pendingImages && prompt.segments.length > 0;
+  const busy = running || run.status === 'scoring';
+  const canRun = ready && !busy && !pendingImages && prompt.segments.length > 0;
 
   const generate = async () => {
     if (!canRun) return;
     setScores(undefined);
     const startedAt = performance.now();
-    setRun({ status: 'running', text: '', startedAt, tokens: 0 });
+    const generateOptions = toGenerateOptions(decoding);
+    setRun({ status: 'running', text: '', startedAt, tokens: 0, beams: generateOptions.beams });
     const kept = prompt.toPrompt(); // generate() transfers its copy's pixels to the worker
     try {
-      const done: DoneEvent = await client.generate(prompt.toPrompt(), { maxNewTokens }, (event) => {
+      const done: DoneEvent = await client.generate(prompt.toPrompt(), generateOptions, (event) => {
         if (event.type !== 'token') return;
         setRun((current) =>
           current.status === 'running'
@@ -147,15 +192,49 @@ export function App({ client }: { client: FlamingoClient }) {
 
   const rank = async (options: string[]) => {
     if (!canRun || options.length === 0) return;
+    setScores(undefined);
     setRun({ status: 'scoring' });
     try {
-      const results = await client.score(prompt.toPrompt(), options);
+      const results = await client.score(prompt.toPrompt(), options, { permutations });
       setScores([...results].sort((a, b) => b.logLikelihood - a.logLikelihood));
       setRun({ status: 'idle' });
     } catch (error) {
       report(error);
       setRun({ status: 'failed', text: '' });
     }
+  };
+
+  const chooseTask = (id: TaskId) => {
+    setTask(id);
+    setRankOpen(taskById(id).mode === 'rank');
+  };
+
+  const planOfPrompt = (): PlanSegment[] =>
+    prompt.segments.map((segment) =>
+      segment.kind === 'text' ? { kind: 'text', id: segment.id, text: segment.text } : { kind: 'visual', id: segment.id },
+    );
+
+  const applyPreset = () => {
+    if (model.status !== 'ready') return;
+    const { prompt_templates: templates, special_tokens: special } = model.result.manifest;
+    try {
+      const result = applyTask(planOfPrompt(), taskById(task), templates, special, { question });
+      prompt.arrange(result.segments);
+      if (taskById(task).mode === 'rank' && result.labels.length > 0) setOptions(result.labels.join(', '));
+    } catch (error) {
+      report(error);
+    }
+  };
+
+  const pickGalleryExample = (example: GalleryExample) => {
+    if (prompt.segments.length > 0 && !window.confirm(`Replace the current prompt with “${example.title}”?`)) return;
+    galleryPrompt(example).then((items) => {
+      prompt.replace(items);
+      chooseTask(example.task);
+      setOptions(example.options?.join(', ') ?? '');
+      setScores(undefined);
+      setRun({ status: 'idle' });
+    }, report);
   };
 
   const onLoadExample = () => {
@@ -165,6 +244,8 @@ export function App({ client }: { client: FlamingoClient }) {
 
   // a download that was retried and then succeeded is no longer news
   const warnings = model.warnings.filter((w) => !(ready && w.code === 'download-retry')).map((warning) => warning.message);
+  const manifest = model.status === 'ready' ? model.result.manifest : undefined;
+  const unfilled = unfilledFields(prompt.segments.flatMap((segment) => (segment.kind === 'text' ? [segment.text] : [])));
   return (
     <div className={`app${dragging ? ' dragging' : ''}`}>
       <header>
@@ -212,23 +293,79 @@ export function App({ client }: { client: FlamingoClient }) {
             ))}
           </div>
         )}
+        <Gallery onPick={pickGalleryExample} onError={report} />
+        <TaskPresets
+          task={task}
+          onTask={chooseTask}
+          question={question}
+          onQuestion={setQuestion}
+          templates={manifest?.prompt_templates}
+          onApply={applyPreset}
+          canApply={manifest !== undefined && prompt.segments.some((segment) => segment.kind !== 'text')}
+          unfilled={unfilled}
+        />
         <PromptEditor prompt={prompt} onLoadExample={onLoadExample} onError={report} />
         <AnswerPanel
           run={run}
           scores={scores}
           canRun={canRun}
           waitingFor={!ready ? 'the model' : pendingImages ? 'images and clips to decode' : undefined}
-          maxNewTokens={maxNewTokens}
-          onMaxNewTokens={setMaxNewTokens}
+          decoding={decoding}
+          onDecoding={setDecoding}
           onGenerate={generate}
           onStop={() => void client.interrupt()}
+          options={options}
+          onOptions={setOptions}
+          permutations={permutations}
+          onPermutations={setPermutations}
+          rankOpen={rankOpen}
+          onRankOpen={setRankOpen}
           onRank={rank}
+          pictures={
+            run.status === 'done' && answeredPrompt ? (
+              <Pictures client={client} prompt={answeredPrompt} done={run.done} onError={report} />
+            ) : undefined
+          }
         />
-        {run.status === 'done' && answeredPrompt && (
-          <Pictures client={client} prompt={answeredPrompt} done={run.done} onError={report} />
-        )}
+        <ExampleLibrary
+          prompt={prompt}
+          client={client}
+          encoderKey={manifest?.files.vision_encoder.sha256}
+          canRun={canRun}
+          onError={report}
+          onInfo={(message) => notify('info', message)}
+        />
+        <ModelManager
+          bundled={BUNDLED}
+          currentUrl={modelUrl}
+          loadedKey={`${model.status} ${modelUrl}`}
+          onLoad={changeModel}
+          onLoadOtherOrigin={setAskForOrigin}
+          onError={report}
+          onInfo={(message) => notify('info', message)}
+        />
       </main>
-      <AboutModel state={model} modelUrl={settings.modelUrl} />
+      <AboutModel state={model} modelUrl={modelUrl} />
+      {askForOrigin && (
+        <ConfirmDialog
+          title="Load a model from another site?"
+          confirmLabel={`Load from ${new URL(askForOrigin).host}`}
+          onCancel={() => {
+            setAskForOrigin(undefined);
+            notify('info', 'The model from another site was not loaded.');
+          }}
+          onConfirm={() => {
+            changeModel(askForOrigin);
+            setAskForOrigin(undefined);
+          }}
+        >
+          <p>
+            <span data-testid="confirm-url">{askForOrigin}</span> is on another site ({new URL(askForOrigin).origin}).
+            Its files will be downloaded into this browser and run here; every file is checked against the manifest’s
+            sha256, but only load models from people you trust.
+          </p>
+        </ConfirmDialog>
+      )}
       {dragging && (
         <div className="drop-overlay" aria-hidden="true">
           Drop images or video files to add them to the prompt

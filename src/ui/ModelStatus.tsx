@@ -108,7 +108,8 @@ export function AboutModel({ state, modelUrl }: { state: ModelState; modelUrl: s
         </p>
       )}
       <p>
-        The example's images are Twemoji artwork (© Twitter, CC BY 4.0):{' '}
+        The example's images are Twemoji artwork (© Twitter, CC BY 4.0); the gallery's are OpenMoji artwork (©
+        OpenMoji contributors, CC BY-SA 4.0):{' '}
         <a href={`${import.meta.env.BASE_URL}examples/CREDITS.md`}>credits</a>. Everything runs in this browser with ONNX
         Runtime Web; the model is kept in this site's browser storage.
       </p>

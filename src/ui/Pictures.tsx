@@ -42,8 +42,8 @@ export function Pictures({ client, prompt, done, onError }: Props) {
   const images = prompt.flatMap((s) => ('image' in s ? [[s.image]] : 'video' in s ? [s.video] : []));
   const chosen = pictures?.tokens[token];
   return (
-    <section className="panel pictures" aria-labelledby="pictures-heading" data-testid="pictures">
-      <h2 id="pictures-heading">What it looked at</h2>
+    <section className="pictures" aria-labelledby="pictures-heading" data-testid="pictures">
+      <h3 id="pictures-heading">What it looked at</h3>
       {!pictures ? (
         <button type="button" data-testid="show-pictures" disabled={loading} onClick={() => void show()}>
           {loading ? 'Working…' : 'Show attention for this answer'}

@@ -45,3 +45,17 @@ export async function decodeImage(blob: Blob, name: string): Promise<RgbaImage> 
 export function transferableCopy(image: RgbaImage): RgbaImage {
   return { width: image.width, height: image.height, data: new Uint8ClampedArray(image.data) };
 }
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** The image as PNG bytes (a PNG file as it is; any other format drawn and re-encoded). */
+export async function toPngBytes(blob: Blob, name: string): Promise<Uint8Array> {
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  if (PNG_SIGNATURE.every((byte, i) => bytes[i] === byte)) return bytes;
+  const image = await decodeImage(blob, name);
+  const canvas = new OffscreenCanvas(image.width, image.height);
+  const context = canvas.getContext('2d');
+  if (!context) throw new FlamingoError(`Could not convert “${name}” to PNG: no 2D canvas available.`);
+  context.putImageData(new ImageData(new Uint8ClampedArray(image.data), image.width, image.height), 0, 0);
+  return new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+}

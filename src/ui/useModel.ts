@@ -1,7 +1,6 @@
 // Loading the model in the worker: progress per file, the backend it ended on, warnings.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ProgressEvent } from '../engine/types';
-import { requestPersistentStorage } from '../store/modelStore';
 import type { BackendChoice, FlamingoClient, LoadResult, WarningEvent } from '../worker/client';
 
 /** A User Timing mark set each time a load completes; its detail is the worker's LoadTimings. */
@@ -55,8 +54,8 @@ export function useModel(
           if (latest.current.id !== id) return;
           // Read by `npm run bench` (bench/browser.ts): navigation start → model ready.
           performance.mark(MODEL_READY_MARK, { detail: result.timings });
+          // Persistent storage is asked for from the model manager, when the visitor chooses to.
           setState({ status: 'ready', result, warnings: result.warnings });
-          void requestPersistentStorage();
         },
         (error: unknown) => {
           if (latest.current.id !== id) return;

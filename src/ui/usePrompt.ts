@@ -5,6 +5,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Prompt, RgbaImage } from '../engine/types';
 import { extractVideoFrames, type ClipSource } from './clips';
 import { decodeImage, transferableCopy } from './images';
+import type { PlanSegment } from './presets';
 import { deleteFiles, loadSavedPrompt, saveClip, saveImage, savePrompt, type EditorSegment } from './promptStorage';
 
 export type { EditorSegment };
@@ -39,6 +40,13 @@ export interface PromptEditorState {
   remove(id: string): void;
   /** Replaces the whole prompt (the example). */
   replace(items: ({ text: string } | NewImage)[]): void;
+  /** New images and text, in order, before segment `beforeId` (at the end without one). */
+  insertBefore(beforeId: string | undefined, items: ({ text: string } | NewImage)[]): void;
+  /**
+   * The same visual segments with new text around them (a task preset): text with the id of an
+   * existing text segment rewrites it, text without one is new, text segments not named go.
+   */
+  arrange(plan: readonly PlanSegment[]): void;
   /** The engine's prompt, with copies of the pixels (they are transferred to the worker). */
   toPrompt(): Prompt;
 }
@@ -215,6 +223,49 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
     [addImages, addText],
   );
 
+  const insertBefore = useCallback(
+    (beforeId: string | undefined, items: ({ text: string } | NewImage)[]) => {
+      const added = items.map((item) => ({ id: newId(), item }));
+      const newSegments: EditorSegment[] = added.map(({ id, item }) =>
+        'text' in item ? { id, kind: 'text', text: item.text } : { id, kind: 'image', name: item.name },
+      );
+      setSegments((current) => {
+        const at = beforeId === undefined ? -1 : current.list.findIndex((segment) => segment.id === beforeId);
+        const list = at < 0 ? [...current.list, ...newSegments] : [...current.list.slice(0, at), ...newSegments, ...current.list.slice(at)];
+        const blobs = new Map(current.blobs);
+        for (const { id, item } of added) if (!('text' in item)) blobs.set(id, [item.blob]);
+        return { list, blobs };
+      });
+      for (const { id, item } of added) {
+        if ('text' in item) continue;
+        saveImage(id, item.blob).catch((error: unknown) =>
+          onErrorRef.current(new StorageWarning(`Could not save “${item.name}” in the browser; it will be lost on reload.`, error)),
+        );
+        decode(id, [item.blob], item.name);
+      }
+    },
+    [decode],
+  );
+
+  const arrange = useCallback((plan: readonly PlanSegment[]) => {
+    setSegments((current) => {
+      const byId = new Map(current.list.map((segment) => [segment.id, segment]));
+      const list: EditorSegment[] = [];
+      for (const step of plan) {
+        if (step.kind === 'visual') {
+          const segment = byId.get(step.id);
+          if (segment && segment.kind !== 'text') list.push(segment);
+          continue;
+        }
+        const existing = step.id === undefined ? undefined : byId.get(step.id);
+        list.push(existing?.kind === 'text' ? { ...existing, text: step.text } : { id: newId(), kind: 'text', text: step.text });
+      }
+      // A visual segment the plan left out stays, at the end: a preset never drops an image.
+      for (const segment of current.list) if (segment.kind !== 'text' && !list.includes(segment)) list.push(segment);
+      return { ...current, list };
+    });
+  }, []);
+
   const toPrompt = useCallback((): Prompt => {
     const prompt: Prompt = [];
     for (const segment of segments.list) {
@@ -245,6 +296,8 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
     move,
     remove,
     replace,
+    insertBefore,
+    arrange,
     toPrompt,
   };
 }

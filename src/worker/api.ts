@@ -13,7 +13,7 @@ import {
   type ProgressEvent,
   type RgbaImage,
 } from '../engine/types';
-import type { OptionScore } from '../engine/engine';
+import type { OptionScore, ScoreOptions } from '../engine/engine';
 import type { Pictures } from '../engine/pictures';
 import type { StoreWarning } from '../store/modelStore';
 
@@ -68,7 +68,7 @@ export interface LoadTimings {
   total: number;
 }
 
-export type { OptionScore as ScoreResult } from '../engine/engine';
+export type { OptionScore as ScoreResult, ScoreOptions } from '../engine/engine';
 
 export interface FlamingoWorkerApi {
   /** Loads (or reloads, with another backend) the model in `modelUrl`, a folder URL. */
@@ -81,7 +81,9 @@ export interface FlamingoWorkerApi {
    */
   encode(media: RgbaImage[][]): Promise<void>;
   /** Close-ended: the log-likelihood of each option as the continuation of the prompt. */
-  score(prompt: Prompt, options: string[]): Promise<OptionScore[]>;
+  score(prompt: Prompt, options: string[], scoreOptions?: ScoreOptions): Promise<OptionScore[]>;
+  /** RICES: each image's (each clip's frames') unit-length embedding by the frozen vision encoder. */
+  embed(media: RgbaImage[][]): Promise<Float32Array[]>;
   /** What each token of an answer looked at (gates, cross-attention, heatmaps): src/engine/pictures.ts. */
   explain(prompt: Prompt, tokenIds: number[]): Promise<Pictures>;
   /** Stops the running generation; it resolves with stopReason 'interrupted'. */

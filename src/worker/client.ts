@@ -11,10 +11,11 @@ import {
   type LoadEvent,
   type LoadOptions,
   type LoadResult,
+  type ScoreOptions,
   type ScoreResult,
 } from './api';
 
-export type { BackendChoice, LoadEvent, LoadResult, ScoreResult, WarningEvent } from './api';
+export type { BackendChoice, LoadEvent, LoadResult, ScoreOptions, ScoreResult, WarningEvent } from './api';
 export type { Pictures, TokenPicture } from '../engine/pictures';
 
 export class FlamingoClient {
@@ -84,8 +85,14 @@ export class FlamingoClient {
   }
 
   /** The prompt's pixel buffers are transferred, as for generate. */
-  score(prompt: Prompt, options: string[]): Promise<ScoreResult[]> {
-    return this.call((remote) => remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options));
+  score(prompt: Prompt, options: string[], scoreOptions?: ScoreOptions): Promise<ScoreResult[]> {
+    return this.call((remote) => remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options, scoreOptions));
+  }
+
+  /** Vision-encoder embeddings (RICES), one per image or clip; the pixel buffers are transferred. */
+  embed(media: RgbaImage[][]): Promise<Float32Array[]> {
+    const prompt: Prompt = media.map((frames) => ({ video: frames }));
+    return this.call((remote) => remote.embed(Comlink.transfer(media, pixelBuffers(prompt))));
   }
 
   /** The prompt's pixel buffers are transferred, as for generate. */

@@ -5,6 +5,7 @@ import { FlamingoEngine } from '../engine/engine';
 import { FlamingoError, type Backend, type Manifest, type ModelFileRole } from '../engine/types';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
 import { indexedDbLatentStore } from '../store/latentStore';
+import { isLocalModelUrl, localManifest, recordModel } from '../store/modelCatalog';
 import { loadModel } from '../store/modelStore';
 import {
   installErrorTransfer,
@@ -48,8 +49,17 @@ const api: FlamingoWorkerApi = {
     });
   },
 
-  score(prompt, options) {
-    return exclusive(() => currentEngine().score(prompt, options));
+  score(prompt, options, scoreOptions) {
+    return exclusive(() => currentEngine().score(prompt, options, scoreOptions));
+  },
+
+  async embed(media) {
+    const embeddings = await exclusive(async () => {
+      const out: Float32Array[] = [];
+      for (const frames of media) out.push(await currentEngine().imageEmbedding(frames));
+      return out;
+    });
+    return Comlink.transfer(embeddings, embeddings.map((e) => e.buffer as ArrayBuffer));
   },
 
   explain(prompt, tokenIds) {
@@ -92,7 +102,8 @@ async function load(
   };
 
   try {
-    const url = folder(new URL(modelUrl, self.location.href).href);
+    // A folder picked from disk (local://…) is in the cache, its manifest in the catalog.
+    const url = isLocalModelUrl(modelUrl) ? folder(modelUrl) : folder(new URL(modelUrl, self.location.href).href);
     // The runtime starts first and runs beside the file reads: each is about half of a start-up.
     // (`prepare` may have started it already, while the page was still rendering.)
     const build = await buildFor(choice);
@@ -101,11 +112,11 @@ async function load(
     runtime.catch(() => undefined); // awaited below, after the files; a failure surfaces there
 
     const filesStart = since();
-    const model = await loadModel(url, emit, {
-      manifest: url === folder(bundledModelUrl) ? bundledManifest : undefined,
-      onWarning: emit,
-    });
+    const manifest = url === folder(bundledModelUrl) ? bundledManifest : isLocalModelUrl(url) ? await localManifest(url) : undefined;
+    const model = await loadModel(url, emit, { manifest, onWarning: emit });
     const files: [number, number] = [filesStart, since()];
+    // The model manager lists what was loaded; a failure to note it costs nothing else.
+    await recordModel(url, model.manifest).catch((cause: unknown) => console.warn('Could not record the model', cause));
 
     await releaseEngine();
     let ort: OrtRuntime;
