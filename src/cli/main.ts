@@ -10,9 +10,10 @@ import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
 
 const USAGE = `Usage:
   flamingo-web generate --prompt "<image>Output: a cat.<|endofchunk|><image>Output:" --image a.png --image b.png
-                        [--max-tokens N] [--temperature T --top-k K --top-p P --seed S] [--model DIR]
-  flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--model DIR]
-  flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--model DIR]`;
+                        [--max-tokens N] [--temperature T --top-k K --top-p P --seed S] [--model DIR] [--variant NAME]
+  flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--model DIR] [--variant NAME]
+  flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--model DIR] [--variant NAME]
+--variant: float32 (default), a name from the manifest's variants (e.g. q4), or auto`;
 
 function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -27,12 +28,12 @@ async function generate(args: string[]): Promise<void> {
     options: {
       prompt: { type: 'string' }, image: { type: 'string', multiple: true, default: [] }, model: { type: 'string' },
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
-      'top-p': { type: 'string' }, seed: { type: 'string' },
+      'top-p': { type: 'string' }, seed: { type: 'string' }, variant: { type: 'string' },
     },
   });
   if (!values.prompt) throw new FlamingoError('generate needs --prompt');
   const images = await Promise.all(values.image.map(readPng));
-  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
+  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const prompt = textToPrompt(values.prompt, images, engine.manifest.special_tokens);
   const done = await engine.generate(
     prompt,
@@ -75,7 +76,10 @@ async function readPool(path: string): Promise<EpisodeSegment[][]> {
 async function evaluate(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { episodes: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' } },
+    options: {
+      episodes: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' },
+      variant: { type: 'string' },
+    },
   });
   if (!values.episodes) throw new FlamingoError('eval needs --episodes FILE.jsonl');
   const file = resolve(values.episodes);
@@ -88,7 +92,7 @@ async function evaluate(args: string[]): Promise<void> {
   const lines = text.split('\n').map((l, i) => [l, i + 1] as const).filter(([l]) => l.trim());
   const episodes: Episode[] = lines.map(([l, n]) => parseEpisode(l, `${file}:${n}`));
   const limit = num(values.limit, 'limit') ?? episodes.length;
-  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
+  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const base = dirname(file);
   const io: EpisodeIO = {
     loadImage: (p) => readPng(resolve(base, p)),
@@ -106,7 +110,7 @@ async function evaluate(args: string[]): Promise<void> {
   }
   if (values.out) {
     await mkdir(dirname(resolve(values.out)), { recursive: true });
-    await writeFile(values.out, JSON.stringify(report, null, 2) + '\n');
+    await writeFile(values.out, JSON.stringify({ variant: values.variant ?? 'float32', ...report }, null, 2) + '\n');
     console.log(`report written to ${values.out}`);
   }
 }

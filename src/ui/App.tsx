@@ -19,13 +19,17 @@ interface Notice {
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm'];
 
-/** `?backend=wasm|webgpu|auto` picks the backend; `?model=URL` loads another model folder. */
+/**
+ * `?backend=wasm|webgpu|auto` picks the backend; `?model=URL` loads another model folder;
+ * `?variant=auto|float32|NAME` a model variant (auto: the manifest's first that fits the backend).
+ */
 function settingsFromUrl() {
   const params = new URLSearchParams(window.location.search);
   const backend = params.get('backend') as BackendChoice | null;
   const model = params.get('model');
   return {
     backend: backend && BACKENDS.includes(backend) ? backend : 'auto',
+    variant: params.get('variant') ?? 'auto',
     modelUrl: new URL(model ?? `${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href,
   };
 }
@@ -33,7 +37,7 @@ function settingsFromUrl() {
 export function App({ client }: { client: FlamingoClient }) {
   const settings = useMemo(settingsFromUrl, []);
   const [backend, setBackend] = useState<BackendChoice>(settings.backend);
-  const { model, retry } = useModel(client, settings.modelUrl, backend);
+  const { model, retry } = useModel(client, settings.modelUrl, backend, settings.variant);
   const [notices, setNotices] = useState<Notice[]>([]);
   const [run, setRun] = useState<RunState>({ status: 'idle' });
   const [maxNewTokens, setMaxNewTokens] = useState(20);

@@ -2,9 +2,10 @@
 // through comlink (api.ts). The UI thread never runs ONNX Runtime, so it never blocks.
 import * as Comlink from 'comlink';
 import { FlamingoEngine } from '../engine/engine';
-import { FlamingoError, type Backend, type Manifest, type ModelFileRole } from '../engine/types';
+import { FlamingoError, type Backend, type Manifest } from '../engine/types';
+import { pickVariant, withVariant, type VariantChoice } from '../engine/variants';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
-import { loadModel } from '../store/modelStore';
+import { loadManifest, loadModel, type LoadedModel } from '../store/modelStore';
 import {
   installErrorTransfer,
   type BackendChoice,
@@ -13,7 +14,8 @@ import {
   type LoadResult,
   type WarningEvent,
 } from './api';
-import { hasWebGpuAdapter, ort } from './ort';
+import { ort } from './ort';
+import { webGpuAdapterFeatures } from './adapter';
 
 installErrorTransfer();
 
@@ -27,7 +29,7 @@ const bundledModelUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH
 
 const api: FlamingoWorkerApi = {
   load(modelUrl, options, onEvent) {
-    const next = loadQueue.then(() => load(modelUrl, options.backend, onEvent));
+    const next = loadQueue.then(() => load(modelUrl, options.backend, options.variant ?? 'auto', onEvent));
     loadQueue = next.catch(() => undefined);
     return next.finally(() => releaseCallback(onEvent));
   },
@@ -54,6 +56,7 @@ Comlink.expose(api);
 async function load(
   modelUrl: string,
   choice: BackendChoice,
+  variant: VariantChoice,
   onEvent: (event: LoadEvent) => void,
 ): Promise<LoadResult> {
   const started = performance.now();
@@ -67,16 +70,15 @@ async function load(
 
   try {
     const url = folder(new URL(modelUrl, self.location.href).href);
-    const model = await loadModel(url, emit, {
-      manifest: url === folder(bundledModelUrl) ? bundledManifest : undefined,
-      onWarning: emit,
-    });
+    const manifest = url === folder(bundledModelUrl) ? bundledManifest : await loadManifest(url, emit);
+    // Each backend tried loads the files of the variant it picks (only those: a fallback may load more).
+    const files = (name: string) => loadModel(url, emit, { manifest, variant: name, onWarning: emit });
 
-    await releaseEngine();
-    const { backend, fallbackReason } = await createEngine(model.manifest, model.files, choice, emit);
+    const { backend, fallbackReason, model } = await createEngine(manifest, files, choice, variant, emit);
     return {
-      manifest: model.manifest,
+      manifest,
       backend,
+      variant: model.variant,
       fallbackReason,
       warnings,
       fromCache: Object.values(model.sources).every((source) => source === 'cache'),
@@ -89,35 +91,42 @@ async function load(
 
 /**
  * WebGPU when an adapter exists and the sessions start on it; WASM when asked, when there is no
- * adapter, or when WebGPU fails at load (reported as a warning, with the reason).
+ * adapter, or when WebGPU fails at load (reported as a warning, with the reason). Each backend
+ * runs the variant `pickVariant` gives it (auto: by the manifest's order and the adapter's features).
  */
 async function createEngine(
   manifest: Manifest,
-  files: Record<ModelFileRole, Uint8Array>,
+  files: (variant: string) => Promise<LoadedModel>,
   choice: BackendChoice,
+  variant: VariantChoice,
   emit: (event: LoadEvent) => void,
-): Promise<{ backend: Backend; fallbackReason?: string }> {
+): Promise<{ backend: Backend; fallbackReason?: string; model: LoadedModel }> {
   let fallbackReason: string | undefined;
   if (choice !== 'wasm') {
-    if (!(await hasWebGpuAdapter())) {
+    const features = await webGpuAdapterFeatures();
+    if (!features) {
       fallbackReason = 'This browser offers no WebGPU adapter, so the model runs on WASM.';
       emit({ type: 'warning', code: 'webgpu-unavailable', message: fallbackReason });
     } else {
+      const model = await files(pickVariant(manifest, 'webgpu', features, variant));
+      await releaseEngine();
       try {
-        engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'webgpu' }, emit);
-        return { backend: engine.backend };
+        engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu' }, emit);
+        return { backend: engine.backend, model };
       } catch (cause) {
         fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
         emit({ type: 'warning', code: 'webgpu-failed', message: fallbackReason, cause: String(cause) });
       }
     }
   }
+  const model = await files(pickVariant(manifest, 'wasm', new Set(), variant));
+  await releaseEngine();
   try {
-    engine = await FlamingoEngine.create(ort, manifest, files, { backend: 'wasm' }, emit);
+    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm' }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }
-  return { backend: engine.backend, fallbackReason };
+  return { backend: engine.backend, fallbackReason, model };
 }
 
 function currentEngine(): FlamingoEngine {
