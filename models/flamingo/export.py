@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from .model import Flamingo, FlamingoConfig
+from .quantize import write_variants
 from .tokenizer import Tokenizer
 
 OPSET = 17
@@ -126,6 +127,7 @@ def main():
     ap.add_argument("--tokenizer", help="tokenizer.json (default: the one named in the checkpoint)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--extra", nargs="*", default=[], help="files copied into the model folder (card, splits)")
+    ap.add_argument("--no_variants", action="store_true", help="float32 only (default: also the quantize.py variants)")
     args = ap.parse_args()
     model, ckpt = load_checkpoint(args.checkpoint)
     tok = Tokenizer.load(args.tokenizer or ckpt["tokenizer"])
@@ -136,6 +138,9 @@ def main():
     manifest = export_model(model, tok, out, ckpt.get("meta", {}))
     total = sum(f["bytes"] for f in manifest["files"].values())
     print(f"exported to {out}: {total / 1e6:.2f} MB in {len(manifest['files'])} files")
+    if not args.no_variants:  # quantised variants of the new graphs (docs/MODEL_FORMAT.md, "Variants")
+        for name, variant in write_variants(out)["variants"].items():
+            print(f"variant {name}: {sum(f['bytes'] for f in variant['files'].values()) / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

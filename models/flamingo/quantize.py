@@ -334,11 +334,17 @@ def file_entry(path: Path) -> dict:  # as export.py writes them
 @dataclass(frozen=True)
 class Variant:
     name: str
-    description: str
     backends: tuple[str, ...]
     requires: tuple[str, ...] = ()
     bits: int = 0  # 0: no MatMulNBits
     float16: bool = False
+
+    def description(self, block_size: int, symmetric: bool) -> str:
+        if self.float16:
+            return "float16 weights and arithmetic (inputs and outputs float32)"
+        kind = "symmetric" if symmetric else "asymmetric"
+        return (f"{self.bits}-bit block-quantised MatMul weights (MatMulNBits, blocks of {block_size}, {kind}), "
+                "other weights and arithmetic float32")
 
 
 BLOCK_SIZE = 32
@@ -346,10 +352,8 @@ SYMMETRIC = False
 # Manifest order is the worker's preference (first that fits the backend and adapter wins);
 # chosen from the measurements in MODEL_CARD.md, "Variants".
 VARIANTS = (
-    Variant("fp16", "float16 weights and arithmetic (inputs and outputs float32)", ("webgpu",), ("shader-f16",),
-            float16=True),
-    Variant("q4", f"4-bit block-quantised MatMul weights (MatMulNBits, blocks of {BLOCK_SIZE}, "
-                  f"{'symmetric' if SYMMETRIC else 'asymmetric'}), other weights float32", ("wasm", "webgpu"), bits=4),
+    Variant("fp16", ("webgpu",), ("shader-f16",), float16=True),
+    Variant("q4", ("wasm", "webgpu"), bits=4),
 )
 
 
@@ -385,7 +389,7 @@ def write_variants(model_dir: Path, variants=VARIANTS, block_size: int = BLOCK_S
             target = model_dir / f"{Path(path).stem}.{variant.name}.onnx"
             onnx.save(out, str(target))
             files[role] = file_entry(target)
-        entry = {"description": variant.description, "backends": list(variant.backends)}
+        entry = {"description": variant.description(block_size, symmetric), "backends": list(variant.backends)}
         if variant.requires:
             entry["requires"] = list(variant.requires)
         entry["files"] = files
@@ -411,8 +415,7 @@ def main():
             ap.error(f"unknown variant {name!r} (known: {', '.join(by_name)})")
         v = by_name[name]
         if args.bits and v.bits:
-            v = Variant(v.name, v.description.replace("4-bit", f"{args.bits}-bit"), v.backends, v.requires,
-                        args.bits, v.float16)
+            v = Variant(v.name, v.backends, v.requires, args.bits, v.float16)
         chosen.append(v)
     manifest = write_variants(Path(args.model_dir), chosen, args.block_size, args.symmetric)
     for name, v in manifest["variants"].items():
