@@ -9,7 +9,8 @@ reads no role names, only the ops.
 - `q4`: every MatMul whose right-hand side is a constant 2-D float weight [K, N] becomes
   com.microsoft MatMulNBits, 4 bits, blocks of 32 along K, asymmetric (a 4-bit zero point per
   block, packed two to a byte) with a float32 scale per block. Everything else (Conv, the token
-  embedding, LayerNorm) stays float32, and so does the arithmetic. For WASM and WebGPU: both run
+  embedding, LayerNorm) stays float32, and so does the arithmetic; a graph that would shrink by less
+  than 10 % keeps its float32 file (the vision encoder). For WASM and WebGPU: both run
   MatMulNBits (onnxruntime-web's WebGPU kernel takes 2 or 4 bits and packed zero points only,
   so not 8 bits).
 - `fp16`: float16 weights and arithmetic, inputs and outputs still float32 (a Cast at each), so
@@ -357,13 +358,19 @@ VARIANTS = (
 )
 
 
+# A weight-quantised graph that saves less than this share of its bytes is not worth a second
+# download (the vision encoder is convolutions but for one MatMul): the variant keeps float32's.
+MIN_SAVING = 0.1
+
+
 def make_variant(model: onnx.ModelProto, variant: Variant, block_size: int = BLOCK_SIZE,
                  symmetric: bool = SYMMETRIC) -> onnx.ModelProto | None:
-    """The variant of one graph, or None when it would be the float32 graph unchanged."""
+    """The variant of one graph, or None when the float32 graph serves as well."""
     changed = False
     if variant.bits:
+        before = model.ByteSize()
         model, replaced = to_matmul_nbits(model, variant.bits, block_size, symmetric)
-        changed = replaced > 0
+        changed = replaced > 0 and model.ByteSize() <= (1 - MIN_SAVING) * before
     if variant.float16:
         model, changed = to_float16(model), True
     if not changed:
