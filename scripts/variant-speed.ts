@@ -38,35 +38,44 @@ const cpuMs = () => {
   return (u.user + u.system) / 1000;
 };
 
-const rows = [];
-for (const variant of values.variants.split(',')) {
+// Every variant's engine is loaded at once and the repeats go round the variants, so that a
+// neighbour's load falls on all of them alike.
+const variants = values.variants.split(',');
+const engines = [];
+for (const variant of variants) {
   const { manifest, files } = await loadModelDir(values.model, variant);
-  const engine = await FlamingoEngine.create(oneThread, manifest, files, { backend: 'cpu' });
-  const random = seededRandom(1);
-  const size = manifest.vision.image_size;
-  for (const k of values.shots.split(',').map(Number)) {
-    const prompt: Prompt = [];
-    for (let i = 0; i <= k; i++) prompt.push({ image: noiseImage(size, random) }, { text: i < k ? 'Output: dog face.' : 'Output:' });
-    const run = async (maxNewTokens: number) => {
-      const [c0, t0] = [cpuMs(), performance.now()];
-      await engine.generate(prompt, { maxNewTokens, ignoreEndOfChunk: true }, () => undefined);
-      return [cpuMs() - c0, performance.now() - t0];
-    };
-    await run(tokens + 1); // warm-up; the images' latents are cached from here on
-    const cpu: number[] = [];
-    const wall: number[] = [];
-    for (let r = 0; r < repeats; r++) {
-      // The same prompt with 1 and with 1 + tokens new tokens: the difference is `tokens` decode steps.
-      const [c1, w1] = await run(1);
-      const [cn, wn] = await run(1 + tokens);
-      cpu.push((cn - c1) / tokens);
-      wall.push((wn - w1) / tokens);
-    }
-    rows.push({ variant, shots: k, cpuMsPerToken: median(cpu), wallMsPerToken: median(wall) });
-    console.log(`${variant.padEnd(8)} ${String(k).padStart(2)} shots  CPU ${median(cpu).toFixed(2)} ms/token (${(1000 / median(cpu)).toFixed(0)} tokens/s)  wall ${median(wall).toFixed(2)} ms/token`);
-  }
-  await engine.release();
+  engines.push(await FlamingoEngine.create(oneThread, manifest, files, { backend: 'cpu' }));
 }
+const rows = [];
+for (const k of values.shots.split(',').map(Number)) {
+  const size = engines[0].manifest.vision.image_size;
+  const random = seededRandom(k + 1);
+  const prompt: Prompt = [];
+  for (let i = 0; i <= k; i++) prompt.push({ image: noiseImage(size, random) }, { text: i < k ? 'Output: dog face.' : 'Output:' });
+  const run = async (engine: FlamingoEngine, maxNewTokens: number) => {
+    const [c0, t0] = [cpuMs(), performance.now()];
+    await engine.generate(prompt, { maxNewTokens, ignoreEndOfChunk: true }, () => undefined);
+    return [cpuMs() - c0, performance.now() - t0];
+  };
+  for (const engine of engines) await run(engine, tokens + 1); // warm-up; the latents are cached from here on
+  const cpu: number[][] = variants.map(() => []);
+  const wall: number[][] = variants.map(() => []);
+  for (let r = 0; r < repeats; r++) {
+    for (const [v, engine] of engines.entries()) {
+      // The same prompt with 1 and with 1 + tokens new tokens: the difference is `tokens` decode steps.
+      const [c1, w1] = await run(engine, 1);
+      const [cn, wn] = await run(engine, 1 + tokens);
+      cpu[v].push((cn - c1) / tokens);
+      wall[v].push((wn - w1) / tokens);
+    }
+  }
+  for (const [v, variant] of variants.entries()) {
+    const row = { variant, shots: k, cpuMsPerToken: median(cpu[v]), wallMsPerToken: median(wall[v]) };
+    rows.push(row);
+    console.log(`${variant.padEnd(8)} ${String(k).padStart(2)} shots  CPU ${row.cpuMsPerToken.toFixed(2)} ms/token (${(1000 / row.cpuMsPerToken).toFixed(0)} tokens/s)  wall ${row.wallMsPerToken.toFixed(2)} ms/token`);
+  }
+}
+for (const engine of engines) await engine.release();
 const report = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverage: loadavg(), node: process.version },
   how: `onnxruntime-node, CPU EP, 1 intra-op thread; median of ${repeats}; ${tokens} decode steps after a prompt of noise images`,
