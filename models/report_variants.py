@@ -1,11 +1,11 @@
 """The model card's variants table: each quantised variant against float32, from `eval` reports.
 
     /usr/bin/python3 report_variants.py --model ../public/models/emojiworld --float32 f32.json \\
-        --variant q4=q4.json --variant fp16=fp16.json [--bench float32=b.json --bench q4=bq.json] \\
+        --variant q4=q4.json --variant fp16=fp16.json [--speed speed.json] \\
         --out eval/variants.json --card ../public/models/emojiworld/MODEL_CARD.md
 
 Reports come from `npx flamingo-web eval --variant NAME --episodes eval/episodes/all.jsonl --out R`;
-bench files from `npx flamingo-web bench --variant NAME --out B`. Writes eval/variants.json (read by
+the speed file from `npx tsx scripts/variant-speed.ts --out S`. Writes eval/variants.json (read by
 src/cli/variants.test.ts) and replaces the card's text between <!-- variants:start/end -->.
 """
 from __future__ import annotations
@@ -40,26 +40,34 @@ def compare(base: dict, other: dict) -> dict:
             "accuracy": sum(e["correct"] for e in episodes) / len(episodes), "tasks": tasks, "delta": delta}
 
 
-def decode_speed(bench: dict) -> dict:
-    return {str(r["shots"]): round(r["decodeTokensPerSecond"], 1) for r in bench["rows"]}
+def decode_cost(speed: dict) -> dict:
+    """variant → {shots: CPU ms per decoded token} from scripts/variant-speed.ts."""
+    out: dict = {}
+    for r in speed["rows"]:
+        out.setdefault(r["variant"], {})[str(r["shots"])] = round(r["cpuMsPerToken"], 2)
+    return out
+
+
+def points(change: float) -> str:
+    return f"{round(100 * change, 1) + 0:+.1f}" if round(100 * change, 1) else "±0"
 
 
 def card_text(summary: dict) -> str:
     f32 = summary["float32"]
     lines = ["| variant | backends (auto picks it for) | model bytes | vs float32 | same answer as float32 | "
-             "accuracy (all 2,100) | decode tokens/s, CPU (0 / 8 shots) |",
+             "accuracy (all 2,100) | decode, CPU ms/token (0 / 8 shots) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
 
     def speed(entry):
-        s = entry.get("decode_tokens_per_s")
-        return " / ".join(f"{v:.0f}" for v in s.values()) if s else "—"
+        s = entry.get("decode_cpu_ms_per_token")
+        return " / ".join(f"{v:.2f}" for v in s.values()) if s else "—"
 
     lines.append(f"| float32 (default) | every backend | {f32['bytes']:,} | 1.00 | — | "
                  f"{100 * f32['accuracy']:.1f} % | {speed(f32)} |")
     for name, v in summary["variants"].items():
         backends = ", ".join(v["backends"]) + (f" with {', '.join(v['requires'])}" if v.get("requires") else "")
         lines.append(f"| {name} | {backends} | {v['bytes']:,} | {v['bytes'] / f32['bytes']:.2f} | "
-                     f"{100 * v['agreement']:.1f} % | {100 * v['accuracy']:.1f} % ({100 * (v['accuracy'] - f32['accuracy']):+.1f}) "
+                     f"{100 * v['agreement']:.1f} % | {100 * v['accuracy']:.1f} % ({points(v['accuracy'] - f32['accuracy'])}) "
                      f"| {speed(v)} |")
     names = list(summary["variants"])
     lines += ["", "Accuracy change per task, in points (50 episodes each: one episode is 2 points):", "",
@@ -77,28 +85,28 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--float32", required=True)
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=REPORT")
-    ap.add_argument("--bench", action="append", default=[], metavar="NAME=BENCH")
+    ap.add_argument("--speed", help="scripts/variant-speed.ts output")
     ap.add_argument("--measured", default="", help="where and how (machine, date)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--card")
     args = ap.parse_args()
     manifest = load(Path(args.model) / "manifest.json")
     base = load(args.float32)
-    benches = {k: decode_speed(load(v)) for k, v in (b.split("=", 1) for b in args.bench)}
+    benches = decode_cost(load(args.speed)) if args.speed else {}
     summary = {"measured": args.measured,
                "float32": {"bytes": model_bytes(manifest, None),
                            "accuracy": sum(e["correct"] for e in base["episodes"]) / len(base["episodes"]),
                            "tasks": {t: v["accuracy"] for t, v in base["tasks"].items()}},
                "variants": {}}
     if "float32" in benches:
-        summary["float32"]["decode_tokens_per_s"] = benches["float32"]
+        summary["float32"]["decode_cpu_ms_per_token"] = benches["float32"]
     for spec in args.variant:
         name, path = spec.split("=", 1)
         meta = manifest["variants"][name]
         entry = {"backends": meta["backends"], **({"requires": meta["requires"]} if meta.get("requires") else {}),
                  "bytes": model_bytes(manifest, name), **compare(base, load(path))}
         if name in benches:
-            entry["decode_tokens_per_s"] = benches[name]
+            entry["decode_cpu_ms_per_token"] = benches[name]
         summary["variants"][name] = entry
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     if args.card:

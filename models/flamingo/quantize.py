@@ -34,7 +34,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 MS_DOMAIN = "com.microsoft"
-FP16_MAX = 65504.0
+# Constants and float32 islands enter float16 clipped to ±2^15, not to the format's 65504: a −1e9
+# mask added to a score must stay finite (an all-masked row of −inf would softmax to NaN).
+FP16_CLIP = 32768.0
 
 
 # ---------------------------------------------------------------- block quantisation (numpy)
@@ -100,12 +102,20 @@ class Constants:
     def __init__(self, graph: onnx.GraphProto):
         self.graph = graph
         self.values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        self.producers = {o: node for node in graph.node for o in node.output}
         for node in graph.node:
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
                 self.values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
 
     def get(self, name: str):
-        return self.values.get(name)
+        """The value, also through a Transpose of a constant (a tied head: MatMul(x, Transpose(wte)))."""
+        if name in self.values:
+            return self.values[name]
+        node = self.producers.get(name)
+        if node is not None and node.op_type == "Transpose" and node.input[0] in self.values:
+            perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
+            return np.transpose(self.values[node.input[0]], perm)
+        return None
 
 
 def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
@@ -117,10 +127,10 @@ def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
 
 
 def remove_unused(graph: onnx.GraphProto) -> None:
-    """Drops initializers and Constant nodes that nothing reads any more."""
+    """Drops nodes whose outputs nothing reads any more (ONNX ops have no side effects), then such initializers."""
     while True:
         used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-        dead = [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
         for node in dead:
             graph.node.remove(node)
         if not dead:
@@ -235,8 +245,8 @@ def to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
     The stream runs in float16: tensors computed from a float input of the graph or from weights.
     Float made from integers (a Cast of positions, a ConstantOfShape) starts a float32 island that
     lasts until it meets the stream (RoPE angles, masks), so that a position like 255 is not
-    rounded before its sine is taken; there it is clipped to float16's range (a −1e9 mask stays
-    finite) and cast. Constants read by the stream are stored in float16.
+    rounded before its sine is taken; there it is clipped to ±2^15 (a −1e9 mask stays finite,
+    even with a score added) and cast. Constants read by the stream are stored in float16.
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
@@ -283,15 +293,15 @@ def to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
             if name in half_of:
                 pass
             elif name in constants.values:  # a constant read by the stream: stored in float16
-                value = np.clip(constants.values[name], -FP16_MAX, FP16_MAX).astype(np.float16)
+                value = np.clip(constants.values[name], -FP16_CLIP, FP16_CLIP).astype(np.float16)
                 half_of[name] = unique_name(taken, f"{name}_fp16")
                 new_inits.append(numpy_helper.from_array(value, half_of[name]))
             else:  # an island's float32, clipped so that a -1e9 mask stays finite
                 clipped = unique_name(taken, f"{name}_clipped")
                 half = unique_name(taken, f"{name}_fp16")
                 lo, hi = (unique_name(taken, f"{name}_{s}") for s in ("min", "max"))
-                new_inits += [numpy_helper.from_array(np.array(-FP16_MAX, np.float32), lo),
-                              numpy_helper.from_array(np.array(FP16_MAX, np.float32), hi)]
+                new_inits += [numpy_helper.from_array(np.array(-FP16_CLIP, np.float32), lo),
+                              numpy_helper.from_array(np.array(FP16_CLIP, np.float32), hi)]
                 body.append(helper.make_node("Clip", [name, lo, hi], [clipped], name=unique_name(taken, f"Clip_{name}")))
                 body.append(helper.make_node("Cast", [clipped], [half], name=unique_name(taken, f"Cast_{name}"), to=HALF))
                 half_of[name] = half

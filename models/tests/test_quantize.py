@@ -141,3 +141,35 @@ def test_variants_of_an_exported_model_folder(tmp_path):
             assert [o.name for o in graph.graph.output] == [o.name for o in original.graph.output]
     assert manifest["variants"]["fp16"]["requires"] == ["shader-f16"]
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+
+
+def test_a_tied_head_through_transpose_is_quantised_and_masks_stay_finite_in_float16():
+    """MatMul(x, Transpose(wte)) reads a constant too; an additive −1e9 mask from integers keeps
+    its meaning in float16 (clipped, not −inf)."""
+    rng = np.random.default_rng(1)
+    wte = numpy_helper.from_array(rng.normal(0, 0.1, (48, 32)).astype(np.float32), "wte")
+    nodes = [
+        helper.make_node("Transpose", ["wte"], ["wte_t"], perm=[1, 0]),
+        helper.make_node("MatMul", ["x", "wte_t"], ["logits"]),
+        helper.make_node("Cast", ["allowed"], ["allowed_f"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["allowed_f", "one"], ["blocked"]),
+        helper.make_node("Mul", ["blocked", "big"], ["mask"]),
+        helper.make_node("Add", ["logits", "mask"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tied",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["s", 32]),
+         helper.make_tensor_value_info("allowed", TensorProto.BOOL, ["s", 48])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["s", 48])],
+        initializer=[wte, numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+                     numpy_helper.from_array(np.array(1e9, np.float32), "big")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    q, replaced = to_matmul_nbits(model)
+    onnx.checker.check_model(q, full_check=True)
+    assert replaced == 1 and "Transpose" not in [n.op_type for n in q.graph.node]
+    half = to_float16(model)
+    onnx.checker.check_model(half, full_check=True)
+    clip = next(n for n in half.graph.node if n.op_type == "Clip")
+    assert clip.input[0] == "mask"  # the mask is made in float32, then clipped into float16's range
+    bound = {i.name: float(numpy_helper.to_array(i)) for i in half.graph.initializer if i.name in clip.input[1:]}
+    assert sorted(bound.values()) == [-32768.0, 32768.0]
