@@ -50,6 +50,10 @@ describe('quantised variants of the bundled model', () => {
     for (const name of names) expect(REPORTED.variants[name]?.agreement, name).toBeTypeOf('number');
   });
 
+  it('names the variants there are when asked for one that is not', async () => {
+    await expect(loadModelDir(BUNDLED_MODEL_DIR, 'q9')).rejects.toThrow(/no variant "q9" \(it has: .*float32\)/);
+  });
+
   it.each(names)('%s loads its own files, sha256-verified', async (name) => {
     const { manifest: seen, files, variant } = await loadModelDir(BUNDLED_MODEL_DIR, name);
     expect(variant).toBe(name);
