@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig, type Plugin } from 'vite';
+import { VitePWA } from 'vite-plugin-pwa';
 
 // WASM threads need SharedArrayBuffer, which needs cross-origin isolation. Every server that
 // serves the app (dev, preview, the e2e server) sends these two headers.
@@ -12,6 +13,12 @@ const crossOriginIsolation = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
+
+// Lets a cross-origin-isolated host page frame /embed.html (an isolated page loads a cross-origin
+// iframe only when the frame's response allows it). Same values as src/pwa/headers.ts, which the
+// service worker puts on what it serves.
+const embeddable = { 'Cross-Origin-Resource-Policy': 'cross-origin' };
+const servedHeaders = { ...crossOriginIsolation, ...embeddable };
 
 // URL folder, under the app's base, that holds ONNX Runtime's wasm runtime (src/worker/ort.ts
 // points `ort.env.wasm.wasmPaths` there).
@@ -79,8 +86,56 @@ function bundledManifest(): Plugin {
   };
 }
 
+/**
+ * The offline app (src/sw.ts, injectManifest): the precache holds the app shell and whatever is
+ * emitted under ORT_RUNTIME_DIR — derived from that folder, checked against ORT_RUNTIME_FILES —
+ * and never a model file (weights live in IndexedDB).
+ */
+function offlineApp() {
+  return VitePWA({
+    strategies: 'injectManifest',
+    srcDir: 'src',
+    filename: 'sw.ts',
+    registerType: 'prompt',
+    injectRegister: false, // src/pwa/register.ts registers it, for the studio and the embed
+    includeManifestIcons: false, // the glob below has them already
+    manifest: {
+      name: 'flamingo-web',
+      short_name: 'flamingo-web',
+      description: 'A few-shot visual language model that runs in your browser, offline too.',
+      start_url: '.',
+      scope: '.',
+      display: 'standalone',
+      background_color: '#ffffff',
+      theme_color: '#1b1b2f',
+      icons: [
+        { src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' },
+        { src: 'icons/icon-512.png', sizes: '512x512', type: 'image/png' },
+        { src: 'icons/icon-maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+      ],
+    },
+    injectManifest: {
+      globPatterns: ['**/*.{js,css,html,png,svg,ico,json,webmanifest}', `${ORT_RUNTIME_DIR}/**/*.{mjs,wasm}`],
+      // Weights stay out (IndexedDB has them); the allow-list is read fresh (src/sw.ts).
+      globIgnores: ['models/**', 'embed-config.json'],
+      // ONNX Runtime's wasm is ~27 MB; workbox skips anything over 2 MiB by default.
+      maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
+      manifestTransforms: [
+        (entries) => {
+          const urls = entries.map((entry) => entry.url);
+          const missing = ORT_RUNTIME_FILES.filter((name) => !urls.includes(`${ORT_RUNTIME_DIR}/${name}`));
+          if (missing.length > 0) throw new Error(`The precache lacks ONNX Runtime's ${missing.join(', ')}`);
+          const weights = urls.filter((url) => url.endsWith('.onnx'));
+          if (weights.length > 0) throw new Error(`Model files must not be precached: ${weights.join(', ')}`);
+          return { manifest: entries, warnings: [] };
+        },
+      ],
+    },
+  });
+}
+
 export default defineConfig({
-  plugins: [react(), ortRuntimeFiles(), bundledManifest()],
+  plugins: [react(), ortRuntimeFiles(), bundledManifest(), offlineApp()],
   resolve: {
     // The non-bundled entry: it does not inline a second copy of the runtime's JS glue, which is
     // loaded from ORT_RUNTIME_DIR instead.
@@ -89,12 +144,19 @@ export default defineConfig({
   optimizeDeps: { exclude: ['onnxruntime-web'] },
   // The worker bundle has its own plugin list: it imports the bundled manifest too.
   worker: { format: 'es', plugins: () => [bundledManifest()] },
-  server: { headers: crossOriginIsolation },
-  preview: { headers: crossOriginIsolation },
+  server: { headers: servedHeaders },
+  preview: { headers: servedHeaders },
   // Unit tests (vitest) only: e2e/ is Playwright's, models/ is Python's.
   test: { exclude: ['**/node_modules/**', 'dist/**', 'e2e/**', 'models/**'] },
   build: {
     target: 'es2022',
+    // Two pages: the studio and the embed (src/embed/).
+    rollupOptions: {
+      input: {
+        main: fileURLToPath(new URL('index.html', import.meta.url)),
+        embed: fileURLToPath(new URL('embed.html', import.meta.url)),
+      },
+    },
     // The runtime wasm (~27 MB) is emitted as is, never inlined.
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1024,

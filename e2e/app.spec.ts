@@ -100,12 +100,12 @@ test('downloads the bundled model with a visible progress bar', async ({ page })
 
   await waitForModel(page);
   await expect(bar).toBeHidden();
-  // The bundled manifest is part of the app: only the four model files were fetched, those of
+  // The bundled manifest is part of the app: only the five model files were fetched, those of
   // the variant the backend got.
   const files = requested.map((url) => new URL(url).pathname.split('/').pop()).sort();
   const expected = Object.values(variantFiles(MANIFEST, await shownVariant(page))).map((f) => f.path).sort();
   expect(files).toEqual(expected);
-  expect(files).toHaveLength(4);
+  expect(files).toHaveLength(5);
 });
 
 test('a 2-shot prompt built in the UI gives the expected answer on WebGPU', async ({ page }) => {

@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flamingo.export import export_model  # noqa: E402
 from flamingo.mask import media_index  # noqa: E402
-from flamingo.model import Flamingo, FlamingoConfig  # noqa: E402
+from flamingo.model import Flamingo, FlamingoConfig, split_heads  # noqa: E402
 from flamingo.preprocess import preprocess  # noqa: E402
 from flamingo.tokenizer import Tokenizer, train_bpe  # noqa: E402
 
@@ -86,9 +86,32 @@ def main():
     ids = [tok.token_id("<bos>")] + tok.encode(PROMPT)
     ids_t = torch.tensor([ids])
     midx = media_index(ids_t, tok.token_id("<image>"))
+    xattn_probs = {}  # the pictures: each gated layer's attention of every token over the latents
+
+    def keep_xattn(i):
+        def hook(module, args, _out):
+            y, media_, midx_ = args
+            b, m, l, dv = media_.shape
+            q = split_heads(module.to_q(module.norm(y)), module.heads)
+            k = split_heads(module.to_kv(media_.reshape(b, m * l, dv)).chunk(2, dim=-1)[0], module.heads)
+            allowed = midx_[:, None, :, None] == (torch.arange(m * l) // l)[None, None, None, :]
+            xattn_probs[i] = (q @ k.transpose(-1, -2) * module.scale).masked_fill(~allowed, -1e9).softmax(-1)
+        return hook
+
+    hooks = [model.flamingo_lm.xattn[i].xattn.register_forward_hook(keep_xattn(i)) for i in cfg.xattn_layers]
     with torch.no_grad():
         media = model.encode_media(torch.from_numpy(np.stack(pixels))[None, :, None])  # [1, 2, 1, 3, S, S]
         logits, past = model.flamingo_lm(ids_t, midx, media)
+    for h in hooks:
+        h.remove()
+    last = model.resampler.layers[-1][0]
+    last.keep_attention = True
+    with torch.no_grad():
+        model.encode_media(torch.from_numpy(pixels[0])[None, None, None])
+    resampler_attention = last.attention  # [1, h, l, n + l] for image 0
+    last.keep_attention = False
+    with torch.no_grad():
+        prefill_logits = logits[0]
         steps = [logits[0, -1]]
         greedy = []
         # as the engine with ignoreEndOfChunk: special tokens are never generated
@@ -114,7 +137,10 @@ def main():
         "media_index": midx[0].tolist(),
         "pixels": [p.flatten().tolist() for p in pixels],
         "media_latents": media.flatten().tolist(),
-        "step_logits": [s.tolist() for s in steps],  # prefill's last row, then one per decode step
+        "step_logits": [s.tolist() for s in steps],
+        "prefill_logits": prefill_logits.flatten().tolist(),  # every position, row-major [s, vocab]
+        "xattn_probs": {str(i): p[0].flatten().tolist() for i, p in xattn_probs.items()},  # [h, s, m*l] per layer
+        "resampler_attention": resampler_attention[0].flatten().tolist(),  # [h, l, n + l], image 0  # prefill's last row, then one per decode step
         "clip_features": [{"shape": list(f.shape), "data": f.flatten().tolist()} for f in clips],
         "clip_latents": [c.flatten().tolist() for c in clip_latents],
         "greedy_tokens": greedy,

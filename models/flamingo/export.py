@@ -14,55 +14,55 @@ import os
 import shutil
 from pathlib import Path
 
+import onnx
 import torch
-import torch.nn as nn
 
-from .model import Flamingo, FlamingoConfig
+from .model import Flamingo, FlamingoConfig, PerceiverResampler
+from .onnx_lm import build_lm, build_xattn_kv, gate_values
 from .quantize import write_variants
 from .tokenizer import Tokenizer
 
 OPSET = 17
+FORMAT = "flamingo-web/2"
+GRAPH_ROLES = ("vision_encoder", "resampler", "xattn_kv", "lm")
 
 
-class LMGraph(nn.Module):
-    """FlamingoLM with flat past/present tensors, the way ONNX wants its inputs."""
+class ResamplerGraph(torch.nn.Module):
+    """The resampler with a second output: its last layer's attention of each latent over the
+    frames' grid cells and the latents [b, h, l, t*n + l], which the app's pictures carry back onto
+    the image. Nothing reads it on the plain path (an output that is not fetched is not copied)."""
 
-    def __init__(self, flamingo_lm):
+    def __init__(self, resampler: PerceiverResampler):
         super().__init__()
-        self.flamingo_lm = flamingo_lm
+        self.resampler = resampler
 
-    def forward(self, input_ids, media_index, media_latents, *past_flat):
-        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        logits, present = self.flamingo_lm(input_ids, media_index, media_latents, past)
-        return (logits, *[t for kv in present for t in kv])
+    def forward(self, features):
+        last = self.resampler.layers[-1][0]
+        last.keep_attention = True
+        try:
+            return self.resampler(features), last.attention
+        finally:
+            last.keep_attention = False
 
 
 def export_graphs(model: Flamingo, out: Path) -> None:
     cfg = model.cfg
     model = model.eval()
-    S, n, dv, L = cfg.image_size, cfg.n_vision_tokens, cfg.d_vision, cfg.n_latents
+    S, n, dv = cfg.image_size, cfg.n_vision_tokens, cfg.d_vision
     with torch.no_grad():
         torch.onnx.export(model.vision_encoder, (torch.randn(2, 3, S, S),), out / "vision_encoder.onnx",
                           input_names=["pixel_values"], output_names=["image_features"],
                           dynamic_axes={"pixel_values": {0: "n"}, "image_features": {0: "n"}}, opset_version=OPSET)
-        torch.onnx.export(model.resampler, (torch.randn(1, 2, n, dv),), out / "resampler.onnx",
-                          input_names=["image_features"], output_names=["latents"],
-                          dynamic_axes={"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"}},
-                          opset_version=OPSET)
-        layers, H, dh = cfg.n_layers, cfg.n_heads, cfg.head_dim
-        ids = torch.randint(0, cfg.vocab_size, (1, 5))
-        midx = torch.tensor([[-1, 0, 0, 1, 1]])
-        media = torch.randn(1, 2, L, dv)
-        past = [torch.randn(1, H, 3, dh) for _ in range(2 * layers)]
-        past_names = [f"past_{kv}_{i}" for i in range(layers) for kv in ("key", "value")]
-        present_names = [f"present_{kv}_{i}" for i in range(layers) for kv in ("key", "value")]
-        dyn = {"input_ids": {0: "batch", 1: "seq"}, "media_index": {0: "batch", 1: "seq"},
-               "media_latents": {0: "batch", 1: "media"}, "logits": {0: "batch", 1: "seq"}}
-        dyn.update({name: {0: "batch", 2: "past"} for name in past_names})
-        dyn.update({name: {0: "batch", 2: "total"} for name in present_names})
-        torch.onnx.export(LMGraph(model.flamingo_lm), (ids, midx, media, *past), out / "lm.onnx",
-                          input_names=["input_ids", "media_index", "media_latents", *past_names],
-                          output_names=["logits", *present_names], dynamic_axes=dyn, opset_version=OPSET)
+        resampler, names = model.resampler, ["latents"]
+        dyn = {"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"}}
+        if isinstance(resampler, PerceiverResampler):
+            resampler, names = ResamplerGraph(resampler), ["latents", "latent_attention"]
+            dyn["latent_attention"] = {0: "batch", 3: "keys"}
+        torch.onnx.export(resampler, (torch.randn(1, 2, n, dv),), out / "resampler.onnx",
+                          input_names=["image_features"], output_names=names, dynamic_axes=dyn, opset_version=OPSET)
+        # The language model's graphs are written op by op (onnx_lm.py), not traced.
+        onnx.save(build_xattn_kv(model.flamingo_lm), out / "xattn_kv.onnx")
+        onnx.save(build_lm(model.flamingo_lm), out / "lm.onnx")
 
 
 def file_entry(path: Path) -> dict:
@@ -77,20 +77,22 @@ PROMPT_TEMPLATES = {
 }
 
 
-def write_manifest(cfg: FlamingoConfig, out: Path, meta: dict) -> dict:
+def write_manifest(model: Flamingo, out: Path, meta: dict) -> dict:
+    cfg = model.cfg
     manifest = {
-        "format": "flamingo-web/1",
+        "format": FORMAT,
         "name": meta.get("name", "emojiworld"),
         "version": meta.get("version", "0.1.0"),
         "description": meta.get("description", ""),
-        "files": {role: file_entry(out / f"{role}.onnx") for role in ("vision_encoder", "resampler", "lm")},
+        "files": {role: file_entry(out / f"{role}.onnx") for role in GRAPH_ROLES},
         "vision": {"image_size": cfg.image_size, "mean": list(cfg.mean), "std": list(cfg.std),
                    "background": list(cfg.background), "n_tokens": cfg.n_vision_tokens, "d_vision": cfg.d_vision,
                    "max_frames": cfg.max_frames},
         "resampler": {"n_latents": cfg.n_latents, "layers": cfg.resampler_layers, "heads": cfg.resampler_heads,
                       "time_groups": cfg.resampler_time_groups},
         "lm": {"vocab_size": cfg.vocab_size, "d_model": cfg.d_model, "layers": cfg.n_layers, "heads": cfg.n_heads,
-               "head_dim": cfg.head_dim, "xattn_layers": cfg.xattn_layers, "context_length": cfg.context_length},
+               "head_dim": cfg.head_dim, "xattn_layers": cfg.xattn_layers, "context_length": cfg.context_length,
+               "gates": gate_values(model.flamingo_lm)},
         "special_tokens": {"image": "<image>", "end_of_chunk": "<|endofchunk|>", "bos": "<bos>", "pad": "<pad>",
                            "unk": "<unk>"},
         "prompt_templates": PROMPT_TEMPLATES,
@@ -111,7 +113,7 @@ def export_model(model: Flamingo, tokenizer: Tokenizer, out: Path, meta: dict | 
     assert len(tokenizer.vocab) <= model.cfg.vocab_size, "tokenizer larger than the model's vocabulary"
     export_graphs(model, out)
     tokenizer.save(out / "tokenizer.json")
-    return write_manifest(model.cfg, out, meta or {})
+    return write_manifest(model, out, meta or {})
 
 
 def load_checkpoint(path) -> tuple[Flamingo, dict]:
@@ -123,14 +125,24 @@ def load_checkpoint(path) -> tuple[Flamingo, dict]:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a whole trained model (train_flamingo's final.pt)")
+    src.add_argument("--bridge", help="a trained bridge on the frozen stages of --vision and --lm (models/checkpoints/)")
+    ap.add_argument("--vision", default="checkpoints/vision.pt")
+    ap.add_argument("--lm", default="checkpoints/lm.pt")
     ap.add_argument("--tokenizer", help="tokenizer.json (default: the one named in the checkpoint)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--extra", nargs="*", default=[], help="files copied into the model folder (card, splits)")
     ap.add_argument("--no_variants", action="store_true", help="float32 only (default: also the quantize.py variants)")
     args = ap.parse_args()
-    model, ckpt = load_checkpoint(args.checkpoint)
-    tok = Tokenizer.load(args.tokenizer or ckpt["tokenizer"])
+    if args.bridge:  # run from models/: the shipped model is kept as its three stages
+        from train_flamingo import load_trained
+        model, tok = load_trained(args.bridge, args.vision, args.lm, args.tokenizer or "../public/models/emojiworld/tokenizer.json")
+        ckpt = torch.load(args.bridge, map_location="cpu")
+        model.cfg.context_length = ckpt["config"]["context_length"]  # what stage 3 trained on
+    else:
+        model, ckpt = load_checkpoint(args.checkpoint)
+        tok = Tokenizer.load(args.tokenizer or ckpt["tokenizer"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for extra in args.extra:

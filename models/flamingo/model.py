@@ -119,6 +119,8 @@ class PerceiverAttention(nn.Module):
         self.to_q = nn.Linear(d, d, bias=False)
         self.to_kv = nn.Linear(d, 2 * d, bias=False)
         self.to_out = nn.Linear(d, d, bias=False)
+        self.keep_attention = False  # export only: keep the probabilities (the app's pictures)
+        self.attention = None
 
     def forward(self, x: torch.Tensor, latents: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
         # x [b, n, d] visual features (all frames flattened); latents [b, l, d];
@@ -131,7 +133,10 @@ class PerceiverAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) * self.scale
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
-        return self.to_out(merge_heads(scores.softmax(dim=-1) @ v))
+        attn = scores.softmax(dim=-1)
+        if self.keep_attention:
+            self.attention = attn  # [b, h, l, n + l]
+        return self.to_out(merge_heads(attn @ v))
 
 
 class PerceiverResampler(nn.Module):

@@ -65,7 +65,10 @@ def test_export_writes_a_complete_manifest(tmp_path):
                          vision_channels=(8, 8, 16, 16), image_size=32)
     manifest = export_model(Flamingo(cfg), tok, tmp_path, {"name": "tiny"})
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
-    assert set(manifest["files"]) == {"vision_encoder", "resampler", "lm", "tokenizer"}
+    assert set(manifest["files"]) == {"vision_encoder", "resampler", "xattn_kv", "lm", "tokenizer"}
+    assert manifest["format"] == "flamingo-web/2"
+    assert [g["layer"] for g in manifest["lm"]["gates"]] == [0, 1]
+    assert all(g["attn"] == 0.0 and g["ff"] == 0.0 for g in manifest["lm"]["gates"])  # tanh(0): a fresh bridge
     for entry in manifest["files"].values():
         assert (tmp_path / entry["path"]).stat().st_size == entry["bytes"]
     assert manifest["vision"]["image_size"] == 32 and manifest["vision"]["n_tokens"] == 4

@@ -10,10 +10,16 @@ import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
 
 const USAGE = `Usage:
   flamingo-web generate --prompt "<image>Output: a cat.<|endofchunk|><image>Output:" --image a.png --image b.png
-                        [--max-tokens N] [--temperature T --top-k K --top-p P --seed S] [--model DIR] [--variant NAME]
-  flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--model DIR] [--variant NAME]
+                        [--max-tokens N] [--beams N | --temperature T --top-k K --top-p P --seed S] [--model DIR] [--variant NAME]
+  flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--beams N] [--permutations N] [--model DIR] [--variant NAME]
   flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--model DIR] [--variant NAME]
 --variant: float32 (default), a name from the manifest's variants (e.g. q4), or auto`;
+
+function positiveInt(v: string | undefined, name: string): number | undefined {
+  const n = num(v, name);
+  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new FlamingoError(`--${name} must be a whole number of at least 1 (got "${v}")`);
+  return n;
+}
 
 function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -28,10 +34,12 @@ async function generate(args: string[]): Promise<void> {
     options: {
       prompt: { type: 'string' }, image: { type: 'string', multiple: true, default: [] }, model: { type: 'string' },
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
-      'top-p': { type: 'string' }, seed: { type: 'string' }, variant: { type: 'string' },
+      'top-p': { type: 'string' }, seed: { type: 'string' }, beams: { type: 'string' }, variant: { type: 'string' },
     },
   });
   if (!values.prompt) throw new FlamingoError('generate needs --prompt');
+  const beams = positiveInt(values.beams, 'beams');
+  if (beams && beams > 1 && values.temperature) throw new FlamingoError('--beams and --temperature exclude each other: beam search is deterministic');
   const images = await Promise.all(values.image.map(readPng));
   const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const prompt = textToPrompt(values.prompt, images, engine.manifest.special_tokens);
@@ -39,7 +47,7 @@ async function generate(args: string[]): Promise<void> {
     prompt,
     {
       maxNewTokens: num(values['max-tokens'], 'max-tokens'), temperature: num(values.temperature, 'temperature'),
-      topK: num(values['top-k'], 'top-k'), topP: num(values['top-p'], 'top-p'), seed: num(values.seed, 'seed'),
+      topK: num(values['top-k'], 'top-k'), topP: num(values['top-p'], 'top-p'), seed: num(values.seed, 'seed'), beams,
     },
     (e) => {
       if (e.type === 'token') process.stdout.write(e.text);
@@ -78,9 +86,10 @@ async function evaluate(args: string[]): Promise<void> {
     args,
     options: {
       episodes: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' },
-      variant: { type: 'string' },
+      beams: { type: 'string' }, permutations: { type: 'string' }, variant: { type: 'string' },
     },
   });
+  const decoding = { beams: positiveInt(values.beams, 'beams'), permutations: positiveInt(values.permutations, 'permutations') };
   if (!values.episodes) throw new FlamingoError('eval needs --episodes FILE.jsonl');
   const file = resolve(values.episodes);
   let text: string;
@@ -100,7 +109,7 @@ async function evaluate(args: string[]): Promise<void> {
   };
   const results = [];
   for (const episode of episodes.slice(0, limit)) {
-    results.push(await runEpisode(engine, episode, io));
+    results.push(await runEpisode(engine, episode, io, decoding));
     if (results.length % 50 === 0) process.stderr.write(`${results.length}/${Math.min(limit, episodes.length)} episodes\n`);
   }
   const report = summarize(results);

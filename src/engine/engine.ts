@@ -3,17 +3,23 @@
 // handed in, so nothing here touches the DOM, the file system or a particular ORT package.
 //
 //   segments ─promptToText→ text ─tokenizer→ ids, mediaIndex (mask.ts)
-//   each image/clip ─preprocess→ vision_encoder → resampler → latents   (cached by content)
-//   lm(prefill) → logits → sample → lm(one token, KV cache) → … until <|endofchunk|>
+//   each image/clip ─preprocess→ vision_encoder → resampler → latents     (LatentCache, caches.ts)
+//   latents ─xattn_kv→ cross-attention K/V, once per prompt               (languageModel.ts)
+//   lm(support examples) → KV                                             (PrefixCache, caches.ts)
+//   lm(query) → logits → search.ts: greedy / sampling / beam, lm(one token, KV) … until <|endofchunk|>
 import type * as Ort from 'onnxruntime-common';
+import { contentKey, LatentCache, PrefixCache, type PersistentLatentStore } from './caches';
 import { preprocessImage } from './image';
+import { LanguageModel, type CrossKv, type KvCache, type OrtModule } from './languageModel';
 import { validateManifest } from './manifest';
 import { mediaIndex } from './mask';
 import { promptToText } from './prompt';
-import { logSoftmax, sampleToken, seededRandom } from './sampling';
+import { logSoftmax, seededRandom } from './sampling';
+import { beamSearch, decodeOneByOne, type Decoding } from './search';
 import { Tokenizer } from './tokenizer';
 import type {
   Backend,
+  DecodeTimings,
   DoneEvent,
   EngineEvent,
   GenerateOptions,
@@ -25,36 +31,33 @@ import type {
 } from './types';
 import { FlamingoError } from './types';
 
-export type OrtModule = Pick<typeof Ort, 'InferenceSession' | 'Tensor'>;
+export type { OrtModule } from './languageModel';
 type Session = Ort.InferenceSession;
-type Tensor = Ort.Tensor;
 
 export interface EngineOptions {
   /** The execution provider. Choosing one, and falling back, is the caller's: see src/worker/worker.ts. */
   backend: Backend;
+  /** Keeps latents across reloads (IndexedDB in the browser); memory only without it. */
+  latentStore?: PersistentLatentStore;
 }
 
 export interface OptionScore {
   option: string;
-  /** Sum of log p over the option's tokens and the answer's closing tokens. */
+  /** Sum of log p over the option's tokens and the answer's closing tokens (averaged over support orders when ensembling). */
   logLikelihood: number;
   meanLogLikelihood: number;
   tokens: number;
 }
 
-const GRAPHS = ['vision_encoder', 'resampler', 'lm'] as const;
-
-/** A cheap content hash (FNV-1a, two lanes) of preprocessed pixels: same image, no rerun. */
-function contentKey(pixels: Float32Array): string {
-  const bytes = new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < bytes.length; i++) {
-    h1 = Math.imul(h1 ^ bytes[i], 0x01000193);
-    h2 = Math.imul(h2 ^ bytes[i], 0x5bd1e995);
-  }
-  return `${bytes.length}:${(h1 >>> 0).toString(16)}${(h2 >>> 0).toString(16)}`;
+export interface ScoreOptions {
+  /** Prompt ensembling: average over this many orders of the support examples (the paper: 6). Default 1. */
+  permutations?: number;
+  seed?: number;
+  /** All options in one batched lm call (default), or one call each (the reference path). */
+  batched?: boolean;
 }
+
+const GRAPHS = ['vision_encoder', 'resampler', 'xattn_kv', 'lm'] as const;
 
 /** Evenly spaced frames when a clip has more than the model's learned temporal embeddings. */
 export function sampleFrames<T>(frames: T[], maxFrames: number): T[] {
@@ -62,9 +65,26 @@ export function sampleFrames<T>(frames: T[], maxFrames: number): T[] {
   return Array.from({ length: maxFrames }, (_, i) => frames[Math.floor(((i + 0.5) * frames.length) / maxFrames)]);
 }
 
+function emptyTimings(): DecodeTimings {
+  return { encodeMs: 0, prefillMs: 0, feedsMs: 0, runMs: 0, outputsMs: 0, sampleMs: 0, detokenizeMs: 0, steps: 0 };
+}
+
+interface PreparedPrompt {
+  ids: number[];
+  mediaIdx: number[];
+  /** The prompt's latents [M × n_latents × d_vision], M ≥ 1 (a zero image when there are none). */
+  latents: Float32Array;
+  mediaKeys: string[];
+  nMedia: number;
+}
+
 export class FlamingoEngine {
-  private readonly latentCache = new Map<string, Float32Array>();
+  private readonly latents: LatentCache;
   private readonly featureCache = new Map<string, Float32Array>();
+  private readonly prefixes = new PrefixCache();
+  private readonly lm: LanguageModel;
+  /** Latent cache keys are only valid for these vision graphs. */
+  private readonly visionKey: string;
   private readonly imageTokenId: number;
   private readonly eocId: number;
   private readonly bosId: number;
@@ -77,12 +97,16 @@ export class FlamingoEngine {
     readonly tokenizer: Tokenizer,
     private readonly sessions: Record<(typeof GRAPHS)[number], Session>,
     readonly backend: Backend,
+    latentStore?: PersistentLatentStore,
   ) {
     const s = manifest.special_tokens;
     this.imageTokenId = tokenizer.tokenId(s.image);
     this.eocId = tokenizer.tokenId(s.end_of_chunk);
     this.bosId = tokenizer.tokenId(s.bos);
     this.banned = [s.image, s.bos, s.pad, s.unk].map((t) => tokenizer.tokenId(t));
+    this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest, backend);
+    this.latents = new LatentCache(latentStore);
+    this.visionKey = `${manifest.files.vision_encoder.sha256.slice(0, 16)}-${manifest.files.resampler.sha256.slice(0, 16)}`;
   }
 
   static async create(
@@ -104,14 +128,16 @@ export class FlamingoEngine {
         const bytes = files[graph];
         const file = manifest.files[graph].path;
         onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: 0, totalBytes: bytes.byteLength });
+        const outputs = graph === 'lm' || graph === 'xattn_kv' ? LanguageModel.outputLocations(manifest, backend, graph) : undefined;
         sessions[graph] = await ort.InferenceSession.create(bytes, {
           executionProviders: [backend],
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes
+          ...(outputs ? { preferredOutputLocation: outputs } : {}),
         });
         onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
       }
-      const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend);
+      const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend, options.latentStore);
       if (backend === 'webgpu') {
         // WebGPU compiles shaders on a graph's first run: pay that while loading, not on the
         // user's first answer (and fail here, where the caller can fall back, if the GPU cannot run it).
@@ -126,54 +152,67 @@ export class FlamingoEngine {
     }
   }
 
-  /** One tiny generation through all three graphs; leaves no cached latents behind. */
+  /** One tiny generation through every graph and both search paths; leaves no cache behind. */
   async warmUp(): Promise<void> {
     const S = this.manifest.vision.image_size;
     const blank: RgbaImage = { width: S, height: S, data: new Uint8Array(S * S * 4).fill(255) };
-    await this.generate([{ image: blank }, { text: 'Output:' }], { maxNewTokens: 2 }, () => undefined);
-    this.latentCache.clear();
+    const prompt: Prompt = [{ image: blank }, { text: 'Output: a.' }, { image: blank }, { text: 'Output:' }];
+    await this.generate(prompt, { maxNewTokens: 2, ignoreEndOfChunk: true, persistLatents: false }, () => undefined);
+    this.clearCaches();
+  }
+
+  clearCaches(): void {
+    this.latents.clearMemory();
     this.featureCache.clear();
+    this.prefixes.clear();
   }
 
   async release(): Promise<void> {
+    this.clearCaches();
     await Promise.all(Object.values(this.sessions).map((s) => s.release()));
-    this.latentCache.clear();
-    this.featureCache.clear();
   }
 
   // ------------------------------------------------------------------ vision
 
-  /** One image or clip → frozen vision features [T × n_tokens × d_vision], cached by content. */
-  private async visionFeatures(framesIn: RgbaImage[]): Promise<{ key: string; features: Float32Array; frames: number }> {
+  private pixelsOf(framesIn: RgbaImage[]): { pixels: Float32Array; frames: number } {
     const v = this.manifest.vision;
     const frames = sampleFrames(framesIn, v.max_frames);
     const size = 3 * v.image_size * v.image_size;
     const pixels = new Float32Array(frames.length * size);
     frames.forEach((frame, i) => pixels.set(preprocessImage(frame, v), i * size));
-    const key = contentKey(pixels);
+    return { pixels, frames: frames.length };
+  }
+
+  private async visionFeatures(key: string, pixels: Float32Array, frames: number): Promise<Float32Array> {
     let features = this.featureCache.get(key);
     if (!features) {
-      const out = await this.sessions.vision_encoder.run({
-        pixel_values: new this.ort.Tensor('float32', pixels, [frames.length, 3, v.image_size, v.image_size]),
-      });
+      const S = this.manifest.vision.image_size;
+      const out = await this.sessions.vision_encoder.run({ pixel_values: new this.ort.Tensor('float32', pixels, [frames, 3, S, S]) });
       features = new Float32Array(out.image_features.data as Float32Array);
       this.featureCache.set(key, features);
     }
-    return { key, features, frames: frames.length };
+    return features;
   }
 
-  /** One image or clip → its resampler latents [n_latents × d_vision], cached by content. */
-  async encodeMedia(frames: RgbaImage[]): Promise<Float32Array> {
+  /** One image or clip → its content key and resampler latents [n_latents × d_vision], cached by content. */
+  async encodeMedia(frames: RgbaImage[], persist = true): Promise<{ key: string; latents: Float32Array }> {
     const v = this.manifest.vision;
-    const { key, features, frames: T } = await this.visionFeatures(frames);
-    const cached = this.latentCache.get(key);
-    if (cached) return cached;
+    const { pixels, frames: T } = this.pixelsOf(frames);
+    const key = await contentKey(pixels, this.visionKey);
+    const cached = await this.latents.get(key);
+    if (cached) return { key, latents: cached };
+    const features = await this.visionFeatures(key, pixels, T);
     const { latents } = await this.sessions.resampler.run({
       image_features: new this.ort.Tensor('float32', features, [1, T, v.n_tokens, v.d_vision]),
     });
     const out = new Float32Array(latents.data as Float32Array);
-    this.latentCache.set(key, out);
-    return out;
+    if (persist) await this.latents.set(key, out);
+    return { key, latents: out };
+  }
+
+  /** Set when latents could not be written to the persistent store (the model still runs). */
+  get latentStoreError(): unknown {
+    return this.latents.persistError;
   }
 
   /**
@@ -182,46 +221,15 @@ export class FlamingoEngine {
    */
   async imageEmbedding(frames: RgbaImage[]): Promise<Float32Array> {
     const d = this.manifest.vision.d_vision;
-    const { features } = await this.visionFeatures(frames);
+    const { pixels, frames: T } = this.pixelsOf(frames);
+    const features = await this.visionFeatures(await contentKey(pixels, this.visionKey), pixels, T);
     const out = new Float32Array(d);
     for (let i = 0; i < features.length; i++) out[i % d] += features[i];
     const norm = Math.hypot(...out) || 1;
     return out.map((x) => x / norm);
   }
 
-  private async mediaTensor(media: RgbaImage[][]): Promise<Tensor> {
-    const { n_latents } = this.manifest.resampler;
-    const { d_vision } = this.manifest.vision;
-    const per = n_latents * d_vision;
-    const M = Math.max(1, media.length); // no images: one zero image that no token looks at
-    const data = new Float32Array(M * per);
-    for (let i = 0; i < media.length; i++) data.set(await this.encodeMedia(media[i]), i * per);
-    return new this.ort.Tensor('float32', data, [1, M, n_latents, d_vision]);
-  }
-
-  // ------------------------------------------------------------------ language model
-
-  private emptyPast(): Tensor[] {
-    const { layers, heads, head_dim } = this.manifest.lm;
-    return Array.from({ length: 2 * layers }, () => new this.ort.Tensor('float32', new Float32Array(0), [1, heads, 0, head_dim]));
-  }
-
-  /** One lm call over `ids` after `past`; returns every position's logits and the new cache. */
-  private async lmStep(ids: number[], mediaIdx: BigInt64Array, media: Tensor, past: Tensor[]) {
-    const feeds: Record<string, Tensor> = {
-      input_ids: new this.ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
-      media_index: new this.ort.Tensor('int64', mediaIdx, [1, ids.length]),
-      media_latents: media,
-    };
-    for (let i = 0; i < this.manifest.lm.layers; i++) {
-      feeds[`past_key_${i}`] = past[2 * i];
-      feeds[`past_value_${i}`] = past[2 * i + 1];
-    }
-    const out = await this.sessions.lm.run(feeds);
-    const present: Tensor[] = [];
-    for (let i = 0; i < this.manifest.lm.layers; i++) present.push(out[`present_key_${i}`], out[`present_value_${i}`]);
-    return { logits: out.logits.data as Float32Array, present };
-  }
+  // ------------------------------------------------------------------ prompt → prefill
 
   /** How many tokens a prompt takes (its media are not encoded). */
   countTokens(prompt: Prompt): number {
@@ -232,12 +240,54 @@ export class FlamingoEngine {
     return [this.bosId, ...this.tokenizer.encode(text)];
   }
 
-  /** Tokens, per-token image index and latents for a prompt, ready for prefill. */
-  private async prepare(prompt: Prompt) {
+  private async prepare(prompt: Prompt, persist = true): Promise<PreparedPrompt> {
     const { text, media } = promptToText(prompt, this.manifest.special_tokens);
     const ids = this.promptIds(text);
-    return { ids, mediaIdx: mediaIndex(ids, this.imageTokenId), media: await this.mediaTensor(media), nMedia: media.length };
+    const per = this.manifest.resampler.n_latents * this.manifest.vision.d_vision;
+    const latents = new Float32Array(Math.max(1, media.length) * per); // no images: one zero image no token looks at
+    const mediaKeys: string[] = [];
+    for (let i = 0; i < media.length; i++) {
+      const encoded = await this.encodeMedia(media[i], persist);
+      latents.set(encoded.latents, i * per);
+      mediaKeys.push(encoded.key);
+    }
+    return { ids, mediaIdx: Array.from(mediaIndex(ids, this.imageTokenId), Number), latents, mediaKeys, nMedia: media.length };
   }
+
+  private crossKv(p: PreparedPrompt, batch: number): Promise<CrossKv> {
+    const { n_latents } = this.manifest.resampler;
+    return this.lm.crossAttentionKv(p.latents, [Math.max(1, p.nMedia), n_latents, this.manifest.vision.d_vision], batch);
+  }
+
+  /**
+   * The prompt's KV cache and its last position's logits. The support examples (everything before
+   * the query's <image>) are prefilled on their own and kept: the next prompt with the same
+   * examples (same tokens, same images) reuses their KV and prefills only its query.
+   */
+  private async prefill(p: PreparedPrompt, cross: CrossKv, reusePrefix: boolean): Promise<{ kv: KvCache; logits: Float32Array; cachedTokens: number }> {
+    const queryStart = p.ids.lastIndexOf(this.imageTokenId);
+    let past = this.lm.emptyCache(1);
+    let start = 0;
+    let cachedTokens = 0;
+    if (queryStart > 0) {
+      const prefixIds = p.ids.slice(0, queryStart);
+      const prefixKeys = p.mediaKeys.slice(0, p.nMedia - 1);
+      const hit = reusePrefix ? this.prefixes.lookup(prefixIds, prefixKeys) : undefined;
+      if (hit) {
+        past = hit;
+        cachedTokens = queryStart;
+      } else {
+        past = (await this.lm.step([prefixIds], [p.mediaIdx.slice(0, queryStart)], cross, past, 1)).present;
+        if (reusePrefix) this.prefixes.store({ ids: prefixIds, mediaKeys: prefixKeys, kv: past });
+      }
+      start = queryStart;
+    }
+    const out = await this.lm.step([p.ids.slice(start)], [p.mediaIdx.slice(start)], cross, past, 1);
+    if (!this.prefixes.holds(past)) past.dispose();
+    return { kv: out.present, logits: out.logits, cachedTokens };
+  }
+
+  // ------------------------------------------------------------------ generate
 
   async generate(
     prompt: Prompt,
@@ -245,98 +295,132 @@ export class FlamingoEngine {
     onEvent: (e: EngineEvent) => void,
     signal?: AbortSignal,
   ): Promise<DoneEvent> {
-    const maxNewTokens = options.maxNewTokens ?? 32;
-    const stopAtNewline = options.stopAtNewline ?? true;
-    const random = seededRandom(options.seed ?? 0);
-    const vocab = this.manifest.lm.vocab_size;
-
+    const timings = emptyTimings();
     const t0 = performance.now();
-    const { ids, mediaIdx, media, nMedia } = await this.prepare(prompt);
-    let { logits, present } = await this.lmStep(ids, mediaIdx, media, this.emptyPast());
-    let row = logits.subarray((ids.length - 1) * vocab, ids.length * vocab);
-    const lastMedia = BigInt(nMedia - 1);
-
-    const generated: number[] = [];
-    let text = '';
-    let ttftMs = 0;
+    const p = await this.prepare(prompt, options.persistLatents ?? true);
+    const tEncoded = performance.now();
+    timings.encodeMs = tEncoded - t0;
+    const cross = await this.crossKv(p, 1);
     let tFirst = 0;
-    let stopReason: DoneEvent['stopReason'] = 'max_tokens';
-    while (generated.length < maxNewTokens) {
-      if (signal?.aborted) {
-        stopReason = 'interrupted';
-        break;
-      }
-      const masked = Float32Array.from(row);
-      for (const id of this.banned) masked[id] = -Infinity;
-      if (options.ignoreEndOfChunk) masked[this.eocId] = -Infinity;
-      const next = sampleToken(masked, options, random);
-      if (generated.length === 0) {
-        tFirst = performance.now();
-        ttftMs = tFirst - t0;
-      }
-      if (next === this.eocId) {
-        stopReason = 'end_of_chunk';
-        break;
-      }
-      generated.push(next);
-      const full = this.tokenizer.decode(generated);
-      const piece = full.slice(text.length);
-      if (stopAtNewline && piece.includes('\n')) {
-        text = full.slice(0, full.indexOf('\n'));
-        stopReason = 'newline';
-        break;
-      }
-      text = full;
-      if (piece) onEvent({ type: 'token', text: piece });
-      if (generated.length >= maxNewTokens) break;
-      ({ logits, present } = await this.lmStep([next], BigInt64Array.of(lastMedia), media, present));
-      row = logits;
+    try {
+      const prefill = await this.prefill(p, cross, options.reusePrefix ?? true);
+      timings.prefillMs = performance.now() - tEncoded;
+      const decoding: Decoding = {
+        lm: this.lm,
+        tokenizer: this.tokenizer,
+        eocId: this.eocId,
+        banned: this.banned,
+        lastMedia: p.nMedia - 1,
+        cross,
+        crossKvFor: (batch) => this.crossKv(p, batch),
+        prefill,
+        keep: (kv) => this.prefixes.holds(kv),
+        timings,
+        onFirstToken: () => (tFirst = performance.now()),
+      };
+      // beams set (even to 1, which is greedy by another road: a test compares the two): beam search
+      const beams = options.beams;
+      const result =
+        beams !== undefined
+          ? await beamSearch(decoding, beams, options, signal)
+          : await decodeOneByOne(decoding, options, (text) => onEvent({ type: 'token', text }), signal);
+      if (beams !== undefined && result.text) onEvent({ type: 'token', text: result.text }); // a beam's answer is known only at the end
+      const decodeMs = performance.now() - (tFirst || t0);
+      const done: DoneEvent = {
+        type: 'done',
+        text: result.text.trim(),
+        tokens: result.tokens.length,
+        promptTokens: p.ids.length,
+        cachedPromptTokens: prefill.cachedTokens,
+        contextLength: this.manifest.lm.context_length,
+        ttftMs: tFirst ? tFirst - t0 : 0,
+        tokensPerSecond: result.tokens.length > 1 ? ((result.tokens.length - 1) * 1000) / decodeMs : 0,
+        backend: this.backend,
+        stopReason: result.stopReason,
+        timings,
+      };
+      onEvent(done);
+      return done;
+    } finally {
+      cross.dispose();
     }
-    const tEnd = performance.now();
-    const decodeMs = tEnd - (tFirst || t0);
-    const done: DoneEvent = {
-      type: 'done',
-      text: text.trim(),
-      tokens: generated.length,
-      promptTokens: ids.length,
-      contextLength: this.manifest.lm.context_length,
-      ttftMs,
-      tokensPerSecond: generated.length > 1 ? ((generated.length - 1) * 1000) / decodeMs : 0,
-      backend: this.backend,
-      stopReason,
-    };
-    onEvent(done);
-    return done;
   }
+
+  // ------------------------------------------------------------------ close-ended scoring
 
   /**
    * Close-ended scoring: the log-likelihood of each option as the answer to the prompt. The
-   * prompt is prefilled once and each option continues from its KV cache. Each option is
-   * followed by the template's closing text (e.g. '.' for "Output: {caption}.") and
-   * <|endofchunk|>, so that 'dog' cannot win by being a prefix of 'dog face'.
+   * prompt is prefilled once; all options then continue from its KV cache in one batched call
+   * (right-padded: causal attention never looks at the padding). Each option is followed by the
+   * template's closing text (e.g. '.' for "Output: {caption}.") and <|endofchunk|>, so that 'dog'
+   * cannot win by being a prefix of 'dog face'. With `permutations` > 1 the scores are averaged
+   * over that many orders of the support examples (prompt ensembling; the first order is the
+   * prompt's own).
    */
-  async score(prompt: Prompt, options: string[]): Promise<OptionScore[]> {
+  async score(prompt: Prompt, options: string[], scoreOptions: ScoreOptions = {}): Promise<OptionScore[]> {
     if (options.length === 0) throw new FlamingoError('Close-ended scoring needs at least one option');
-    const vocab = this.manifest.lm.vocab_size;
-    const { ids, mediaIdx, media, nMedia } = await this.prepare(prompt);
-    const prefill = await this.lmStep(ids, mediaIdx, media, this.emptyPast());
-    const firstLogProbs = logSoftmax(prefill.logits.subarray((ids.length - 1) * vocab, ids.length * vocab));
-    const closing = this.closingText(prompt);
-    const scores: OptionScore[] = [];
-    for (const option of options) {
-      if (!option.trim()) throw new FlamingoError('Close-ended scoring: an option is empty');
-      const optionIds = [...this.tokenizer.encode(option.trim() + closing), this.eocId];
-      const { logits } = await this.lmStep(
-        optionIds.slice(0, -1),
-        new BigInt64Array(optionIds.length - 1).fill(BigInt(nMedia - 1)),
-        media,
-        prefill.present,
-      );
-      let total = firstLogProbs[optionIds[0]];
-      for (let k = 1; k < optionIds.length; k++) total += logSoftmax(logits.subarray((k - 1) * vocab, k * vocab))[optionIds[k]];
-      scores.push({ option, logLikelihood: total, meanLogLikelihood: total / optionIds.length, tokens: optionIds.length });
+    if (options.some((o) => !o.trim())) throw new FlamingoError('Close-ended scoring: an option is empty');
+    const orders = supportOrders(prompt, scoreOptions.permutations ?? 1, scoreOptions.seed ?? 0);
+    const totals = options.map(() => 0);
+    let optionTokens: number[] = [];
+    for (const order of orders) {
+      const scores = await this.scoreOnce(order, options, scoreOptions.batched ?? true);
+      scores.forEach((s, i) => (totals[i] += s.logLikelihood));
+      optionTokens = scores.map((s) => s.tokens);
     }
-    return scores;
+    return options.map((option, i) => {
+      const logLikelihood = totals[i] / orders.length;
+      return { option, logLikelihood, meanLogLikelihood: logLikelihood / optionTokens[i], tokens: optionTokens[i] };
+    });
+  }
+
+  private async scoreOnce(prompt: Prompt, options: string[], batched: boolean): Promise<OptionScore[]> {
+    const vocab = this.manifest.lm.vocab_size;
+    const p = await this.prepare(prompt);
+    const cross = await this.crossKv(p, 1);
+    const { kv, logits } = await this.prefill(p, cross, true);
+    const firstLogProbs = logSoftmax(logits);
+    const closing = this.closingText(prompt);
+    const optionIds = options.map((o) => [...this.tokenizer.encode(o.trim() + closing), this.eocId]);
+    const last = p.nMedia - 1;
+    // the tokens fed after the prompt: each option but its last token (whose probability the one
+    // before it gives); one token options need no call at all
+    const rows = optionIds.map((ids) => ids.slice(0, -1));
+    const logLikelihoods = optionIds.map((ids) => firstLogProbs[ids[0]]);
+    const addRest = (b: number, rowLogits: Float32Array) => {
+      for (let k = 1; k < optionIds[b].length; k++) logLikelihoods[b] += logSoftmax(rowLogits.subarray((k - 1) * vocab, k * vocab))[optionIds[b][k]];
+    };
+    try {
+      const width = Math.max(...rows.map((r) => r.length));
+      if (width > 0 && batched) {
+        const padded = rows.map((r) => [...r, ...Array(width - r.length).fill(this.eocId)]);
+        const fanned = await this.lm.selectRows(kv, rows.map(() => 0));
+        const batchCross = await this.crossKv(p, rows.length);
+        try {
+          const out = await this.lm.step(padded, padded.map(() => Array(width).fill(last)), batchCross, fanned, width);
+          rows.forEach((_, b) => addRest(b, out.logits.subarray(b * width * vocab, (b + 1) * width * vocab)));
+          out.present.dispose();
+        } finally {
+          batchCross.dispose();
+        }
+      } else if (width > 0) {
+        for (let b = 0; b < rows.length; b++) {
+          if (rows[b].length === 0) continue;
+          const out = await this.lm.step([rows[b]], [Array(rows[b].length).fill(last)], cross, kv, rows[b].length);
+          addRest(b, out.logits);
+          out.present.dispose();
+        }
+      }
+    } finally {
+      if (!this.prefixes.holds(kv)) kv.dispose();
+      cross.dispose();
+    }
+    return options.map((option, b) => ({
+      option,
+      logLikelihood: logLikelihoods[b],
+      meanLogLikelihood: logLikelihoods[b] / optionIds[b].length,
+      tokens: optionIds[b].length,
+    }));
   }
 
   /** The text a template puts after the answer: for "<image>Output: {caption}.<|endofchunk|>" it is '.'. */
@@ -352,4 +436,33 @@ export class FlamingoEngine {
     }
     return '';
   }
+}
+
+/**
+ * The prompt's support examples in `count` orders (the prompt's own first, then seeded shuffles):
+ * an example is a visual segment and the text up to the next one; the last example is the query
+ * and stays last. Text before the first image stays first.
+ */
+export function supportOrders(prompt: Prompt, count: number, seed: number): Prompt[] {
+  const firstVisual = prompt.findIndex((s) => !('text' in s));
+  const lastVisual = prompt.length - 1 - [...prompt].reverse().findIndex((s) => !('text' in s));
+  if (count <= 1 || firstVisual < 0 || firstVisual === lastVisual) return [prompt];
+  const head = prompt.slice(0, firstVisual);
+  const query = prompt.slice(lastVisual);
+  const examples: Prompt[] = [];
+  for (const segment of prompt.slice(firstVisual, lastVisual)) {
+    if ('text' in segment) examples[examples.length - 1].push(segment);
+    else examples.push([segment]);
+  }
+  const random = seededRandom(seed);
+  const orders: Prompt[] = [prompt];
+  for (let k = 1; k < count; k++) {
+    const shuffled = [...examples];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+    }
+    orders.push([...head, ...shuffled.flat(), ...query]);
+  }
+  return orders;
 }

@@ -111,12 +111,21 @@ function loadPool(path: string, io: EpisodeIO) {
   return pool;
 }
 
+/** How answers are produced: open-ended by greedy or beam search, close-ended optionally ensembled. */
+export interface EpisodeDecoding {
+  maxNewTokens?: number;
+  beams?: number;
+  /** Prompt ensembling over this many support orders (close-ended). */
+  permutations?: number;
+}
+
 export async function runEpisode(
   engine: FlamingoEngine,
   episode: Episode,
   io: EpisodeIO,
-  maxNewTokens = 16,
+  decoding: EpisodeDecoding = {},
 ): Promise<EpisodeResult> {
+  const { maxNewTokens = 16, beams, permutations } = decoding;
   let prompt = await toPrompt(episode.segments, io.loadImage);
   let chosen: number[] | undefined;
   if (episode.rices && episode.rices.shots > 0) {
@@ -133,12 +142,12 @@ export async function runEpisode(
   // a close-ended ranking is judged by its prompt.
   let prediction: string, promptTokens: number, past: boolean;
   if (episode.options) {
-    const scores = await engine.score(prompt, episode.options);
+    const scores = await engine.score(prompt, episode.options, { permutations });
     prediction = scores.reduce((best, s) => (s.logLikelihood > best.logLikelihood ? s : best)).option;
     promptTokens = engine.countTokens(prompt);
     past = promptTokens > engine.manifest.lm.context_length;
   } else {
-    const done = await engine.generate(prompt, { maxNewTokens }, () => undefined);
+    const done = await engine.generate(prompt, { maxNewTokens, beams }, () => undefined);
     prediction = done.text;
     promptTokens = done.promptTokens;
     past = pastTrainedContext(done);

@@ -1,9 +1,8 @@
 // Checks that a manifest.json has what the engine reads, so that a broken or foreign model
 // folder fails with a message naming the field instead of a runtime error deep in a graph call.
-import type { Manifest } from './types';
-import { FlamingoError } from './types';
+import { FlamingoError, MODEL_FILE_ROLES, type Manifest } from './types';
 
-const ROLES = ['vision_encoder', 'resampler', 'lm', 'tokenizer'] as const;
+export const MANIFEST_FORMAT = 'flamingo-web/2';
 
 function fail(field: string, why: string): never {
   throw new FlamingoError(`manifest.json: ${field} ${why}`);
@@ -54,9 +53,12 @@ function validateVariants(v: unknown, roles: Record<string, unknown>): void {
 
 export function validateManifest(input: unknown): Manifest {
   const m = record(input, '(root)');
-  if (m.format !== 'flamingo-web/1') fail('format', `must be "flamingo-web/1" (got ${JSON.stringify(m.format)})`);
+  if (m.format !== MANIFEST_FORMAT) {
+    const old = m.format === 'flamingo-web/1' ? ' (a model folder from before xattn_kv.onnx: export it again)' : '';
+    fail('format', `must be "${MANIFEST_FORMAT}" (got ${JSON.stringify(m.format)})${old}`);
+  }
   const files = record(m.files, 'files');
-  for (const role of ROLES) fileEntry(files[role], `files.${role}`);
+  for (const role of MODEL_FILE_ROLES) fileEntry(files[role], `files.${role}`);
   if (m.variants !== undefined) validateVariants(m.variants, files);
   const vision = record(m.vision, 'vision');
   for (const k of ['image_size', 'n_tokens', 'd_vision', 'max_frames']) positiveInt(vision, 'vision', k);
@@ -69,6 +71,9 @@ export function validateManifest(input: unknown): Manifest {
   const lm = record(m.lm, 'lm');
   for (const k of ['vocab_size', 'd_model', 'layers', 'heads', 'head_dim', 'context_length']) positiveInt(lm, 'lm', k);
   if (!Array.isArray(lm.xattn_layers)) fail('lm.xattn_layers', 'must be a list of layer indices');
+  if (lm.gates !== undefined && !(Array.isArray(lm.gates) && lm.gates.every((g) => typeof g?.attn === 'number' && typeof g?.ff === 'number'))) {
+    fail('lm.gates', 'must be a list of {layer, attn, ff}');
+  }
   const special = record(m.special_tokens, 'special_tokens');
   for (const k of ['image', 'end_of_chunk', 'bos', 'pad', 'unk']) {
     if (typeof special[k] !== 'string') fail(`special_tokens.${k}`, 'must be a string');

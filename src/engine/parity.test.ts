@@ -22,6 +22,7 @@ interface Expected {
   pixels: number[][];
   media_latents: number[];
   step_logits: number[][];
+  prefill_logits: number[];
   clip_features: { shape: number[]; data: number[] }[];
   clip_latents: number[][];
   greedy_tokens: number[];
@@ -96,29 +97,30 @@ describe('parity with the Python reference', () => {
 
   it('ONNX Runtime matches PyTorch over prefill and 20 decode steps', async () => {
     const { files } = await loadModelDir(join(dir, 'model'));
+    const xattnKv = await ort.InferenceSession.create(files.xattn_kv);
     const lm = await ort.InferenceSession.create(files.lm);
     const { layers, heads, head_dim } = manifest.lm;
     const M = expected.images.length;
     const media = new ort.Tensor('float32', Float32Array.from(expected.media_latents), [1, M, manifest.resampler.n_latents, manifest.vision.d_vision]);
+    const crossKv = await xattnKv.run({ media_latents: media }); // once per prompt, fed to every call
     let past: ort.Tensor[] = Array.from({ length: 2 * layers }, () => new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, head_dim]));
     let ids = expected.input_ids;
     let midx = expected.media_index;
     let worst = 0;
     for (let step = 0; step <= expected.greedy_tokens.length; step++) {
       const feeds: Record<string, ort.Tensor> = {
+        ...crossKv,
         input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
         media_index: new ort.Tensor('int64', BigInt64Array.from(midx, BigInt), [1, ids.length]),
-        media_latents: media,
+        logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), [1]),
       };
       for (let i = 0; i < layers; i++) {
         feeds[`past_key_${i}`] = past[2 * i];
         feeds[`past_value_${i}`] = past[2 * i + 1];
       }
       const out = await lm.run(feeds);
-      const logits = out.logits.data as Float32Array;
-      const vocab = manifest.lm.vocab_size;
-      const last = logits.subarray((ids.length - 1) * vocab);
-      worst = Math.max(worst, maxAbsDiff(last, expected.step_logits[step]));
+      expect(out.logits.dims).toEqual([1, 1, manifest.lm.vocab_size]);
+      worst = Math.max(worst, maxAbsDiff(out.logits.data as Float32Array, expected.step_logits[step]));
       past = [];
       for (let i = 0; i < layers; i++) past.push(out[`present_key_${i}`], out[`present_value_${i}`]);
       if (step < expected.greedy_tokens.length) {
@@ -130,12 +132,37 @@ describe('parity with the Python reference', () => {
     expect(worst).toBeLessThan(1e-3);
   });
 
+  it('ONNX Runtime matches PyTorch on every prefill position (logits_to_keep = S)', async () => {
+    const { files } = await loadModelDir(join(dir, 'model'));
+    const xattnKv = await ort.InferenceSession.create(files.xattn_kv);
+    const lm = await ort.InferenceSession.create(files.lm);
+    const { layers, heads, head_dim, vocab_size } = manifest.lm;
+    const M = expected.images.length;
+    const media = new ort.Tensor('float32', Float32Array.from(expected.media_latents), [1, M, manifest.resampler.n_latents, manifest.vision.d_vision]);
+    const S = expected.input_ids.length;
+    const feeds: Record<string, ort.Tensor> = {
+      ...(await xattnKv.run({ media_latents: media })),
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(expected.input_ids, BigInt), [1, S]),
+      media_index: new ort.Tensor('int64', BigInt64Array.from(expected.media_index, BigInt), [1, S]),
+      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), [1]),
+    };
+    for (let i = 0; i < layers; i++) {
+      feeds[`past_key_${i}`] = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, head_dim]);
+      feeds[`past_value_${i}`] = feeds[`past_key_${i}`];
+    }
+    const out = await lm.run(feeds);
+    expect(out.logits.dims).toEqual([1, S, vocab_size]);
+    const diff = maxAbsDiff(out.logits.data as Float32Array, expected.prefill_logits);
+    console.log(`ONNX vs PyTorch, all ${S} prefill positions: max abs logit difference ${diff.toExponential(2)}`);
+    expect(diff).toBeLessThan(1e-3);
+  });
+
   it('the engine, from PNG files, generates the same greedy tokens as PyTorch', async () => {
     const engine = await createNodeEngine(join(dir, 'model'));
     const images = await Promise.all(expected.images.map((p) => readPng(join(dir, p))));
     const prompt = textToPrompt(expected.prompt, images, engine.manifest.special_tokens);
     const latents = [];
-    for (const s of prompt) if ('image' in s) latents.push(...(await engine.encodeMedia([s.image])));
+    for (const s of prompt) if ('image' in s) latents.push(...(await engine.encodeMedia([s.image])).latents);
     console.log(`engine vs PyTorch latents: max abs difference ${maxAbsDiff(latents, expected.media_latents).toExponential(2)}`);
     expect(maxAbsDiff(latents, expected.media_latents)).toBeLessThan(1e-3);
     const done = await engine.generate(prompt, { maxNewTokens: 20, ignoreEndOfChunk: true, stopAtNewline: false }, () => undefined);

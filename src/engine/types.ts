@@ -8,7 +8,16 @@ export interface ManifestFile {
   sha256: string; // lower-case hex
 }
 
-export type ModelFileRole = 'vision_encoder' | 'resampler' | 'lm' | 'tokenizer';
+/** Every file a model folder has, by role (docs/MODEL_FORMAT.md). */
+export const MODEL_FILE_ROLES = ['vision_encoder', 'resampler', 'xattn_kv', 'lm', 'tokenizer'] as const;
+export type ModelFileRole = (typeof MODEL_FILE_ROLES)[number];
+
+/** tanh(alpha), tanh(beta) of one gated xattn-dense block (folded into the graph's weights). */
+export interface GateValues {
+  layer: number;
+  attn: number;
+  ff: number;
+}
 
 export interface PromptTemplate {
   /** One support example; `{image}` is where the visual segment goes, other `{x}` are fields. */
@@ -31,7 +40,7 @@ export interface ManifestVariant {
 }
 
 export interface Manifest {
-  format: 'flamingo-web/1';
+  format: 'flamingo-web/2';
   name: string;
   version: string;
   description?: string;
@@ -54,6 +63,7 @@ export interface Manifest {
     head_dim: number;
     xattn_layers: number[]; // a gated xattn-dense block sits before each of these LM layers
     context_length: number;
+    gates?: GateValues[];
   };
   special_tokens: {
     image: string;
@@ -91,10 +101,16 @@ export interface SamplingOptions {
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens?: number;
+  /** Beam search with this many beams; the answer comes at the end. Absent: greedy or sampling, streamed token by token. */
+  beams?: number;
   /** Stop at a newline as well as at <|endofchunk|> (default true). */
   stopAtNewline?: boolean;
   /** Keep decoding past <|endofchunk|> (benchmarks: a fixed number of decode steps). */
   ignoreEndOfChunk?: boolean;
+  /** Reuse the KV of the same support examples from the last prompt (default true). */
+  reusePrefix?: boolean;
+  /** Write new latents to the persistent latent store (default true; the warm-up does not). */
+  persistLatents?: boolean;
 }
 
 export type Backend = 'webgpu' | 'wasm' | 'cpu';
@@ -121,6 +137,27 @@ export interface DoneEvent {
   tokensPerSecond: number;
   backend: Backend;
   stopReason: 'end_of_chunk' | 'newline' | 'max_tokens' | 'interrupted';
+  /** Prompt tokens whose KV came from the support-set prefix cache instead of a prefill. */
+  cachedPromptTokens: number;
+  timings: DecodeTimings;
+}
+
+/** Where one answer's time went, in ms (decode-step phases summed over the steps). */
+export interface DecodeTimings {
+  /** Images → latents (vision encoder + resampler, or the latent cache). */
+  encodeMs: number;
+  /** xattn_kv + the prompt's lm call(s), up to the first token's logits. */
+  prefillMs: number;
+  /** Building the step's input tensors. */
+  feedsMs: number;
+  /** session.run of the decode steps. */
+  runMs: number;
+  /** Reading the logits row and swapping the KV cache. */
+  outputsMs: number;
+  sampleMs: number;
+  detokenizeMs: number;
+  /** Decode steps run (one per generated token but the last). */
+  steps: number;
 }
 /** Whether a generation ran past the longest sequence the model was trained on. */
 export function pastTrainedContext(done: DoneEvent): boolean {

@@ -10,9 +10,11 @@ import {
   type ManifestFile,
   type ModelFileRole,
   type ProgressEvent,
+  MODEL_FILE_ROLES,
 } from '../engine/types';
 import { validateManifest } from '../engine/manifest';
 import { FLOAT32, variantFiles } from '../engine/variants';
+import { clearLatentStore } from './latentStore';
 import { verifyFile } from './verify';
 
 /** Something went wrong that the user should know about, but the model still runs. */
@@ -43,7 +45,7 @@ export interface LoadModelOptions {
   variant?: string;
 }
 
-const ROLES: readonly ModelFileRole[] = ['vision_encoder', 'resampler', 'lm', 'tokenizer'];
+const ROLES: readonly ModelFileRole[] = MODEL_FILE_ROLES;
 
 let fileStore: UseStore | undefined;
 function modelFiles(): UseStore {
@@ -271,10 +273,10 @@ function folderUrl(baseUrl: string): URL {
   return new URL(withSlash, globalThis.location?.href);
 }
 
-/** Deletes every cached model file (all models). */
+/** Deletes every cached model file (all models), and the image latents computed with them. */
 export async function clearModelCache(): Promise<void> {
   try {
-    await clear(modelFiles());
+    await Promise.all([clear(modelFiles()), clearLatentStore()]);
   } catch (cause) {
     throw new FlamingoError("Could not clear the model cache in the browser's storage.", { cause });
   }

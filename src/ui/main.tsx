@@ -1,5 +1,7 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import { UpdatePrompt } from '../pwa/UpdatePrompt';
+import { startServiceWorker } from '../pwa/register';
 import { FlamingoClient } from '../worker/client';
 import { App } from './App';
 import './styles.css';
@@ -8,8 +10,11 @@ import './styles.css';
 // rendering cannot start a second one).
 const client = new FlamingoClient();
 
+startServiceWorker();
+
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <App client={client} />
+    <UpdatePrompt />
   </StrictMode>,
 );

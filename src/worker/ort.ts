@@ -22,3 +22,43 @@ export async function hasWebGpuAdapter(): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * ONNX Runtime as handed to the engine, except that a `session.run` first lets the worker's event
+ * loop turn when it has not for YIELD_EVERY_MS. On the WASM EP a run settles through microtasks
+ * alone, so a decode loop never yielded to the message queue and `interrupt()` (a comlink message)
+ * arrived only after the generation had finished. A MessageChannel round trip is a task without
+ * setTimeout's clamping; doing it at most every few ms keeps it off the per-token cost (a decode
+ * step is ~2 ms) while Stop still lands within a step or two.
+ */
+const YIELD_EVERY_MS = 8;
+let lastYield = 0;
+export const yieldingOrt: Pick<typeof ort, 'InferenceSession' | 'Tensor'> = {
+  Tensor: ort.Tensor,
+  InferenceSession: {
+    ...ort.InferenceSession,
+    async create(...args: Parameters<typeof ort.InferenceSession.create>) {
+      const session = await ort.InferenceSession.create(...args);
+      const run = session.run.bind(session);
+      session.run = (async (...runArgs: Parameters<typeof run>) => {
+        if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+          await nextTask();
+          lastYield = performance.now();
+        }
+        return run(...runArgs);
+      }) as typeof session.run;
+      return session;
+    },
+  } as typeof ort.InferenceSession,
+};
+
+const channel = new MessageChannel();
+const waiting: (() => void)[] = [];
+channel.port1.onmessage = () => waiting.shift()?.();
+
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    channel.port2.postMessage(null);
+  });
+}

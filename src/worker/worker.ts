@@ -5,6 +5,7 @@ import { FlamingoEngine } from '../engine/engine';
 import { FlamingoError, type Backend, type Manifest } from '../engine/types';
 import { pickVariant, withVariant, type VariantChoice } from '../engine/variants';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
+import { indexedDbLatentStore } from '../store/latentStore';
 import { loadManifest, loadModel, type LoadedModel } from '../store/modelStore';
 import {
   installErrorTransfer,
@@ -14,7 +15,7 @@ import {
   type LoadResult,
   type WarningEvent,
 } from './api';
-import { ort } from './ort';
+import { yieldingOrt } from './ort';
 import { webGpuAdapterFeatures } from './adapter';
 
 installErrorTransfer();
@@ -111,7 +112,10 @@ async function createEngine(
       const model = await files(pickVariant(manifest, 'webgpu', features, variant));
       await releaseEngine();
       try {
-        engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu' }, emit);
+        engine = await FlamingoEngine.create(yieldingOrt, withVariant(manifest, model.variant), model.files, {
+          backend: 'webgpu',
+          latentStore: indexedDbLatentStore,
+        }, emit);
         return { backend: engine.backend, model };
       } catch (cause) {
         fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
@@ -122,7 +126,10 @@ async function createEngine(
   const model = await files(pickVariant(manifest, 'wasm', new Set(), variant));
   await releaseEngine();
   try {
-    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm' }, emit);
+    engine = await FlamingoEngine.create(yieldingOrt, withVariant(manifest, model.variant), model.files, {
+      backend: 'wasm',
+      latentStore: indexedDbLatentStore,
+    }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }

@@ -1,0 +1,229 @@
+"""The language model's two ONNX graphs, written op by op from a trained FlamingoLM's weights.
+
+    xattn_kv.onnx  media_latents [B, M, l, dv] -> xattn_key_i, xattn_value_i [B, h, M*l, dh]
+    lm.onnx        input_ids, media_index [B, s], logits_to_keep [1], xattn K/V, past K/V
+                   -> logits [B, min(K, s), vocab], present K/V          (docs/MODEL_FORMAT.md)
+
+Why not torch.onnx.export: traced through torch 1.13 the same LM became 1,435 nodes (454 Constant,
+138 Shape, ... of dynamic-shape bookkeeping) for 53 MatMuls, and onnxruntime-web pays a fixed cost
+per node on every decode step. Written by hand, one decoder layer is about 30 nodes:
+  - head splits are Reshapes with literal sizes (0 copies a dimension), no Shape arithmetic;
+  - RoPE is q*cos + rot(q)*sin, with rot(q) = x @ (Wq R) computed by the same MatMul as q, k, v
+    (R is rotate_half as a matrix), so no Split/Neg/Concat per layer;
+  - attention is com.microsoft.MultiHeadAttention (past/present K/V, an additive bias), which the
+    CPU, WASM and WebGPU execution providers all implement;
+  - the causal bias, the per-image cross-attention bias (Flamingo's phi, from media_index) and the
+    RoPE angles are built once and shared by every layer;
+  - tanh(alpha) and tanh(beta) are folded into the gated blocks' last projections, and the
+    softmax scale is MHA's default 1/sqrt(head_dim), as in the PyTorch model.
+The einsum letters of model.py apply. The PyTorch model stays the reference: models/parity.py
+compares these graphs with it through ONNX Runtime.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from .model import FlamingoLM, GatedXAttnDenseBlock
+
+OPSET = 17
+MS = "com.microsoft"
+# Added to the scores of keys a query may not see. Not -inf: a row that may see nothing (text
+# before the first image) must stay finite; small enough to stay finite in float16 as well.
+MASKED = -10000.0
+
+
+class GraphBuilder:
+    """A little helper around onnx.helper: named initializers, one node per call."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def const(self, value, hint: str = "c", dtype=np.float32) -> str:
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs, hint: str | None = None, outputs: int | list[str] = 1, domain: str = "",
+           **attrs):
+        outs = outputs if isinstance(outputs, list) else [self.name(hint or op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, domain=domain or None, **attrs))
+        return outs[0] if len(outs) == 1 else outs
+
+    def model(self, name: str, inputs, outputs) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
+                                  producer_name="flamingo-web")
+        onnx.checker.check_model(model)
+        return model
+
+
+def weight(linear: torch.nn.Linear) -> np.ndarray:
+    """nn.Linear stores [out, in]; MatMul wants [in, out]."""
+    return linear.weight.detach().numpy().T.copy()
+
+
+def layer_norm(g: GraphBuilder, x: str, ln: torch.nn.LayerNorm) -> str:
+    return g.op("LayerNormalization", [x, g.const(ln.weight.detach().numpy(), "ln_w"),
+                                       g.const(ln.bias.detach().numpy(), "ln_b")], axis=-1, epsilon=ln.eps)
+
+
+def linear(g: GraphBuilder, x: str, w: np.ndarray, b: np.ndarray | None = None) -> str:
+    y = g.op("MatMul", [x, g.const(w, "w")])
+    return g.op("Add", [y, g.const(b, "b")]) if b is not None else y
+
+
+def gelu(g: GraphBuilder, x: str) -> str:
+    return g.op("Gelu", [x], domain=MS)  # exact (erf) GELU, as nn.GELU()
+
+
+def to_heads(g: GraphBuilder, x: str, heads: int, head_dim: int) -> str:
+    """[B, n, h*dh] -> [B, h, n, dh]."""
+    x = g.op("Reshape", [x, g.const([0, 0, heads, head_dim], "shape", np.int64)])
+    return g.op("Transpose", [x], perm=[0, 2, 1, 3])
+
+
+def rotate_half_matrix(head_dim: int, heads: int) -> np.ndarray:
+    """R with (x @ R) == rotate_half(x) per head: [x1, x2] -> [-x2, x1]."""
+    half = head_dim // 2
+    r = np.zeros((head_dim, head_dim), np.float32)
+    r[half:, :half] = -np.eye(half)
+    r[:half, half:] = np.eye(half)
+    return np.kron(np.eye(heads, dtype=np.float32), r)
+
+
+# ----------------------------------------------------------------------------- xattn_kv.onnx
+
+def build_xattn_kv(flm: FlamingoLM) -> onnx.ModelProto:
+    cfg = flm.cfg
+    g = GraphBuilder()
+    x = g.op("Reshape", ["media_latents", g.const([0, -1, cfg.d_vision], "shape", np.int64)])  # [B, M*l, dv]
+    outputs = []
+    for i in cfg.xattn_layers:
+        xattn = flm.xattn[i].xattn
+        kv = g.op("MatMul", [x, g.const(weight(xattn.to_kv), "w_kv")])
+        k, v = g.op("Split", [kv, g.const([cfg.d_model, cfg.d_model], "split", np.int64)], outputs=2, axis=-1)
+        for name, t in ((f"xattn_key_{i}", k), (f"xattn_value_{i}", v)):
+            r = g.op("Reshape", [t, g.const([0, 0, cfg.n_heads, cfg.head_dim], "shape", np.int64)])
+            g.op("Transpose", [r], outputs=[name], perm=[0, 2, 1, 3])
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", cfg.n_heads, "media_latents",
+                                                                                   cfg.head_dim]))
+    inputs = [helper.make_tensor_value_info("media_latents", TensorProto.FLOAT,
+                                            ["batch", "media", cfg.n_latents, cfg.d_vision])]
+    return g.model("xattn_kv", inputs, outputs)
+
+
+# ----------------------------------------------------------------------------- lm.onnx
+
+def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
+    cfg = flm.cfg
+    lm = flm.lm
+    d, H, dh = cfg.d_model, cfg.n_heads, cfg.head_dim
+    g = GraphBuilder()
+    i64 = np.int64
+
+    # Sequence bookkeeping, once: s (new tokens), P (past), T = P + s.
+    s = g.op("Gather", [g.op("Shape", ["input_ids"]), g.const(1, "one", i64)], axis=0)
+    P = g.op("Gather", [g.op("Shape", ["past_key_0"]), g.const(2, "two", i64)], axis=0)
+    T = g.op("Add", [P, s])
+    qpos = g.op("Range", [P, T, g.const(1, "one", i64)])  # absolute positions of the new tokens [s]
+    kpos = g.op("Range", [g.const(0, "zero", i64), T, g.const(1, "one", i64)])  # [T]
+
+    # RoPE angles [s, h*dh], the same for q and k of every layer.
+    inv_freq = lm.inv_freq.detach().numpy()
+    inv_full = np.tile(np.concatenate([inv_freq, inv_freq]), H).astype(np.float32)
+    angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [qpos], to=TensorProto.FLOAT), g.const([1], "ax", i64)]),
+                          g.const(inv_full, "inv_freq")])
+    cos, sin = g.op("Cos", [angles]), g.op("Sin", [angles])
+
+    # Causal bias [1, 1, s, T]: query at absolute position qpos sees keys at kpos <= qpos.
+    sees = g.op("LessOrEqual", [g.op("Unsqueeze", [kpos, g.const([0], "ax", i64)]),
+                                g.op("Unsqueeze", [qpos, g.const([1], "ax", i64)])])
+    causal = g.op("Where", [sees, g.const(0.0, "zero_f"), g.const(MASKED, "masked")])
+    causal = g.op("Unsqueeze", [causal, g.const([0, 1], "ax", i64)])
+
+    # Flamingo's per-image mask as a bias [B, 1, s, M*l]: token t sees the latents of image
+    # media_index[t] only; tokens before the first image (-1) see none, and their cross-attention
+    # output is zeroed by has_media [B, s, 1].
+    xbias = has_media = ""
+    if cfg.xattn_layers:
+        first_xattn = cfg.xattn_layers[0]
+        n_media_latents = g.op("Gather", [g.op("Shape", [f"xattn_key_{first_xattn}"]), g.const(2, "two", i64)], axis=0)
+        latent_media = g.op("Div", [g.op("Range", [g.const(0, "zero", i64), n_media_latents, g.const(1, "one", i64)]),
+                                    g.const(cfg.n_latents, "l", i64)])  # [M*l]: the image of each latent
+        midx = g.op("Unsqueeze", ["media_index", g.const([2], "ax", i64)])  # [B, s, 1]
+        allowed = g.op("Equal", [midx, latent_media])  # [B, s, M*l]
+        xbias = g.op("Where", [allowed, g.const(0.0, "zero_f"), g.const(MASKED, "masked")])
+        xbias = g.op("Unsqueeze", [xbias, g.const([1], "ax", i64)])  # [B, 1, s, M*l]
+        has_media = g.op("Cast", [g.op("GreaterOrEqual", [midx, g.const(0, "zero", i64)])], to=TensorProto.FLOAT)
+
+    x = g.op("Gather", [g.const(lm.wte.weight.detach().numpy(), "wte"), "input_ids"], axis=0)  # [B, s, d]
+    rot = rotate_half_matrix(dh, H)
+    present = []
+    for i, (block, gated) in enumerate(zip(lm.blocks, flm.xattn)):
+        if isinstance(gated, GatedXAttnDenseBlock):
+            x = gated_xattn_dense(g, x, gated, i, xbias, has_media, H)
+        # self-attention: one MatMul gives q, k, v and their rotate_half partners
+        h = layer_norm(g, x, block.ln1)
+        wq, wk, wv = np.split(weight(block.attn.qkv), 3, axis=1)
+        proj = g.op("MatMul", [h, g.const(np.concatenate([wq, wk, wv, wq @ rot, wk @ rot], axis=1), "w_qkv")])
+        q, k, v, q_rot, k_rot = g.op("Split", [proj, g.const([d] * 5, "split", i64)], outputs=5, axis=-1)
+        q = g.op("Add", [g.op("Mul", [q, cos]), g.op("Mul", [q_rot, sin])])
+        k = g.op("Add", [g.op("Mul", [k, cos]), g.op("Mul", [k_rot, sin])])
+        attn = g.op("MultiHeadAttention", [q, k, v, "", "", causal, f"past_key_{i}", f"past_value_{i}"],
+                    outputs=[g.name("attn"), f"present_key_{i}", f"present_value_{i}"], domain=MS, num_heads=H)[0]
+        present += [f"present_key_{i}", f"present_value_{i}"]
+        x = g.op("Add", [x, linear(g, attn, weight(block.attn.out))])
+        # MLP
+        m = block.mlp
+        h = gelu(g, linear(g, layer_norm(g, x, block.ln2), weight(m[0]), m[0].bias.detach().numpy()))
+        x = g.op("Add", [x, linear(g, h, weight(m[2]), m[2].bias.detach().numpy())])
+
+    # logits for the last K positions only: generation needs one row, scoring all of them
+    start = g.op("Neg", ["logits_to_keep"])
+    x = g.op("Slice", [x, start, g.const([np.iinfo(np.int64).max], "end", i64), g.const([1], "ax", i64)])
+    x = layer_norm(g, x, lm.ln_f)
+    g.op("MatMul", [x, g.const(lm.lm_head.weight.detach().numpy().T.copy(), "lm_head")], outputs=["logits"])
+
+    f = TensorProto.FLOAT
+    kv_shape = lambda n: ["batch", H, n, dh]  # noqa: E731
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+              helper.make_tensor_value_info("media_index", TensorProto.INT64, ["batch", "seq"]),
+              helper.make_tensor_value_info("logits_to_keep", TensorProto.INT64, [1])]
+    inputs += [helper.make_tensor_value_info(f"xattn_{kv}_{i}", f, kv_shape("media_latents"))
+               for i in cfg.xattn_layers for kv in ("key", "value")]
+    inputs += [helper.make_tensor_value_info(f"past_{kv}_{i}", f, kv_shape("past"))
+               for i in range(cfg.n_layers) for kv in ("key", "value")]
+    outputs = [helper.make_tensor_value_info("logits", f, ["batch", "kept", cfg.vocab_size])]
+    outputs += [helper.make_tensor_value_info(name, f, kv_shape("total")) for name in present]
+    outputs += [helper.make_tensor_value_info(f"xattn_query_{i}", f, ["batch", "seq", d]) for i in cfg.xattn_layers]
+    return g.model("lm", inputs, outputs)
+
+
+def gated_xattn_dense(g: GraphBuilder, y: str, block: GatedXAttnDenseBlock, i: int, xbias: str, has_media: str,
+                      heads: int) -> str:
+    """y += tanh(alpha) * xattn(y, media); y += tanh(beta) * ffw(y), gates folded into the weights."""
+    alpha, beta = (float(t) for t in block.gates())
+    xa = block.xattn
+    # The query is also a graph output (xattn_query_i), for the pictures: which latents a token
+    # looked at is softmax(q k^T / sqrt(dh)) over its image's latents, computed where it is asked for.
+    q = g.op("MatMul", [layer_norm(g, y, xa.norm), g.const(weight(xa.to_q), "w_q")], outputs=[f"xattn_query_{i}"])
+    out = g.op("MultiHeadAttention", [q, f"xattn_key_{i}", f"xattn_value_{i}", "", "", xbias], domain=MS,
+               num_heads=heads)
+    out = g.op("Mul", [out, has_media])  # text before any image: exactly 0
+    y = g.op("Add", [y, g.op("MatMul", [out, g.const(alpha * weight(xa.to_out), "w_out")])])
+    ff = block.ff  # LayerNorm, Linear, GELU, Linear (no biases)
+    h = gelu(g, g.op("MatMul", [layer_norm(g, y, ff[0]), g.const(weight(ff[1]), "w_ff")]))
+    return g.op("Add", [y, g.op("MatMul", [h, g.const(beta * weight(ff[3]), "w_ff_out")])])
+
+
+def gate_values(flm: FlamingoLM) -> list[dict]:
+    """tanh(alpha), tanh(beta) per gated layer, for the manifest (the pictures show them)."""
+    return [{"layer": i, "attn": float(flm.xattn[i].gates()[0]), "ff": float(flm.xattn[i].gates()[1])}
+            for i in flm.cfg.xattn_layers]

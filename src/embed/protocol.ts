@@ -1,0 +1,160 @@
+// The embed's postMessage protocol (README, "Embedding"): a host page drives /embed.html.
+//   host → embed: flamingo:generate {id, segments, options?}; flamingo:interrupt {id}
+//   embed → host: flamingo:ready, flamingo:token, flamingo:done, flamingo:error
+// parseRequest is strict: anything else that claims to be a request gets an error naming the
+// problem, so a host sees its mistake instead of silence.
+import type { Backend, DoneEvent, GenerateOptions } from '../engine/types';
+
+export type RequestId = string | number;
+
+/** An image as the host may send it; data URLs must be `data:image/…`. */
+export type ImageInput = Blob | ImageBitmap | string;
+export type SegmentInput = { image: ImageInput } | { text: string };
+
+export interface GenerateRequest {
+  type: 'flamingo:generate';
+  id: RequestId;
+  segments: SegmentInput[];
+  options: GenerateOptions;
+}
+export interface InterruptRequest {
+  type: 'flamingo:interrupt';
+  id: RequestId;
+}
+export type EmbedRequest = GenerateRequest | InterruptRequest;
+
+export interface ReadyMessage {
+  type: 'flamingo:ready';
+  backend: Backend;
+  crossOriginIsolated: boolean;
+  model: { name: string; version: string };
+}
+export interface TokenMessage {
+  type: 'flamingo:token';
+  id: RequestId;
+  text: string;
+}
+export interface DoneMessage {
+  type: 'flamingo:done';
+  id: RequestId;
+  text: string;
+  stats: Omit<DoneEvent, 'type' | 'text'>;
+}
+/** `id` is null when the request had no usable id, or for a failure that is no request's (the model). */
+export interface ErrorMessage {
+  type: 'flamingo:error';
+  id: RequestId | null;
+  message: string;
+}
+export type EmbedReply = ReadyMessage | TokenMessage | DoneMessage | ErrorMessage;
+
+export type ParseResult = { ok: true; request: EmbedRequest } | { ok: false; id: RequestId | null; message: string };
+
+/** The options a host may set, with their checks; anything else is refused by name. */
+const OPTION_CHECKS: Record<keyof GenerateOptions, (value: unknown) => string | undefined> = {
+  maxNewTokens: (value) => (isInteger(value, 1, 256) ? undefined : 'an integer from 1 to 256'),
+  temperature: (value) => (isNumber(value, 0, 10) ? undefined : 'a number from 0 (greedy) to 10'),
+  topK: (value) => (isInteger(value, 1, 1e6) ? undefined : 'a positive integer'),
+  topP: (value) => (isNumber(value, 0, 1) && value > 0 ? undefined : 'a number above 0, at most 1'),
+  seed: (value) => (isInteger(value, 0, 2 ** 32 - 1) ? undefined : 'an integer from 0 to 2^32 - 1'),
+  stopAtNewline: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
+  ignoreEndOfChunk: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
+};
+
+const MAX_SEGMENTS = 64;
+const MAX_ID_LENGTH = 200;
+
+/** Whether `data` is meant for us at all: an object whose type starts with "flamingo:". */
+export function isProtocolMessage(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && typeof (data as { type?: unknown }).type === 'string'
+    ? (data as { type: string }).type.startsWith('flamingo:')
+    : false;
+}
+
+export function parseRequest(data: unknown): ParseResult {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return fail(null, 'A request must be an object such as {type: "flamingo:generate", id, segments}.');
+  }
+  const message = data as Record<string, unknown>;
+  const id = message.id;
+  const validId =
+    (typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH) || (typeof id === 'number' && Number.isFinite(id));
+  const replyId = validId ? (id as RequestId) : null;
+  const type = message.type;
+  if (type !== 'flamingo:generate' && type !== 'flamingo:interrupt') {
+    return fail(replyId, `Unknown request type ${JSON.stringify(type)}: use "flamingo:generate" or "flamingo:interrupt".`);
+  }
+  if (!validId) return fail(null, `${type}: "id" must be a non-empty string (at most ${MAX_ID_LENGTH} characters) or a finite number.`);
+  const allowedKeys = type === 'flamingo:generate' ? ['type', 'id', 'segments', 'options'] : ['type', 'id'];
+  const extra = Object.keys(message).filter((key) => !allowedKeys.includes(key));
+  if (extra.length > 0) return fail(replyId, `${type}: unknown field${extra.length > 1 ? 's' : ''} ${extra.join(', ')}.`);
+  if (type === 'flamingo:interrupt') return { ok: true, request: { type, id: replyId! } };
+
+  const segments = parseSegments(message.segments);
+  if (typeof segments === 'string') return fail(replyId, `flamingo:generate: ${segments}`);
+  const options = parseOptions(message.options);
+  if (typeof options === 'string') return fail(replyId, `flamingo:generate: ${options}`);
+  return { ok: true, request: { type, id: replyId!, segments, options } };
+}
+
+function parseSegments(value: unknown): SegmentInput[] | string {
+  if (!Array.isArray(value) || value.length === 0) return '"segments" must be a non-empty array of {image} and {text} objects.';
+  if (value.length > MAX_SEGMENTS) return `"segments" has ${value.length} entries; at most ${MAX_SEGMENTS}.`;
+  const segments: SegmentInput[] = [];
+  for (const [index, segment] of value.entries()) {
+    const where = `segments[${index}]`;
+    if (typeof segment !== 'object' || segment === null || Array.isArray(segment)) {
+      return `${where} must be an object, {image} or {text}.`;
+    }
+    const keys = Object.keys(segment);
+    if (keys.length !== 1 || (keys[0] !== 'image' && keys[0] !== 'text')) {
+      return `${where} must have exactly one field, "image" or "text" (it has ${keys.length === 0 ? 'none' : keys.join(', ')}).`;
+    }
+    if ('text' in segment) {
+      if (typeof segment.text !== 'string') return `${where}.text must be a string.`;
+      segments.push({ text: segment.text });
+      continue;
+    }
+    const image: unknown = (segment as { image: unknown }).image;
+    if (typeof image === 'string') {
+      if (!/^data:image\/[a-z0-9.+-]+(;[^,]*)?,/i.test(image)) {
+        return `${where}.image is a string but not a data: URL of an image ("data:image/png;base64,…"); URLs to fetch are not accepted.`;
+      }
+    } else if (!(image instanceof Blob) && !isImageBitmap(image)) {
+      return `${where}.image must be a Blob, an ImageBitmap or a data: URL of an image.`;
+    }
+    segments.push({ image: image as ImageInput });
+  }
+  return segments;
+}
+
+function parseOptions(value: unknown): GenerateOptions | string {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return '"options" must be an object.';
+  const options: Record<string, unknown> = {};
+  for (const [key, option] of Object.entries(value)) {
+    if (!(key in OPTION_CHECKS)) {
+      return `unknown option "${key}" (known: ${Object.keys(OPTION_CHECKS).join(', ')}).`;
+    }
+    const problem = OPTION_CHECKS[key as keyof GenerateOptions](option);
+    if (problem) return `options.${key} must be ${problem} (it is ${JSON.stringify(option) ?? String(option)}).`;
+    options[key] = option;
+  }
+  return options as GenerateOptions;
+}
+
+function isImageBitmap(value: unknown): value is ImageBitmap {
+  return typeof ImageBitmap !== 'undefined' && value instanceof ImageBitmap;
+}
+
+function isNumber(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max;
+}
+
+function isInteger(value: unknown, min: number, max: number): value is number {
+  return isNumber(value, min, max) && Number.isInteger(value);
+}
+
+function fail(id: RequestId | null, message: string): ParseResult {
+  return { ok: false, id, message };
+}

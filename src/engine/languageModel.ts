@@ -1,0 +1,165 @@
+// The language model's two graphs, one call each (docs/MODEL_FORMAT.md):
+//   crossAttentionKv(latents)  xattn_kv.onnx, once per prompt: the gated blocks' K/V of every image
+//   step(tokens, cache)        lm.onnx: new tokens after a KV cache -> logits of the last K positions
+// What one decode step costs can be read off `step`: one input tensor each for the token, its image
+// index and the (constant) number of logits kept, the prompt's cross-attention K/V and the cache as
+// they are, one session.run, and a read of `vocab` floats. On WebGPU the KV cache and the
+// cross-attention K/V are kept on the GPU (gpu-buffer outputs fed back) and only logits come back.
+import type * as Ort from 'onnxruntime-common';
+import type { Backend, Manifest } from './types';
+
+type Tensor = Ort.Tensor;
+type Session = Ort.InferenceSession;
+export type OrtModule = Pick<typeof Ort, 'InferenceSession' | 'Tensor'>;
+
+/** Per layer past/present K/V of a batch of sequences, [B, heads, length, head_dim] each. */
+export class KvCache {
+  constructor(
+    readonly tensors: Tensor[],
+    readonly batch: number,
+    readonly length: number,
+  ) {}
+
+  /** GPU tensors are freed by hand (ORT does not track them); CPU ones are left to the GC. */
+  dispose(): void {
+    for (const t of this.tensors) if (t.location === 'gpu-buffer') t.dispose();
+  }
+}
+
+/** The gated blocks' keys and values of a prompt's images: one tensor per name, fed to every step. */
+export interface CrossKv {
+  tensors: Record<string, Tensor>;
+  batch: number;
+  dispose(): void;
+}
+
+export interface StepTimings {
+  feedsMs: number;
+  runMs: number;
+  outputsMs: number;
+}
+
+export class LanguageModel {
+  private readonly layers: number;
+  private readonly heads: number;
+  private readonly headDim: number;
+  /** What a plain step reads: logits and the new cache (not the pictures' queries). */
+  private readonly fetches: string[];
+  private readonly queryNames: string[];
+
+  constructor(
+    private readonly ort: OrtModule,
+    private readonly lm: Session,
+    private readonly xattnKv: Session,
+    manifest: Manifest,
+    backend: Backend,
+  ) {
+    ({ layers: this.layers, heads: this.heads, head_dim: this.headDim } = manifest.lm);
+    void backend;
+    this.fetches = ['logits'];
+    for (let i = 0; i < this.layers; i++) this.fetches.push(`present_key_${i}`, `present_value_${i}`);
+    this.queryNames = manifest.lm.xattn_layers.map((i) => `xattn_query_${i}`);
+  }
+
+  /** Session options per graph: on WebGPU, K/V outputs stay on the GPU; logits come to the CPU. */
+  static outputLocations(manifest: Manifest, backend: Backend, graph: 'lm' | 'xattn_kv'): Record<string, 'gpu-buffer' | 'cpu'> | undefined {
+    if (backend !== 'webgpu') return undefined;
+    const names: Record<string, 'gpu-buffer' | 'cpu'> = {};
+    if (graph === 'xattn_kv') {
+      for (const i of manifest.lm.xattn_layers) names[`xattn_key_${i}`] = names[`xattn_value_${i}`] = 'gpu-buffer';
+    } else {
+      names.logits = 'cpu';
+      for (let i = 0; i < manifest.lm.layers; i++) names[`present_key_${i}`] = names[`present_value_${i}`] = 'gpu-buffer';
+    }
+    return names;
+  }
+
+  emptyCache(batch: number): KvCache {
+    const empty = new this.ort.Tensor('float32', new Float32Array(0), [batch, this.heads, 0, this.headDim]);
+    return new KvCache(Array.from({ length: 2 * this.layers }, () => empty), batch, 0);
+  }
+
+  /** media [M × n_latents × d_vision] (M ≥ 1), repeated for a batch of `batch` sequences. */
+  async crossAttentionKv(media: Float32Array, dims: [number, number, number], batch: number): Promise<CrossKv> {
+    const data = batch === 1 ? media : repeat(media, batch);
+    const out = await this.xattnKv.run({ media_latents: new this.ort.Tensor('float32', data, [batch, ...dims]) });
+    return { tensors: out, batch, dispose: () => Object.values(out).forEach((t) => t.location === 'gpu-buffer' && t.dispose()) };
+  }
+
+  /**
+   * One lm call: `tokens` [B rows of equal length] after `past`, each token looking at image
+   * `mediaIndex` (same shape); logits for the last `keep` positions, [B × keep × vocab] row-major.
+   */
+  async step(
+    tokens: ArrayLike<number>[],
+    mediaIndex: ArrayLike<number>[],
+    cross: CrossKv,
+    past: KvCache,
+    keep: number,
+    timings?: StepTimings,
+    withQueries = false,
+  ): Promise<{ logits: Float32Array; present: KvCache; queries?: Record<string, Float32Array> }> {
+    const t0 = performance.now();
+    const B = tokens.length;
+    const S = tokens[0].length;
+    const ids = new BigInt64Array(B * S);
+    const midx = new BigInt64Array(B * S);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < S; s++) {
+        ids[b * S + s] = BigInt(tokens[b][s]);
+        midx[b * S + s] = BigInt(mediaIndex[b][s]);
+      }
+    }
+    const feeds: Record<string, Tensor> = {
+      ...cross.tensors,
+      input_ids: new this.ort.Tensor('int64', ids, [B, S]),
+      media_index: new this.ort.Tensor('int64', midx, [B, S]),
+      logits_to_keep: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]),
+    };
+    for (let i = 0; i < this.layers; i++) {
+      feeds[`past_key_${i}`] = past.tensors[2 * i];
+      feeds[`past_value_${i}`] = past.tensors[2 * i + 1];
+    }
+    const t1 = performance.now();
+    const out = await this.lm.run(feeds, withQueries ? [...this.fetches, ...this.queryNames] : this.fetches);
+    const t2 = performance.now();
+    const present: Tensor[] = [];
+    for (let i = 0; i < this.layers; i++) present.push(out[`present_key_${i}`], out[`present_value_${i}`]);
+    const logits = out.logits.data as Float32Array;
+    if (timings) {
+      timings.feedsMs += t1 - t0;
+      timings.runMs += t2 - t1;
+      timings.outputsMs += performance.now() - t2;
+    }
+    const queries = withQueries ? Object.fromEntries(this.queryNames.map((n) => [n, out[n].data as Float32Array])) : undefined;
+    return { logits, present: new KvCache(present, B, past.length + S), queries };
+  }
+
+  /** A tensor's floats on the CPU (read back from the GPU when it lives there). */
+  static async cpuData(t: Tensor): Promise<Float32Array> {
+    return (t.location === 'gpu-buffer' ? await t.getData() : t.data) as Float32Array;
+  }
+
+  /**
+   * The cache rows `rows` (one source sequence per new row): beam reordering and fanning one
+   * prompt out to a batch. Done on the CPU; GPU tensors are read back first (not a per-token path
+   * for greedy decoding).
+   */
+  async selectRows(cache: KvCache, rows: number[]): Promise<KvCache> {
+    const per = this.heads * cache.length * this.headDim;
+    const tensors: Tensor[] = [];
+    for (const t of cache.tensors) {
+      const data = await LanguageModel.cpuData(t);
+      const out = new Float32Array(rows.length * per);
+      rows.forEach((r, i) => out.set(data.subarray(r * per, (r + 1) * per), i * per));
+      tensors.push(new this.ort.Tensor('float32', out, [rows.length, this.heads, cache.length, this.headDim]));
+    }
+    return new KvCache(tensors, rows.length, cache.length);
+  }
+}
+
+function repeat(data: Float32Array, times: number): Float32Array {
+  const out = new Float32Array(data.length * times);
+  for (let i = 0; i < times; i++) out.set(data, i * data.length);
+  return out;
+}
