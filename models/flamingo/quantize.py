@@ -223,7 +223,12 @@ def float_tensors(model: onnx.ModelProto) -> set[str]:
     floats = {v.name for v in list(g.value_info) + list(g.input) + list(g.output)
               if v.type.tensor_type.elem_type == FLOAT}
     floats |= {i.name for i in g.initializer if i.data_type == FLOAT}
+    typed = {v.name for v in list(g.value_info) + list(g.input) + list(g.output)
+             if v.type.tensor_type.elem_type} | {i.name for i in g.initializer}
     for node in g.node:
+        # Ops shape inference does not know (com.microsoft MultiHeadAttention): float in, float out.
+        if any(name in floats for name in node.input):
+            floats.update(o for o in node.output if o and o not in typed)
         if node.op_type == "Constant" and node.attribute[0].name == "value" and node.attribute[0].t.data_type == FLOAT:
             floats.add(node.output[0])
         to = cast_to(node)

@@ -173,3 +173,22 @@ def test_a_tied_head_through_transpose_is_quantised_and_masks_stay_finite_in_flo
     assert clip.input[0] == "mask"  # the mask is made in float32, then clipped into float16's range
     bound = {i.name: float(numpy_helper.to_array(i)) for i in half.graph.initializer if i.name in clip.input[1:]}
     assert sorted(bound.values()) == [-32768.0, 32768.0]
+
+
+def test_float16_follows_ops_shape_inference_does_not_know():
+    """com.microsoft ops (MultiHeadAttention in lm.onnx) have no ONNX schema: float in, float out."""
+    nodes = [
+        helper.make_node("Gelu", ["x"], ["g"], domain="com.microsoft"),
+        helper.make_node("Cast", ["pos"], ["posf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["g", "posf"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "contrib",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["s", 8]),
+         helper.make_tensor_value_info("pos", TensorProto.INT64, ["s", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["s", 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    half = to_float16(model)
+    mul = next(n for n in half.graph.node if n.op_type == "Mul")
+    assert mul.input[0] == "g" and mul.input[1] != "posf"  # the Gelu's output is float16: posf is cast to meet it
+    assert half.graph.node[-1].op_type == "Cast" and half.graph.node[-1].output[0] == "y"
