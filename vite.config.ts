@@ -147,7 +147,8 @@ export default defineConfig({
   server: { headers: servedHeaders },
   preview: { headers: servedHeaders },
   // Unit tests (vitest) only: e2e/ is Playwright's, models/ is Python's.
-  test: { exclude: ['**/node_modules/**', 'dist/**', 'e2e/**', 'models/**'] },
+  // Generous: the CLI tests start real processes, and CI machines have two cores.
+  test: { exclude: ['**/node_modules/**', 'dist/**', 'e2e/**', 'models/**'], testTimeout: 60_000 },
   build: {
     target: 'es2022',
     // Two pages: the studio and the embed (src/embed/).

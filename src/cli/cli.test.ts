@@ -9,6 +9,23 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLED_MODEL_DIR, REPO_ROOT } from './node';
 
 const run = promisify(execFile);
+
+/** A PNG with only its signature, an IHDR of this size and IEND: complete as a file, far too big. */
+function pngHeaderOnly(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, 'ascii');
+    data.copy(out, 8);
+    return out; // the CRC is not checked before decoding
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 6;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IEND', Buffer.alloc(0))]);
+}
 const BIN = join(REPO_ROOT, 'bin/flamingo-web.mjs');
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -54,7 +71,43 @@ describe('flamingo-web CLI', () => {
     const r = await cli('generate', '--prompt', '<image>Output:', '--image', join(dir, 'broken.png'));
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('broken.png is not a readable PNG image');
+    expect(r.stderr).toContain('broken.png” is not an image');
+  });
+
+  it('checks image files by their header before decoding: empty, truncated, too many pixels', async () => {
+    const red = readFileSync(join(dir, 'red.png'));
+    writeFileSync(join(dir, 'empty.png'), '');
+    writeFileSync(join(dir, 'truncated.png'), red.subarray(0, red.length - 20));
+    writeFileSync(join(dir, 'huge.png'), pngHeaderOnly(10000, 10000));
+    const cases = [['empty.png', 'is empty (0 bytes)'], ['truncated.png', 'is a truncated or damaged PNG'], ['huge.png', 'is 10000×10000 pixels (100 megapixels)']];
+    for (const [file, message] of cases) {
+      const r = await cli('generate', '--prompt', '<image>Output:', '--image', join(dir, file));
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(message);
+    }
+  });
+
+  it('takes a prompt from a file, and refuses one past the text limit with a message', async () => {
+    writeFileSync(join(dir, 'prompt.txt'), '<image>Output: a cat.<|endofchunk|><image>Output:');
+    const ok = await cli('generate', '--prompt-file', join(dir, 'prompt.txt'), '--image', join(dir, 'red.png'), '--image', join(dir, 'blue.png'), '--max-tokens', '4');
+    expect(ok.code).toBe(0);
+    writeFileSync(join(dir, 'long.txt'), `<image>${'a'.repeat(200 * 1024)} Output:`); // past the shell's 128 KB argument limit
+    const long = await cli('generate', '--prompt-file', join(dir, 'long.txt'), '--image', join(dir, 'red.png'));
+    expect(long.code).toBe(1);
+    expect(long.stderr.trim().split('\n')).toHaveLength(1);
+    expect(long.stderr).toMatch(/204,8\d\d characters of text; at most 20,000/);
+  });
+
+  it('prints the usage of each command for --help', async () => {
+    for (const command of ['generate', 'eval', 'bench']) {
+      const r = await cli(command, '--help');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`flamingo-web ${command}`);
+    }
+    const all = await cli('--help');
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain('flamingo-web eval');
   });
 
   it('says when images and <image> markers do not match', async () => {
@@ -102,12 +155,28 @@ describe('flamingo-web CLI', () => {
     for (const e of report.episodes) expect(e.correct).toBe(e.prediction.toLowerCase().replace(/\.$/, '') === e.answer);
   });
 
-  it('names the line of a broken episode file', async () => {
+  it('reports each broken line of an episode file by number and evaluates the rest', async () => {
     const episodes = join(dir, 'bad.jsonl');
-    writeFileSync(episodes, '{"id":"a","task":"t","segments":[],"answer":"x"}\n{oops\n');
+    const good = JSON.stringify({ id: 'g', task: 't', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', options: ['red', 'blue'] });
+    const missing = JSON.stringify({ id: 'm', task: 't', segments: [{ image: 'nowhere.png' }, { text: 'Output:' }], answer: 'x' });
+    writeFileSync(episodes, `{oops\n${good}\n{"id":"a"}\n${missing}\n`);
+    const out = join(dir, 'bad-report.json');
+    const r = await cli('eval', '--episodes', episodes, '--out', out);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('bad.jsonl:1: not valid JSON');
+    expect(r.stderr).toContain('bad.jsonl:3: an episode needs');
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    expect(report.episodes.map((e: { id: string }) => e.id)).toEqual(['g']);
+    expect(report.skipped.map((s: { line: number }) => s.line)).toEqual([1, 3, 4]);
+    expect(report.skipped[2].error).toContain('nowhere.png');
+  });
+
+  it('fails with one line when no episode line can be read', async () => {
+    const episodes = join(dir, 'all-bad.jsonl');
+    writeFileSync(episodes, '{oops\n');
     const r = await cli('eval', '--episodes', episodes);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('bad.jsonl:2: not valid JSON');
+    expect(r.stderr).toContain('no readable episode');
   });
 
   it('benchmarks real work and writes JSON', async () => {

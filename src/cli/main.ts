@@ -8,12 +8,20 @@ import { causeText, FlamingoError, pastTrainedContext } from '../engine/types';
 import { runBench } from './bench';
 import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
 
-const USAGE = `Usage:
-  flamingo-web generate --prompt "<image>Output: a cat.<|endofchunk|><image>Output:" --image a.png --image b.png
-                        [--max-tokens N] [--beams N | --temperature T --top-k K --top-p P --seed S] [--model DIR] [--variant NAME]
-  flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--beams N] [--permutations N] [--model DIR] [--variant NAME]
-  flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--model DIR] [--variant NAME]
---variant: float32 (default), a name from the manifest's variants (e.g. q4), or auto`;
+const USAGE: Record<string, string> = {
+  generate: `flamingo-web generate --prompt "<image>Output: a cat.<|endofchunk|><image>Output:" --image a.png --image b.png
+      [--prompt-file FILE]  the prompt from a file (past the shell's 128 KB argument limit)
+      [--max-tokens N] [--beams N | --temperature T --top-k K --top-p P --seed S] [--model DIR] [--variant NAME]`,
+  eval: `flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--beams N] [--permutations N] [--model DIR] [--variant NAME]
+      lines that cannot be read are reported with their line number and skipped; the rest is evaluated`,
+  bench: `flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--repeats N] [--model DIR] [--variant NAME]`,
+};
+const USAGE_ALL = `Usage:\n${Object.values(USAGE).map((u) => `  ${u}`).join('\n')}\n\n--variant: float32 (default), one of the manifest's variants (e.g. q4), or auto.\nFLAMINGO_DEBUG=1 prints the cause of an error.`;
+
+/** `--help` / `-h` anywhere after a command prints that command's usage. */
+function wantsHelp(args: string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
+}
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
   const n = num(v, name);
@@ -28,16 +36,27 @@ function num(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new FlamingoError(`Cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+}
+
 async function generate(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
       prompt: { type: 'string' }, image: { type: 'string', multiple: true, default: [] }, model: { type: 'string' },
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
-      'top-p': { type: 'string' }, seed: { type: 'string' }, beams: { type: 'string' }, variant: { type: 'string' },
+      'top-p': { type: 'string' }, seed: { type: 'string' }, beams: { type: 'string' }, 'prompt-file': { type: 'string' },
+      variant: { type: 'string' },
     },
   });
-  if (!values.prompt) throw new FlamingoError('generate needs --prompt');
+  if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new FlamingoError('give --prompt or --prompt-file, not both');
+  if (values['prompt-file'] !== undefined) values.prompt = await readText(values['prompt-file'], 'prompt file');
+  if (!values.prompt) throw new FlamingoError('generate needs --prompt or --prompt-file');
   const beams = positiveInt(values.beams, 'beams');
   if (beams && beams > 1 && values.temperature) throw new FlamingoError('--beams and --temperature exclude each other: beam search is deterministic');
   const images = await Promise.all(values.image.map(readPng));
@@ -99,7 +118,21 @@ async function evaluate(args: string[]): Promise<void> {
     throw new FlamingoError(`Cannot read episode file ${file}`, { cause: err });
   }
   const lines = text.split('\n').map((l, i) => [l, i + 1] as const).filter(([l]) => l.trim());
-  const episodes: Episode[] = lines.map(([l, n]) => parseEpisode(l, `${file}:${n}`));
+  // A broken line is reported and skipped; the rest is evaluated and the report says which were skipped.
+  const episodes: Episode[] = [];
+  const lineOf = new Map<Episode, number>();
+  const skipped: { line: number; error: string }[] = [];
+  for (const [l, n] of lines) {
+    try {
+      const episode = parseEpisode(l, `${file}:${n}`);
+      episodes.push(episode);
+      lineOf.set(episode, n);
+    } catch (err) {
+      skipped.push({ line: n, error: err instanceof Error ? err.message : String(err) });
+      process.stderr.write(`flamingo-web: skipped ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  }
+  if (episodes.length === 0) throw new FlamingoError(`${file}: no readable episode (${skipped.length} broken line${skipped.length === 1 ? '' : 's'})`);
   const limit = num(values.limit, 'limit') ?? episodes.length;
   const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const base = dirname(file);
@@ -109,10 +142,17 @@ async function evaluate(args: string[]): Promise<void> {
   };
   const results = [];
   for (const episode of episodes.slice(0, limit)) {
-    results.push(await runEpisode(engine, episode, io, decoding));
+    try {
+      results.push(await runEpisode(engine, episode, io, decoding));
+    } catch (err) {
+      // one unreadable image or an oversized prompt costs that episode, not the evaluation
+      skipped.push({ line: lineOf.get(episode)!, error: `${episode.id}: ${err instanceof Error ? err.message : String(err)}` });
+      process.stderr.write(`flamingo-web: skipped episode ${episode.id}: ${err instanceof Error ? err.message : String(err)}\n`);
+      continue;
+    }
     if (results.length % 50 === 0) process.stderr.write(`${results.length}/${Math.min(limit, episodes.length)} episodes\n`);
   }
-  const report = summarize(results);
+  const report = { ...summarize(results), skipped };
   for (const [task, t] of Object.entries(report.tasks)) {
     const past = t.pastTrainedContext ? `  (${t.pastTrainedContext} prompts longer than the model was trained on)` : '';
     console.log(`${task.padEnd(32)} n=${String(t.n).padStart(4)}  accuracy ${(100 * t.accuracy).toFixed(1)}%${past}`);
@@ -126,13 +166,19 @@ async function evaluate(args: string[]): Promise<void> {
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command in USAGE && wantsHelp(rest)) {
+    console.log(`Usage:\n  ${USAGE[command]}`);
+    return 0;
+  }
   try {
     if (command === 'generate') await generate(rest);
     else if (command === 'eval') await evaluate(rest);
     else if (command === 'bench') await runBench(rest);
     else {
-      console.error(command && command !== '--help' && command !== '-h' ? `Unknown command "${command}".\n${USAGE}` : USAGE);
-      return command === '--help' || command === '-h' ? 0 : 2;
+      const help = command === '--help' || command === '-h';
+      if (help) console.log(USAGE_ALL);
+      else console.error(command ? `Unknown command "${command}".\n${USAGE_ALL}` : USAGE_ALL);
+      return help ? 0 : 2;
     }
     return 0;
   } catch (err) {

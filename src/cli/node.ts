@@ -10,6 +10,7 @@ import { validateManifest } from '../engine/manifest';
 import { pickVariant, variantFiles, withVariant, type VariantChoice } from '../engine/variants';
 import type { Backend, Manifest, ModelFileRole, RgbaImage } from '../engine/types';
 import { FlamingoError } from '../engine/types';
+import { checkImageFile } from '../engine/limits';
 import { verifyFile } from '../store/verify';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -64,6 +65,10 @@ export async function createNodeEngine(
 
 export async function readPng(path: string): Promise<RgbaImage> {
   const bytes = await readOrFail(path, 'image');
+  const header = checkImageFile(bytes, path);
+  if (header.format !== 'png') {
+    throw new FlamingoError(`${path} is a ${header.format.toUpperCase()} image; the command line reads PNG (the app reads the others): convert it to PNG.`);
+  }
   try {
     const png = PNG.sync.read(bytes);
     return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };

@@ -59,6 +59,9 @@ const OPTION_CHECKS: Record<keyof GenerateOptions, (value: unknown) => string | 
   seed: (value) => (isInteger(value, 0, 2 ** 32 - 1) ? undefined : 'an integer from 0 to 2^32 - 1'),
   stopAtNewline: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
   ignoreEndOfChunk: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
+  beams: (value) => (isInteger(value, 1, 8) ? undefined : 'an integer from 1 to 8'),
+  reusePrefix: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
+  persistLatents: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
 };
 
 const MAX_SEGMENTS = 64;

@@ -12,7 +12,9 @@ import { contentKey, LatentCache, PrefixCache, type PersistentLatentStore } from
 import { preprocessImage } from './image';
 import { LanguageModel, type CrossKv, type KvCache, type OrtModule } from './languageModel';
 import { validateManifest } from './manifest';
+import { checkPrompt, checkPromptTokens } from './limits';
 import { mediaIndex } from './mask';
+import { cellsOf, latentAttention, latentToCells, type Pictures, type TokenPicture } from './pictures';
 import { promptToText } from './prompt';
 import { logSoftmax, seededRandom } from './sampling';
 import { beamSearch, decodeOneByOne, type Decoding } from './search';
@@ -202,9 +204,10 @@ export class FlamingoEngine {
     const cached = await this.latents.get(key);
     if (cached) return { key, latents: cached };
     const features = await this.visionFeatures(key, pixels, T);
-    const { latents } = await this.sessions.resampler.run({
-      image_features: new this.ort.Tensor('float32', features, [1, T, v.n_tokens, v.d_vision]),
-    });
+    const { latents } = await this.sessions.resampler.run(
+      { image_features: new this.ort.Tensor('float32', features, [1, T, v.n_tokens, v.d_vision]) },
+      ['latents'],
+    );
     const out = new Float32Array(latents.data as Float32Array);
     if (persist) await this.latents.set(key, out);
     return { key, latents: out };
@@ -240,9 +243,12 @@ export class FlamingoEngine {
     return [this.bosId, ...this.tokenizer.encode(text)];
   }
 
+  /** Limits first (limits.ts), then tokens, then images: nothing is encoded for a prompt that cannot run. */
   private async prepare(prompt: Prompt, persist = true): Promise<PreparedPrompt> {
+    checkPrompt(prompt, this.manifest);
     const { text, media } = promptToText(prompt, this.manifest.special_tokens);
     const ids = this.promptIds(text);
+    checkPromptTokens(ids.length, this.manifest);
     const per = this.manifest.resampler.n_latents * this.manifest.vision.d_vision;
     const latents = new Float32Array(Math.max(1, media.length) * per); // no images: one zero image no token looks at
     const mediaKeys: string[] = [];
@@ -338,9 +344,70 @@ export class FlamingoEngine {
         backend: this.backend,
         stopReason: result.stopReason,
         timings,
+        tokenIds: result.tokens,
       };
       onEvent(done);
       return done;
+    } finally {
+      cross.dispose();
+    }
+  }
+
+  // ------------------------------------------------------------------ pictures
+
+  /**
+   * What each token of an answer (`tokens`, generated after `prompt`) looked at: per gated layer,
+   * its cross-attention over the latents of its image and that carried onto the image's grid
+   * (pictures.ts). A token is pictured at the position whose output chose it. One extra lm call
+   * over prompt and answer; nothing here runs while generating.
+   */
+  async explain(prompt: Prompt, tokens: number[]): Promise<Pictures> {
+    const v = this.manifest.vision;
+    const { n_latents, heads: resamplerHeads } = this.manifest.resampler;
+    const { heads, head_dim: headDim, d_model: d, xattn_layers: layers, gates = [] } = this.manifest.lm;
+    if (!this.sessions.resampler.outputNames.includes('latent_attention')) {
+      throw new FlamingoError('This model folder has no resampler attention output (latent_attention): its pictures cannot be drawn.');
+    }
+    const { media } = promptToText(prompt, this.manifest.special_tokens);
+    const p = await this.prepare(prompt);
+    const ids = [...p.ids, ...tokens];
+    const midx = Array.from(mediaIndex(ids, this.imageTokenId), Number);
+    const cross = await this.crossKv(p, 1);
+    try {
+      const out = await this.lm.step([ids], [midx], cross, this.lm.emptyCache(1), 1, undefined, true);
+      out.present.dispose();
+      const keys = await Promise.all(layers.map((i) => LanguageModel.cpuData(cross.tensors[`xattn_key_${i}`])));
+      const cellMaps = new Map<number, number[][][]>();
+      const pictures: TokenPicture[] = [];
+      for (let k = 0; k < tokens.length; k++) {
+        const position = p.ids.length - 1 + k;
+        const m = midx[position];
+        const text = this.tokenizer.decode(tokens.slice(0, k + 1)).slice(this.tokenizer.decode(tokens.slice(0, k)).length);
+        if (m < 0) {
+          pictures.push({ text, media: -1, layers: [] });
+          continue;
+        }
+        if (!cellMaps.has(m)) {
+          const { pixels, frames } = this.pixelsOf(media[m]);
+          const features = await this.visionFeatures(await contentKey(pixels, this.visionKey), pixels, frames);
+          const { latent_attention: attention } = await this.sessions.resampler.run(
+            { image_features: new this.ort.Tensor('float32', features, [1, frames, v.n_tokens, v.d_vision]) },
+            ['latent_attention'],
+          );
+          cellMaps.set(m, latentToCells(attention.data as Float32Array, resamplerHeads, n_latents, frames, v.n_tokens));
+        }
+        pictures.push({
+          text,
+          media: m,
+          layers: layers.map((layer, j) => {
+            const query = out.queries![`xattn_query_${layer}`].subarray(position * d, (position + 1) * d);
+            const latents = latentAttention(query, keys[j], m, n_latents, heads, headDim);
+            const gate = gates.find((g) => g.layer === layer) ?? { attn: NaN, ff: NaN };
+            return { layer, gates: { attn: gate.attn, ff: gate.ff }, latents, cells: cellsOf(latents, cellMaps.get(m)!) };
+          }),
+        });
+      }
+      return { grid: Math.round(Math.sqrt(v.n_tokens)), gates, tokens: pictures };
     } finally {
       cross.dispose();
     }

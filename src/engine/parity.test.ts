@@ -23,6 +23,8 @@ interface Expected {
   media_latents: number[];
   step_logits: number[][];
   prefill_logits: number[];
+  xattn_probs: Record<string, number[]>;
+  resampler_attention: number[];
   clip_features: { shape: number[]; data: number[] }[];
   clip_latents: number[][];
   greedy_tokens: number[];
@@ -155,6 +157,51 @@ describe('parity with the Python reference', () => {
     const diff = maxAbsDiff(out.logits.data as Float32Array, expected.prefill_logits);
     console.log(`ONNX vs PyTorch, all ${S} prefill positions: max abs logit difference ${diff.toExponential(2)}`);
     expect(diff).toBeLessThan(1e-3);
+  });
+
+  it('the pictures: cross-attention over latents and the resampler attention match PyTorch', async () => {
+    const engine = await createNodeEngine(join(dir, 'model'));
+    const images = await Promise.all(expected.images.map((p) => readPng(join(dir, p))));
+    const prompt = textToPrompt(expected.prompt, images, engine.manifest.special_tokens);
+    // the prompt's last token pictured as if generated: explain(prompt without it, [it])
+    const { heads, xattn_layers } = engine.manifest.lm;
+    const { n_latents } = engine.manifest.resampler;
+    const S = expected.input_ids.length;
+    const pictures = await engine.explain(prompt, []);
+    expect(pictures.tokens).toHaveLength(0);
+    const last = expected.input_ids[S - 1];
+    const shorter = textToPrompt(expected.prompt.slice(0, expected.prompt.lastIndexOf('Output:') + 'Output'.length), images, engine.manifest.special_tokens);
+    expect(engine.countTokens(shorter)).toBe(S - 1); // the prompt's tokens but its last
+    const { tokens } = await engine.explain(shorter, [last]);
+    // PyTorch's probabilities at the position that chose that token (S - 2), over the last image's latents
+    const M = expected.images.length;
+    let worst = 0;
+    for (const [j, layer] of xattn_layers.entries()) {
+      const probs = expected.xattn_probs[String(layer)]; // [h, S, M*l]
+      const mean = Array.from({ length: n_latents }, (_, l) => {
+        let sum = 0;
+        for (let h = 0; h < heads; h++) sum += probs[(h * S + (S - 2)) * M * n_latents + (M - 1) * n_latents + l];
+        return sum / heads;
+      });
+      const got = tokens[0].layers[j].latents;
+      mean.forEach((x, l) => (worst = Math.max(worst, Math.abs(x - got[l]))));
+      const cells = tokens[0].layers[j].cells.flat();
+      expect(cells.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    }
+    expect(tokens[0].media).toBe(M - 1);
+    console.log(`pictures: cross-attention over latents, max abs difference to PyTorch ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    // the resampler's attention itself, image 0
+    const { files } = await loadModelDir(join(dir, 'model'));
+    const resampler = await ort.InferenceSession.create(files.resampler);
+    const vision = await ort.InferenceSession.create(files.vision_encoder);
+    const v = engine.manifest.vision;
+    const { image_features } = await vision.run({ pixel_values: new ort.Tensor('float32', Float32Array.from(expected.pixels[0]), [1, 3, v.image_size, v.image_size]) });
+    const { latent_attention } = await resampler.run({ image_features: new ort.Tensor('float32', image_features.data as Float32Array, [1, 1, v.n_tokens, v.d_vision]) });
+    const diff = maxAbsDiff(latent_attention.data as Float32Array, expected.resampler_attention);
+    console.log(`resampler attention: max abs difference to PyTorch ${diff.toExponential(2)}`);
+    expect(diff).toBeLessThan(1e-4);
+    await engine.release();
   });
 
   it('the engine, from PNG files, generates the same greedy tokens as PyTorch', async () => {

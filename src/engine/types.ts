@@ -140,6 +140,8 @@ export interface DoneEvent {
   /** Prompt tokens whose KV came from the support-set prefix cache instead of a prefill. */
   cachedPromptTokens: number;
   timings: DecodeTimings;
+  /** The answer's token ids (what `explain` pictures). */
+  tokenIds: number[];
 }
 
 /** Where one answer's time went, in ms (decode-step phases summed over the steps). */

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import type { DoneEvent } from '../engine/types';
+import type { DoneEvent, Prompt } from '../engine/types';
 import { BUNDLED_MODEL_PATH } from '../store/bundledModel';
 import { clearModelCache } from '../store/modelStore';
 import type { BackendChoice, FlamingoClient, ScoreResult } from '../worker/client';
@@ -7,6 +7,7 @@ import { AnswerPanel, type RunState } from './AnswerPanel';
 import { clipFromFiles, isVideoFile } from './clips';
 import { loadExample } from './example';
 import { AboutModel, ModelStatus } from './ModelStatus';
+import { Pictures } from './Pictures';
 import { filesToImages, PromptEditor } from './PromptEditor';
 import { StorageWarning, usePrompt } from './usePrompt';
 import { useModel } from './useModel';
@@ -42,6 +43,8 @@ export function App({ client }: { client: FlamingoClient }) {
   const [run, setRun] = useState<RunState>({ status: 'idle' });
   const [maxNewTokens, setMaxNewTokens] = useState(20);
   const [scores, setScores] = useState<ScoreResult[]>();
+  /** The prompt of the answer on screen, kept in the page for its pictures. */
+  const [answeredPrompt, setAnsweredPrompt] = useState<Prompt>();
   const [dragging, setDragging] = useState(false);
 
   const notify = useCallback((kind: Notice['kind'], message: string) => {
@@ -123,6 +126,7 @@ export function App({ client }: { client: FlamingoClient }) {
     setScores(undefined);
     const startedAt = performance.now();
     setRun({ status: 'running', text: '', startedAt, tokens: 0 });
+    const kept = prompt.toPrompt(); // generate() transfers its copy's pixels to the worker
     try {
       const done: DoneEvent = await client.generate(prompt.toPrompt(), { maxNewTokens }, (event) => {
         if (event.type !== 'token') return;
@@ -138,6 +142,7 @@ export function App({ client }: { client: FlamingoClient }) {
         );
       });
       setRun({ status: 'done', done });
+      setAnsweredPrompt(kept);
     } catch (error) {
       report(error);
       setRun((current) => ({ status: 'failed', text: current.status === 'running' ? current.text : '' }));
@@ -222,6 +227,9 @@ export function App({ client }: { client: FlamingoClient }) {
           onStop={() => void client.interrupt()}
           onRank={rank}
         />
+        {run.status === 'done' && answeredPrompt && (
+          <Pictures client={client} prompt={answeredPrompt} done={run.done} onError={report} />
+        )}
       </main>
       <AboutModel state={model} modelUrl={settings.modelUrl} />
       {dragging && (

@@ -1,33 +1,41 @@
 // Image files → RgbaImage at natural size. The engine resizes and normalises; the UI only
 // decodes, without premultiplying alpha or converting colour spaces.
+import { checkImageFile, decodeSize, LIMITS } from '../engine/limits';
 import { FlamingoError, type RgbaImage } from '../engine/types';
 
-/** Larger than any sensible prompt image; keeps a stray photo from eating memory. */
-const MAX_SIDE = 8192;
-
+/**
+ * The file's header is checked first (limits.ts: empty, not an image, truncated, too many pixels),
+ * so nothing is decoded that would fail or exhaust memory; then it is decoded at most
+ * LIMITS.decodeMaxSide a side (the model sees 64×64 anyway).
+ */
 export async function decodeImage(blob: Blob, name: string): Promise<RgbaImage> {
   if (blob.type && !blob.type.startsWith('image/')) {
     throw new FlamingoError(`“${name}” is not an image (its type is ${blob.type}).`);
   }
+  if (blob.size > LIMITS.maxImageBytes) {
+    throw new FlamingoError(`“${name}” is ${(blob.size / 2 ** 20).toFixed(0)} MB; image files up to ${LIMITS.maxImageBytes / 2 ** 20} MB are read.`);
+  }
+  const header = checkImageFile(new Uint8Array(await blob.arrayBuffer()), name);
+  const { width, height } = decodeSize(header.width, header.height);
   let bitmap: ImageBitmap;
   try {
-    bitmap = await createImageBitmap(blob, { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+    bitmap = await createImageBitmap(blob, {
+      premultiplyAlpha: 'none',
+      colorSpaceConversion: 'none',
+      ...(width !== header.width ? { resizeWidth: width, resizeHeight: height, resizeQuality: 'high' as const } : {}),
+    });
   } catch (cause) {
     throw new FlamingoError(`Could not decode the image “${name}”: the file is damaged or not in a format this browser reads.`, {
       cause,
     });
   }
   try {
-    const { width, height } = bitmap;
-    if (width > MAX_SIDE || height > MAX_SIDE) {
-      throw new FlamingoError(`The image “${name}” is ${width}×${height} pixels; at most ${MAX_SIDE} pixels a side, please.`);
-    }
-    const canvas = new OffscreenCanvas(width, height);
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
     const context = canvas.getContext('2d', { willReadFrequently: true });
     if (!context) throw new FlamingoError(`Could not decode the image “${name}”: no 2D canvas available.`);
     context.drawImage(bitmap, 0, 0);
-    const { data } = context.getImageData(0, 0, width, height);
-    return { width, height, data };
+    const { data } = context.getImageData(0, 0, bitmap.width, bitmap.height);
+    return { width: bitmap.width, height: bitmap.height, data };
   } finally {
     bitmap.close();
   }

@@ -13,6 +13,7 @@ import {
   type ProgressEvent,
 } from '../engine/types';
 import type { OptionScore } from '../engine/engine';
+import type { Pictures } from '../engine/pictures';
 import type { VariantChoice } from '../engine/variants';
 import type { StoreWarning } from '../store/modelStore';
 
@@ -57,6 +58,8 @@ export interface FlamingoWorkerApi {
   generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent>;
   /** Close-ended: the log-likelihood of each option as the continuation of the prompt. */
   score(prompt: Prompt, options: string[]): Promise<OptionScore[]>;
+  /** What each token of an answer looked at (gates, cross-attention, heatmaps): src/engine/pictures.ts. */
+  explain(prompt: Prompt, tokenIds: number[]): Promise<Pictures>;
   /** Stops the running generation; it resolves with stopReason 'interrupted'. */
   interrupt(): void;
 }

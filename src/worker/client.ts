@@ -1,6 +1,7 @@
 // The UI's handle on the worker: typed functions over comlink. Callbacks go as Comlink.proxy;
 // image pixels are transferred, not copied.
 import * as Comlink from 'comlink';
+import type { Pictures } from '../engine/pictures';
 import type { DoneEvent, EngineEvent, GenerateOptions, Prompt } from '../engine/types';
 import {
   installErrorTransfer,
@@ -12,6 +13,7 @@ import {
 } from './api';
 
 export type { BackendChoice, LoadEvent, LoadResult, ScoreResult, WarningEvent } from './api';
+export type { Pictures, TokenPicture } from '../engine/pictures';
 
 export class FlamingoClient {
   private readonly worker: Worker;
@@ -46,6 +48,11 @@ export class FlamingoClient {
   /** The prompt's pixel buffers are transferred, as for generate. */
   score(prompt: Prompt, options: string[]): Promise<ScoreResult[]> {
     return this.remote.score(Comlink.transfer(prompt, pixelBuffers(prompt)), options);
+  }
+
+  /** The prompt's pixel buffers are transferred, as for generate. */
+  explain(prompt: Prompt, tokenIds: number[]): Promise<Pictures> {
+    return this.remote.explain(Comlink.transfer(prompt, pixelBuffers(prompt)), tokenIds);
   }
 
   interrupt(): Promise<void> {

@@ -47,6 +47,10 @@ const api: FlamingoWorkerApi = {
     return exclusive(() => currentEngine().score(prompt, options));
   },
 
+  explain(prompt, tokenIds) {
+    return exclusive(() => currentEngine().explain(prompt, tokenIds));
+  },
+
   interrupt() {
     running?.controller.abort();
   },
