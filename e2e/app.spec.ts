@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test as base, expect, type Page } from '@playwright/test';
+import { validateManifest } from '../src/engine/manifest';
+import { pickVariant, variantFiles } from '../src/engine/variants';
 import { chromiumLaunchOptions } from './browser';
 
 // Any uncaught error on the page fails the test.
@@ -20,6 +22,15 @@ const test = base.extend({
 
 // Written by the data helper (e2e/fixtures/); E2E_FIXTURES_DIR points elsewhere during development.
 const FIXTURES = process.env.E2E_FIXTURES_DIR ?? fileURLToPath(new URL('./fixtures/', import.meta.url));
+
+const MANIFEST = validateManifest(
+  JSON.parse(readFileSync(fileURLToPath(new URL('../public/models/emojiworld/manifest.json', import.meta.url)), 'utf8')),
+);
+
+/** The variant the model status names (data-variant), once the model is ready. */
+async function shownVariant(page: Page): Promise<string> {
+  return (await page.getByTestId('variant').getAttribute('data-variant')) ?? '';
+}
 
 interface Fixture {
   segments: ({ image: string } | { text: string })[];
@@ -76,7 +87,7 @@ function modelRequests(page: Page): string[] {
 test('downloads the bundled model with a visible progress bar', async ({ page }) => {
   const requested = modelRequests(page);
   // Hold the largest file back for a moment so that the bar is certainly on screen.
-  await page.route('**/models/emojiworld/lm.onnx', async (route) => {
+  await page.route('**/models/emojiworld/lm*.onnx', async (route) => {
     const response = await route.fetch();
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await route.fulfill({ response });
@@ -89,9 +100,12 @@ test('downloads the bundled model with a visible progress bar', async ({ page })
 
   await waitForModel(page);
   await expect(bar).toBeHidden();
-  // The bundled manifest is part of the app: only the five model files were fetched.
+  // The bundled manifest is part of the app: only the five model files were fetched, those of
+  // the variant the backend got.
   const files = requested.map((url) => new URL(url).pathname.split('/').pop()).sort();
-  expect(files).toEqual(['lm.onnx', 'resampler.onnx', 'tokenizer.json', 'vision_encoder.onnx', 'xattn_kv.onnx']);
+  const expected = Object.values(variantFiles(MANIFEST, await shownVariant(page))).map((f) => f.path).sort();
+  expect(files).toEqual(expected);
+  expect(files).toHaveLength(5);
 });
 
 test('a 2-shot prompt built in the UI gives the expected answer on WebGPU', async ({ page }) => {
@@ -118,6 +132,21 @@ test('the same prompt forced to WASM gives the same answer', async ({ page }) =>
   await waitForModel(page, 'wasm');
   await buildPrompt(page, fixture);
   expect(normalise(await generate(page))).toBe(normalise(fixture.answer));
+});
+
+test('each backend runs the variant the manifest picks for it, or the one in ?variant=', async ({ page }) => {
+  for (const backend of ['wasm', 'webgpu'] as const) {
+    await page.goto(`/?backend=${backend}`);
+    await waitForModel(page, backend);
+    const features = await page.evaluate(async (b) => {
+      const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<{ features: Set<string> } | null> } }).gpu;
+      return b === 'webgpu' && gpu ? [...((await gpu.requestAdapter())?.features ?? [])] : [];
+    }, backend);
+    expect(await shownVariant(page)).toBe(pickVariant(MANIFEST, backend, new Set(features)));
+  }
+  await page.goto('/?backend=wasm&variant=float32');
+  await waitForModel(page, 'wasm');
+  await expect(page.getByTestId('variant')).toHaveAttribute('data-variant', 'float32');
 });
 
 test('after a reload the model comes from IndexedDB: no request under /models/', async ({ page }) => {
@@ -307,7 +336,7 @@ test('a corrupt download names the file, keeps the prompt, and can be retried', 
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await route.fulfill({ response });
   });
-  await page.goto('/?backend=wasm');
+  await page.goto('/?backend=wasm&variant=float32'); // the float32 files, routed above
   await page.getByTestId('add-text').click();
   await page.getByTestId('segment-text').fill('Output:');
 

@@ -19,6 +19,7 @@ import torch
 
 from .model import Flamingo, FlamingoConfig, PerceiverResampler
 from .onnx_lm import build_lm, build_xattn_kv, gate_values
+from .quantize import write_variants
 from .tokenizer import Tokenizer
 
 OPSET = 17
@@ -132,6 +133,7 @@ def main():
     ap.add_argument("--tokenizer", help="tokenizer.json (default: the one named in the checkpoint)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--extra", nargs="*", default=[], help="files copied into the model folder (card, splits)")
+    ap.add_argument("--no_variants", action="store_true", help="float32 only (default: also the quantize.py variants)")
     args = ap.parse_args()
     if args.bridge:  # run from models/: the shipped model is kept as its three stages
         from train_flamingo import load_trained
@@ -148,6 +150,9 @@ def main():
     manifest = export_model(model, tok, out, ckpt.get("meta", {}))
     total = sum(f["bytes"] for f in manifest["files"].values())
     print(f"exported to {out}: {total / 1e6:.2f} MB in {len(manifest['files'])} files")
+    if not args.no_variants:  # quantised variants of the new graphs (docs/MODEL_FORMAT.md, "Variants")
+        for name, variant in write_variants(out)["variants"].items():
+            print(f"variant {name}: {sum(f['bytes'] for f in variant['files'].values()) / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,14 @@ export async function runBench(args: string[]): Promise<void> {
     args,
     options: {
       model: { type: 'string' }, out: { type: 'string' }, shots: { type: 'string', default: '0,4,16,32' },
-      tokens: { type: 'string', default: '16' }, repeats: { type: 'string', default: '3' },
+      tokens: { type: 'string', default: '16' }, repeats: { type: 'string', default: '3' }, variant: { type: 'string' },
     },
   });
   const shots = values.shots.split(',').map(Number);
   const tokens = Number(values.tokens);
   const repeats = Number(values.repeats);
-  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
+  const variant = values.variant ?? 'float32';
+  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, variant);
   const size = engine.manifest.vision.image_size;
   const random = seededRandom(1);
   const rows = [];
@@ -72,7 +73,7 @@ export async function runBench(args: string[]): Promise<void> {
   }
   const report = {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, backend: engine.backend },
-    model: engine.manifest.name, version: engine.manifest.version, repeats, rows,
+    model: engine.manifest.name, version: engine.manifest.version, variant, repeats, rows,
   };
   if (values.out) {
     await writeFile(values.out, JSON.stringify(report, null, 2) + '\n');

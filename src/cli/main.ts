@@ -11,12 +11,12 @@ import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
 const USAGE: Record<string, string> = {
   generate: `flamingo-web generate --prompt "<image>Output: a cat.<|endofchunk|><image>Output:" --image a.png --image b.png
       [--prompt-file FILE]  the prompt from a file (past the shell's 128 KB argument limit)
-      [--max-tokens N] [--beams N | --temperature T --top-k K --top-p P --seed S] [--model DIR]`,
-  eval: `flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--beams N] [--permutations N] [--model DIR]
+      [--max-tokens N] [--beams N | --temperature T --top-k K --top-p P --seed S] [--model DIR] [--variant NAME]`,
+  eval: `flamingo-web eval --episodes FILE.jsonl [--out report.json] [--limit N] [--beams N] [--permutations N] [--model DIR] [--variant NAME]
       lines that cannot be read are reported with their line number and skipped; the rest is evaluated`,
-  bench: `flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--repeats N] [--model DIR]`,
+  bench: `flamingo-web bench [--out bench.json] [--shots 0,4,16,32] [--tokens N] [--repeats N] [--model DIR] [--variant NAME]`,
 };
-const USAGE_ALL = `Usage:\n${Object.values(USAGE).map((u) => `  ${u}`).join('\n')}\n\nFLAMINGO_DEBUG=1 prints the cause of an error.`;
+const USAGE_ALL = `Usage:\n${Object.values(USAGE).map((u) => `  ${u}`).join('\n')}\n\n--variant: float32 (default), one of the manifest's variants (e.g. q4), or auto.\nFLAMINGO_DEBUG=1 prints the cause of an error.`;
 
 /** `--help` / `-h` anywhere after a command prints that command's usage. */
 function wantsHelp(args: string[]): boolean {
@@ -51,6 +51,7 @@ async function generate(args: string[]): Promise<void> {
       prompt: { type: 'string' }, image: { type: 'string', multiple: true, default: [] }, model: { type: 'string' },
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
       'top-p': { type: 'string' }, seed: { type: 'string' }, beams: { type: 'string' }, 'prompt-file': { type: 'string' },
+      variant: { type: 'string' },
     },
   });
   if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new FlamingoError('give --prompt or --prompt-file, not both');
@@ -59,7 +60,7 @@ async function generate(args: string[]): Promise<void> {
   const beams = positiveInt(values.beams, 'beams');
   if (beams && beams > 1 && values.temperature) throw new FlamingoError('--beams and --temperature exclude each other: beam search is deterministic');
   const images = await Promise.all(values.image.map(readPng));
-  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
+  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const prompt = textToPrompt(values.prompt, images, engine.manifest.special_tokens);
   const done = await engine.generate(
     prompt,
@@ -104,7 +105,7 @@ async function evaluate(args: string[]): Promise<void> {
     args,
     options: {
       episodes: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' },
-      beams: { type: 'string' }, permutations: { type: 'string' },
+      beams: { type: 'string' }, permutations: { type: 'string' }, variant: { type: 'string' },
     },
   });
   const decoding = { beams: positiveInt(values.beams, 'beams'), permutations: positiveInt(values.permutations, 'permutations') };
@@ -133,7 +134,7 @@ async function evaluate(args: string[]): Promise<void> {
   }
   if (episodes.length === 0) throw new FlamingoError(`${file}: no readable episode (${skipped.length} broken line${skipped.length === 1 ? '' : 's'})`);
   const limit = num(values.limit, 'limit') ?? episodes.length;
-  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR);
+  const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const base = dirname(file);
   const io: EpisodeIO = {
     loadImage: (p) => readPng(resolve(base, p)),
@@ -158,7 +159,7 @@ async function evaluate(args: string[]): Promise<void> {
   }
   if (values.out) {
     await mkdir(dirname(resolve(values.out)), { recursive: true });
-    await writeFile(values.out, JSON.stringify(report, null, 2) + '\n');
+    await writeFile(values.out, JSON.stringify({ variant: values.variant ?? 'float32', ...report }, null, 2) + '\n');
     console.log(`report written to ${values.out}`);
   }
 }

@@ -7,7 +7,8 @@ import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
 import { FlamingoEngine, type EngineOptions } from '../engine/engine';
 import { validateManifest } from '../engine/manifest';
-import type { Manifest, ModelFileRole, RgbaImage } from '../engine/types';
+import { pickVariant, variantFiles, withVariant, type VariantChoice } from '../engine/variants';
+import type { Backend, Manifest, ModelFileRole, RgbaImage } from '../engine/types';
 import { FlamingoError } from '../engine/types';
 import { checkImageFile } from '../engine/limits';
 import { verifyFile } from '../store/verify';
@@ -23,7 +24,15 @@ async function readOrFail(path: string, what: string): Promise<Buffer> {
   }
 }
 
-export async function loadModelDir(dir: string): Promise<{ manifest: Manifest; files: Record<ModelFileRole, Uint8Array> }> {
+/**
+ * The manifest and every role's file, sha256-verified; with `variant`, its files in place of the
+ * roles it replaces (`manifest` is then as the engine should see it: the variant's file entries).
+ */
+export async function loadModelDir(
+  dir: string,
+  variant: VariantChoice = 'float32',
+  backend: Backend = 'cpu',
+): Promise<{ manifest: Manifest; files: Record<ModelFileRole, Uint8Array>; variant: string }> {
   const manifestPath = join(dir, 'manifest.json');
   let raw: unknown;
   try {
@@ -32,19 +41,25 @@ export async function loadModelDir(dir: string): Promise<{ manifest: Manifest; f
     if (err instanceof FlamingoError) throw err;
     throw new FlamingoError(`${manifestPath} is not valid JSON`, { cause: err });
   }
-  const manifest = validateManifest(raw);
+  const full = validateManifest(raw);
+  const chosen = pickVariant(full, backend, new Set(), variant); // no adapter features in Node
   const files = {} as Record<ModelFileRole, Uint8Array>;
-  for (const [role, entry] of Object.entries(manifest.files) as [ModelFileRole, Manifest['files'][ModelFileRole]][]) {
+  for (const [role, entry] of Object.entries(variantFiles(full, chosen)) as [ModelFileRole, Manifest['files'][ModelFileRole]][]) {
     const path = join(dir, entry.path);
     const bytes = new Uint8Array(await readOrFail(path, 'model file'));
     await verifyFile(bytes, entry, path);
     files[role] = bytes;
   }
-  return { manifest, files };
+  return { manifest: withVariant(full, chosen), files, variant: chosen };
 }
 
-export async function createNodeEngine(dir: string, options: EngineOptions = { backend: 'cpu' }): Promise<FlamingoEngine> {
-  const { manifest, files } = await loadModelDir(dir);
+/** `variant`: `auto` (for the CPU: a variant that lists `cpu`, else float32), `float32` or a name. */
+export async function createNodeEngine(
+  dir: string,
+  options: EngineOptions = { backend: 'cpu' },
+  variant: VariantChoice = 'float32',
+): Promise<FlamingoEngine> {
+  const { manifest, files } = await loadModelDir(dir, variant, options.backend);
   return FlamingoEngine.create(ort, manifest, files, options);
 }
 

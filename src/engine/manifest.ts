@@ -18,6 +18,39 @@ function record(v: unknown, field: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+const BACKENDS = ['webgpu', 'wasm', 'cpu'] as const;
+
+function fileEntry(v: unknown, field: string): void {
+  const f = record(v, field);
+  if (typeof f.path !== 'string' || !f.path) fail(`${field}.path`, 'must be a file name');
+  if (!Number.isInteger(f.bytes) || (f.bytes as number) < 0) fail(`${field}.bytes`, 'must be a byte count');
+  if (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256)) fail(`${field}.sha256`, 'must be 64 lower-case hex digits');
+}
+
+function strings(v: unknown, field: string, allowed?: readonly string[]): void {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(field, 'must be a list of strings');
+  const bad = allowed && (v as string[]).find((x) => !allowed.includes(x));
+  if (allowed && bad !== undefined) fail(field, `has ${JSON.stringify(bad)}, not one of ${allowed.join(', ')}`);
+}
+
+/** `variants`: {name: {description, backends, requires?, files}}, each file replacing a role's. */
+function validateVariants(v: unknown, roles: Record<string, unknown>): void {
+  const variants = record(v, 'variants');
+  for (const [name, value] of Object.entries(variants)) {
+    const field = `variants.${name}`;
+    if (name === 'float32' || name === 'auto') fail(field, 'is a reserved name (the default files, the automatic pick)');
+    const variant = record(value, field);
+    if (typeof variant.description !== 'string') fail(`${field}.description`, 'must be a string');
+    strings(variant.backends, `${field}.backends`, BACKENDS);
+    if (variant.requires !== undefined) strings(variant.requires, `${field}.requires`);
+    const files = record(variant.files, `${field}.files`);
+    for (const [role, file] of Object.entries(files)) {
+      if (!(role in roles)) fail(`${field}.files.${role}`, 'replaces no role of files');
+      fileEntry(file, `${field}.files.${role}`);
+    }
+  }
+}
+
 export function validateManifest(input: unknown): Manifest {
   const m = record(input, '(root)');
   if (m.format !== MANIFEST_FORMAT) {
@@ -25,12 +58,8 @@ export function validateManifest(input: unknown): Manifest {
     fail('format', `must be "${MANIFEST_FORMAT}" (got ${JSON.stringify(m.format)})${old}`);
   }
   const files = record(m.files, 'files');
-  for (const role of MODEL_FILE_ROLES) {
-    const f = record(files[role], `files.${role}`);
-    if (typeof f.path !== 'string' || !f.path) fail(`files.${role}.path`, 'must be a file name');
-    if (!Number.isInteger(f.bytes) || (f.bytes as number) < 0) fail(`files.${role}.bytes`, 'must be a byte count');
-    if (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256)) fail(`files.${role}.sha256`, 'must be 64 lower-case hex digits');
-  }
+  for (const role of MODEL_FILE_ROLES) fileEntry(files[role], `files.${role}`);
+  if (m.variants !== undefined) validateVariants(m.variants, files);
   const vision = record(m.vision, 'vision');
   for (const k of ['image_size', 'n_tokens', 'd_vision', 'max_frames']) positiveInt(vision, 'vision', k);
   for (const k of ['mean', 'std', 'background']) {

@@ -26,6 +26,19 @@ export interface PromptTemplate {
   query: string;
 }
 
+/**
+ * Another encoding of the same model (docs/MODEL_FORMAT.md, "Variants"): its files replace those
+ * of some roles, with the same graph inputs and outputs. The default files are float32.
+ */
+export interface ManifestVariant {
+  description: string;
+  /** The execution providers it is meant for; `variant: 'auto'` picks it only on these. */
+  backends: Backend[];
+  /** Adapter features it needs (WebGPU's `shader-f16`); `auto` picks it only where the adapter has them all. */
+  requires?: string[];
+  files: Partial<Record<ModelFileRole, ManifestFile>>;
+}
+
 export interface Manifest {
   format: 'flamingo-web/2';
   name: string;
@@ -63,6 +76,8 @@ export interface Manifest {
   license: string;
   training_data: string;
   model_card?: string;
+  /** In order of preference: `auto` takes the first that fits the backend and the adapter. */
+  variants?: Record<string, ManifestVariant>;
 }
 
 /** An image as decoded pixels: RGBA, row-major, 8 bits per channel (ImageData's layout). */

@@ -14,6 +14,7 @@ import {
 } from '../engine/types';
 import { validateManifest } from '../engine/manifest';
 import { download, DOWNLOAD_RETRIES } from './download';
+import { FLOAT32, variantFiles } from '../engine/variants';
 import { clearLatentStore } from './latentStore';
 import { verifyFile } from './verify';
 
@@ -31,6 +32,8 @@ export interface LoadedModel {
   files: Record<ModelFileRole, Uint8Array>;
   /** Where each file came from this time. */
   sources: Record<ModelFileRole, 'cache' | 'network'>;
+  /** The variant whose files these are (`float32`: the default files). */
+  variant: string;
   warnings: StoreWarning[];
 }
 
@@ -39,6 +42,8 @@ export interface LoadModelOptions {
   manifest?: Manifest;
   onWarning?: (warning: StoreWarning) => void;
   signal?: AbortSignal;
+  /** A variant's files in place of the roles it replaces (default: float32). */
+  variant?: string;
 }
 
 const ROLES: readonly ModelFileRole[] = MODEL_FILE_ROLES;
@@ -65,13 +70,15 @@ export async function loadModel(
   };
 
   const manifest = opts.manifest ?? (await fetchManifest(base, onProgress, opts.signal));
+  const variant = opts.variant ?? FLOAT32;
+  const entries = variantFiles(manifest, variant);
   const cache = await openCache(warn);
   // Files load in parallel; the first failure stops the others (no progress after the error).
   const siblings = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, siblings.signal]) : siblings.signal;
   const loaded = await Promise.all(
     ROLES.map((role) =>
-      loadFile(base, manifest.files[role], cache, onProgress, warn, signal).catch((error: unknown) => {
+      loadFile(base, entries[role], cache, onProgress, warn, signal).catch((error: unknown) => {
         siblings.abort();
         throw error;
       }),
@@ -83,7 +90,12 @@ export async function loadModel(
     files[role] = loaded[i].bytes;
     sources[role] = loaded[i].source;
   });
-  return { manifest, files, sources, warnings };
+  return { manifest, files, sources, variant, warnings };
+}
+
+/** The manifest alone (validated), e.g. to choose a variant before any file is loaded. */
+export function loadManifest(baseUrl: string, onProgress: (event: ProgressEvent) => void, signal?: AbortSignal) {
+  return fetchManifest(folderUrl(baseUrl), onProgress, signal);
 }
 
 async function fetchManifest(base: URL, onProgress: (event: ProgressEvent) => void, signal?: AbortSignal) {

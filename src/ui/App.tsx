@@ -52,6 +52,7 @@ export function settingsFromUrl() {
   }
   return {
     backend: backend && BACKENDS.includes(backend) ? backend : 'auto',
+    variant: params.get('variant') ?? 'auto',
     modelUrl: needsConsent(requested) ? bundledModelUrl() : requested,
     askFor: needsConsent(requested) ? requested : undefined,
   };
@@ -64,7 +65,7 @@ export function App({ client }: { client: FlamingoClient }) {
   const [backend, setBackend] = useState<BackendChoice>(settings.backend);
   const [modelUrl, setModelUrl] = useState(settings.modelUrl);
   const [askForOrigin, setAskForOrigin] = useState<string | undefined>(settings.askFor);
-  const { model, retry } = useModel(client, modelUrl, backend);
+  const { model, retry } = useModel(client, modelUrl, backend, settings.variant);
   const [notices, setNotices] = useState<Notice[]>([]);
   const [run, setRun] = useState<RunState>({ status: 'idle' });
   const [decoding, setDecoding] = useState<DecodingSettings>(DEFAULT_DECODING);

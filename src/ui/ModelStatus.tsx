@@ -29,8 +29,11 @@ export function ModelStatus({ state, backend, onBackendChange, onClearCache, onR
           <strong>{state.result.manifest.name}</strong> {state.result.manifest.version} on{' '}
           <strong data-testid="backend" data-backend={state.result.backend}>
             {state.result.backend}
-          </strong>
-          , ready in {(state.result.loadMs / 1000).toFixed(1)} s
+          </strong>{' '}
+          (<span data-testid="variant" data-variant={state.result.variant}>
+            {state.result.variant}
+          </span>
+          ), ready in {(state.result.loadMs / 1000).toFixed(1)} s
           {state.result.fromCache ? ' (from browser storage)' : ''}.
         </p>
       )}

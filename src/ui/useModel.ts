@@ -16,13 +16,14 @@ export function useModel(
   client: FlamingoClient,
   modelUrl: string,
   backend: BackendChoice,
+  variant = 'auto',
 ): { model: ModelState; retry: () => void } {
   const [state, setState] = useState<ModelState>({ status: 'loading', files: new Map(), warnings: [] });
   const [attempt, setAttempt] = useState(0);
   const latest = useRef<{ key: string; id: number }>({ key: '', id: 0 });
 
   useEffect(() => {
-    const key = `${attempt} ${backend} ${modelUrl}`;
+    const key = `${attempt} ${backend} ${variant} ${modelUrl}`;
     // Effects may run twice for the same inputs (StrictMode): one load per change, not per run.
     if (latest.current.key === key) return;
     const id = latest.current.id + 1;
@@ -34,7 +35,7 @@ export function useModel(
     const files = new Map<string, ProgressEvent>();
     setState({ status: 'loading', files: new Map(), warnings: [] });
     client
-      .load(modelUrl, { backend }, (event) => {
+      .load(modelUrl, { backend, variant }, (event) => {
         if (!current()) return;
         if (event.type === 'warning') {
           warnings.push(event);
@@ -63,7 +64,7 @@ export function useModel(
           setState({ status: 'error', message: (error as Error).message ?? String(error), warnings: [...warnings] });
         },
       );
-  }, [client, modelUrl, backend, attempt]);
+  }, [client, modelUrl, backend, variant, attempt]);
 
   useEffect(
     () =>

@@ -15,12 +15,15 @@ import {
 } from '../engine/types';
 import type { OptionScore, ScoreOptions } from '../engine/engine';
 import type { Pictures } from '../engine/pictures';
+import type { VariantChoice } from '../engine/variants';
 import type { StoreWarning } from '../store/modelStore';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
 
 export interface LoadOptions {
   backend: BackendChoice;
+  /** `auto` (default): per backend, the manifest's first variant that fits; or `float32`, or a variant's name. */
+  variant?: VariantChoice;
 }
 
 /** Worth telling the user, but the model runs: a cache that failed, WebGPU that fell back. */
@@ -37,6 +40,8 @@ export type LoadEvent = ProgressEvent | WarningEvent;
 export interface LoadResult {
   manifest: Manifest;
   backend: Backend;
+  /** The model variant running (`float32`: the default files). */
+  variant: string;
   /** Set when the backend is not the one asked for (WebGPU missing or failing). */
   fallbackReason?: string;
   warnings: WarningEvent[];

@@ -9,6 +9,7 @@
 //   WebGPU EP and the WASM EP; a WebGPU start that fails falls back to this build's WASM EP, so
 //   the fallback loads nothing more.
 import type { OrtModule } from '../engine/engine';
+import { webGpuAdapterFeatures } from './adapter';
 
 export type RuntimeBuild = 'webgpu' | 'wasm';
 
@@ -74,25 +75,11 @@ async function startRuntime(build: RuntimeBuild): Promise<OrtRuntime> {
   return ort;
 }
 
-interface GpuLike {
-  requestAdapter(): Promise<unknown>;
-}
-
 let adapterCheck: Promise<boolean> | undefined;
 /** True when this context has a usable WebGPU adapter (asked once per worker). */
 export function hasWebGpuAdapter(): Promise<boolean> {
-  adapterCheck ??= requestAdapter();
+  adapterCheck ??= webGpuAdapterFeatures().then((features) => features !== undefined);
   return adapterCheck;
-}
-
-async function requestAdapter(): Promise<boolean> {
-  const gpu = (navigator as Navigator & { gpu?: GpuLike }).gpu;
-  if (!gpu) return false;
-  try {
-    return (await gpu.requestAdapter()) !== null;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -2,11 +2,12 @@
 // through comlink (api.ts). The UI thread never runs ONNX Runtime, so it never blocks.
 import * as Comlink from 'comlink';
 import { FlamingoEngine } from '../engine/engine';
-import { FlamingoError, type Backend, type Manifest, type ModelFileRole } from '../engine/types';
+import { FlamingoError, type Backend, type Manifest } from '../engine/types';
+import { pickVariant, withVariant, type VariantChoice } from '../engine/variants';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
 import { indexedDbLatentStore } from '../store/latentStore';
 import { isLocalModelUrl, localManifest, recordModel } from '../store/modelCatalog';
-import { loadModel } from '../store/modelStore';
+import { loadManifest, loadModel, type LoadedModel } from '../store/modelStore';
 import {
   installErrorTransfer,
   type BackendChoice,
@@ -16,6 +17,7 @@ import {
   type LoadTimings,
   type WarningEvent,
 } from './api';
+import { webGpuAdapterFeatures } from './adapter';
 import { buildFor, loadRuntime, runtimeSpan, yielding, type OrtRuntime } from './ort';
 
 installErrorTransfer();
@@ -30,7 +32,7 @@ const bundledModelUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH
 
 const api: FlamingoWorkerApi = {
   load(modelUrl, options, onEvent) {
-    const next = loadQueue.then(() => load(modelUrl, options.backend, onEvent));
+    const next = loadQueue.then(() => load(modelUrl, options.backend, options.variant ?? 'auto', onEvent));
     loadQueue = next.catch(() => undefined);
     return next.finally(() => releaseCallback(onEvent));
   },
@@ -83,6 +85,7 @@ Comlink.expose(api);
 async function load(
   modelUrl: string,
   choice: BackendChoice,
+  variant: VariantChoice,
   onEvent: (event: LoadEvent) => void,
 ): Promise<LoadResult> {
   const started = performance.now();
@@ -107,29 +110,27 @@ async function load(
     // The runtime starts first and runs beside the file reads: each is about half of a start-up.
     // (`prepare` may have started it already, while the page was still rendering.)
     const build = await buildFor(choice);
-    const gpu = build === 'webgpu';
     const runtime = loadRuntime(build);
-    runtime.catch(() => undefined); // awaited below, after the files; a failure surfaces there
+    runtime.catch(() => undefined); // awaited after the files; a failure surfaces there
 
     const filesStart = since();
-    const manifest = url === folder(bundledModelUrl) ? bundledManifest : isLocalModelUrl(url) ? await localManifest(url) : undefined;
-    const model = await loadModel(url, emit, { manifest, onWarning: emit });
-    const files: [number, number] = [filesStart, since()];
+    const manifest =
+      url === folder(bundledModelUrl) ? bundledManifest : isLocalModelUrl(url) ? await localManifest(url) : await loadManifest(url, emit);
+    let files: [number, number] = [filesStart, NaN];
+    // Each backend tried loads the files of the variant it picks (only those: a fallback may load more).
+    const readFiles = async (name: string) => {
+      const loaded = await loadModel(url, emit, { manifest, variant: name, onWarning: emit });
+      files = [files[0], since()];
+      return loaded;
+    };
+    const { backend, fallbackReason, model } = await createEngine(runtime, manifest, readFiles, choice, build === 'webgpu', variant, emit);
     // The model manager lists what was loaded; a failure to note it costs nothing else.
-    await recordModel(url, model.manifest).catch((cause: unknown) => console.warn('Could not record the model', cause));
-
-    await releaseEngine();
-    let ort: OrtRuntime;
-    try {
-      ort = await runtime;
-    } catch (cause) {
-      throw asFlamingoError(cause, 'ONNX Runtime could not be started');
-    }
-    const { backend, fallbackReason } = await createEngine(ort, model.manifest, model.files, choice, gpu, emit);
+    await recordModel(url, manifest).catch((cause: unknown) => console.warn('Could not record the model', cause));
     const span = runtimeSpan(build);
     return {
-      manifest: model.manifest,
+      manifest,
       backend,
+      variant: model.variant,
       fallbackReason,
       warnings,
       fromCache: Object.values(model.sources).every((source) => source === 'cache'),
@@ -143,38 +144,54 @@ async function load(
 
 /**
  * WebGPU when an adapter exists and the sessions start on it; WASM when asked, when there is no
- * adapter, or when WebGPU fails at load (reported as a warning, with the reason). `ort` is the
- * build for that choice (src/worker/ort.ts): the WebGPU build's WASM EP serves the fallback.
+ * adapter, or when WebGPU fails at load (reported as a warning, with the reason). `runtime` is the
+ * build for that choice (src/worker/ort.ts): the WebGPU build's WASM EP serves the fallback. Each
+ * backend runs the variant `pickVariant` gives it (auto: by the manifest's order and the adapter's features).
  */
 async function createEngine(
-  ort: OrtRuntime,
+  runtime: Promise<OrtRuntime>,
   manifest: Manifest,
-  files: Record<ModelFileRole, Uint8Array>,
+  files: (variant: string) => Promise<LoadedModel>,
   choice: BackendChoice,
   gpu: boolean,
+  variant: VariantChoice,
   emit: (event: LoadEvent) => void,
-): Promise<{ backend: Backend; fallbackReason?: string }> {
+): Promise<{ backend: Backend; fallbackReason?: string; model: LoadedModel }> {
+  const started = async () => {
+    try {
+      return yielding(await runtime);
+    } catch (cause) {
+      throw asFlamingoError(cause, 'ONNX Runtime could not be started');
+    }
+  };
   let fallbackReason: string | undefined;
   if (choice !== 'wasm') {
-    if (!gpu) {
+    const features = gpu ? await webGpuAdapterFeatures() : undefined;
+    if (!features) {
       fallbackReason = 'This browser offers no WebGPU adapter, so the model runs on WASM.';
       emit({ type: 'warning', code: 'webgpu-unavailable', message: fallbackReason });
     } else {
+      const model = await files(pickVariant(manifest, 'webgpu', features, variant));
+      const ort = await started();
+      await releaseEngine();
       try {
-        engine = await FlamingoEngine.create(yielding(ort), manifest, files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
-        return { backend: engine.backend };
+        engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
+        return { backend: engine.backend, model };
       } catch (cause) {
         fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
         emit({ type: 'warning', code: 'webgpu-failed', message: fallbackReason, cause: String(cause) });
       }
     }
   }
+  const model = await files(pickVariant(manifest, 'wasm', new Set(), variant));
+  const ort = await started();
+  await releaseEngine();
   try {
-    engine = await FlamingoEngine.create(yielding(ort), manifest, files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
+    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }
-  return { backend: engine.backend, fallbackReason };
+  return { backend: engine.backend, fallbackReason, model };
 }
 
 function currentEngine(): FlamingoEngine {
