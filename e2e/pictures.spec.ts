@@ -1,5 +1,5 @@
 // The pictures: after an answer, its gates and each token's cross-attention carried onto the image
-// it looked at (a heatmap). A screenshot goes to docs/screenshots/ for the README.
+// it looked at (a heatmap). A screenshot goes to docs/attention.png for the README.
 import { expect, test } from '@playwright/test';
 import { buildPrompt, generate, normalise, readFixture, waitForModel } from './helpers';
 
@@ -32,5 +32,5 @@ test('an answer shows its gates and, per token, where it looked', async ({ page 
   await expect(heatmap).toBeVisible();
   const offlineNotice = page.getByRole('button', { name: 'OK' });
   if (await offlineNotice.isVisible()) await offlineNotice.click(); // the PWA's "works offline" toast
-  await page.getByTestId('pictures').screenshot({ path: 'docs/screenshots/attention.png' });
+  await page.getByTestId('pictures').screenshot({ path: 'docs/attention.png' });
 });
