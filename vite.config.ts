@@ -173,8 +173,8 @@ const BENCH_PAGES = {
 };
 
 export default defineConfig(({ mode }) => ({
-  // the bench build has neither the service worker nor the CSP (its pages are dev tools)
-  plugins: [react(), ortRuntimeFiles(), bundledManifest(), ...(mode === 'bench' ? [] : [offlineApp(), contentSecurityPolicy()])],
+  // the bench build has no CSP: its pages are dev tools, not the shipped app
+  plugins: [react(), ortRuntimeFiles(), bundledManifest(), offlineApp(), ...(mode === 'bench' ? [] : [contentSecurityPolicy()])],
   resolve: {
     // The non-bundled entries: they do not inline a second copy of the runtime's JS glue, which
     // is loaded from ORT_RUNTIME_DIR instead.
