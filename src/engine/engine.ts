@@ -266,6 +266,19 @@ export class FlamingoEngine {
   }
 
   /**
+   * The K/V a decode step needs: a generated token looks only at the prompt's last image
+   * (Flamingo's per-image mask), so decode steps get that image's K/V alone, as image 0, and
+   * their cost does not grow with the number of shots. The prefill gets them all (crossKv).
+   */
+  private decodeCrossKv(p: PreparedPrompt, batch: number): Promise<CrossKv> {
+    if (p.nMedia <= 1) return this.crossKv(p, batch);
+    const { n_latents } = this.manifest.resampler;
+    const per = n_latents * this.manifest.vision.d_vision;
+    const last = p.latents.subarray((p.nMedia - 1) * per, p.nMedia * per);
+    return this.lm.crossAttentionKv(last, [1, n_latents, this.manifest.vision.d_vision], batch);
+  }
+
+  /**
    * The prompt's KV cache and its last position's logits. The support examples (everything before
    * the query's <image>) are prefilled on their own and kept: the next prompt with the same
    * examples (same tokens, same images) reuses their KV and prefills only its query.
@@ -307,6 +320,7 @@ export class FlamingoEngine {
     const tEncoded = performance.now();
     timings.encodeMs = tEncoded - t0;
     const cross = await this.crossKv(p, 1);
+    const decodeCross = p.nMedia > 1 ? await this.decodeCrossKv(p, 1) : cross;
     let tFirst = 0;
     try {
       const prefill = await this.prefill(p, cross, options.reusePrefix ?? true);
@@ -316,9 +330,9 @@ export class FlamingoEngine {
         tokenizer: this.tokenizer,
         eocId: this.eocId,
         banned: this.banned,
-        lastMedia: p.nMedia - 1,
-        cross,
-        crossKvFor: (batch) => this.crossKv(p, batch),
+        lastMedia: p.nMedia >= 1 ? 0 : -1, // index into decodeCross: the last image is its only one
+        cross: decodeCross,
+        crossKvFor: (batch) => this.decodeCrossKv(p, batch),
         prefill,
         keep: (kv) => this.prefixes.holds(kv),
         timings,
@@ -350,6 +364,7 @@ export class FlamingoEngine {
       return done;
     } finally {
       cross.dispose();
+      if (decodeCross !== cross) decodeCross.dispose();
     }
   }
 

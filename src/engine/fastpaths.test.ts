@@ -88,6 +88,31 @@ describe('fast paths give the plain paths’ answers', () => {
     expect(worst).toBeLessThan(1e-4);
   });
 
+  it('decode steps given only the last image’s K/V compute the logits of steps given every image’s', async () => {
+    const { manifest, files } = await loadModelDir(BUNDLED_MODEL_DIR);
+    const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes);
+    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest, 'cpu');
+    const tok = engine.tokenizer;
+    const ids = [tok.tokenId(manifest.special_tokens.bos), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
+    const midx = Array.from(mediaIndex(ids, tok.tokenId(manifest.special_tokens.image)), Number);
+    const { n_latents } = manifest.resampler;
+    const d = manifest.vision.d_vision;
+    const per = n_latents * d;
+    const latents = Float32Array.from({ length: 3 * per }, (_, i) => Math.cos(i * 0.11));
+    const all = await lm.crossAttentionKv(latents, [3, n_latents, d], 1);
+    const lastOnly = await lm.crossAttentionKv(latents.subarray(2 * per), [1, n_latents, d], 1);
+    const prefill = await lm.step([ids], [midx], all, lm.emptyCache(1), 1);
+    let [kvAll, kvLast] = [prefill.present, prefill.present];
+    let worst = 0;
+    for (let step = 0, token = 5; step < 10; step++, token += 7) {
+      const a = await lm.step([[token]], [[2]], all, kvAll, 1);
+      const b = await lm.step([[token]], [[0]], lastOnly, kvLast, 1);
+      a.logits.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - b.logits[i]))));
+      [kvAll, kvLast] = [a.present, b.present];
+    }
+    expect(worst).toBeLessThan(1e-5);
+  });
+
   it('beam search with one beam is greedy decoding', async () => {
     for (const { prompt } of [...(await episodes('naming-2shot', 5)), ...(await episodes('binding-5way-1shot', 5))]) {
       const greedy = await engine.generate(prompt, { maxNewTokens: 12 }, quiet);

@@ -15,9 +15,9 @@ export interface Decoding {
   eocId: number;
   /** Tokens never generated (the special ones but <|endofchunk|>). */
   banned: number[];
-  /** The index of the image the answer looks at (the prompt's last). */
+  /** The index in `cross` of the image the answer looks at (the prompt's last; -1: none). */
   lastMedia: number;
-  /** The prompt's cross-attention K/V for one sequence (the engine's: not freed here). */
+  /** The cross-attention K/V decode steps read, for one sequence (the engine's: not freed here). */
   cross: CrossKv;
   /** The same for a batch of `batch` sequences (the caller frees it). */
   crossKvFor(batch: number): Promise<CrossKv>;
