@@ -5,23 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test as base, expect, type Page } from '@playwright/test';
+import { expect, type Page } from '@playwright/test';
 import { validateManifest } from '../src/engine/manifest';
 import { pickVariant, variantFiles } from '../src/engine/variants';
 import { chromiumLaunchOptions } from './browser';
-
-// Any uncaught error on the page fails the test.
-const test = base.extend({
-  page: async ({ page }, use) => {
-    const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(error.message));
-    await use(page);
-    expect(errors, 'uncaught errors on the page').toEqual([]);
-  },
-});
-
-// Written by the data helper (e2e/fixtures/); E2E_FIXTURES_DIR points elsewhere during development.
-const FIXTURES = process.env.E2E_FIXTURES_DIR ?? fileURLToPath(new URL('./fixtures/', import.meta.url));
+import { buildPrompt, FIXTURES, generate, normalise, readFixture, test, waitForModel } from './helpers';
 
 const MANIFEST = validateManifest(
   JSON.parse(readFileSync(fileURLToPath(new URL('../public/models/emojiworld/manifest.json', import.meta.url)), 'utf8')),
@@ -32,49 +20,6 @@ async function shownVariant(page: Page): Promise<string> {
   return (await page.getByTestId('variant').getAttribute('data-variant')) ?? '';
 }
 
-interface Fixture {
-  segments: ({ image: string } | { text: string })[];
-  answer: string;
-}
-
-function readFixture(): Fixture {
-  return JSON.parse(readFileSync(join(FIXTURES, 'two-shot.json'), 'utf8')) as Fixture;
-}
-
-/** Answers compare after lower-casing, trimming and dropping a final full stop (DESIGN.md). */
-function normalise(answer: string): string {
-  return answer.toLowerCase().trim().replace(/\.$/, '').trim();
-}
-
-async function waitForModel(page: Page, backend?: 'webgpu' | 'wasm') {
-  const shown = page.getByTestId('backend');
-  await expect(shown).toBeVisible();
-  if (backend) await expect(shown).toHaveText(backend);
-}
-
-/** Builds the prompt through the UI: the file input for images, "Add text" + typing for text. */
-async function buildPrompt(page: Page, fixture: Fixture) {
-  const segments = page.getByTestId('segment');
-  for (const [index, segment] of fixture.segments.entries()) {
-    if ('image' in segment) {
-      await page.getByTestId('image-input').setInputFiles(join(FIXTURES, segment.image));
-    } else {
-      await page.getByTestId('add-text').click();
-      await page.getByTestId('segment-text').last().fill(segment.text);
-    }
-    await expect(segments).toHaveCount(index + 1);
-  }
-}
-
-async function generate(page: Page): Promise<string> {
-  const button = page.getByTestId('generate');
-  await expect(button).toBeEnabled();
-  await button.click();
-  await expect(page.getByTestId('answer-panel')).toHaveAttribute('data-state', 'done');
-  await expect(page.getByTestId('ttft')).toBeVisible();
-  await expect(page.getByTestId('tokens-per-second')).toBeVisible();
-  return (await page.getByTestId('answer').textContent()) ?? '';
-}
 
 function modelRequests(page: Page): string[] {
   const urls: string[] = [];

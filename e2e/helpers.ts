@@ -3,7 +3,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, type Page } from '@playwright/test';
+import { test as base, expect, type Page } from '@playwright/test';
+
+/** Playwright's test, with any uncaught error on the page failing it. */
+export const test = base.extend({
+  page: async ({ page }, use) => {
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await use(page);
+    expect(errors, 'uncaught errors on the page').toEqual([]);
+  },
+});
 
 export const FIXTURES = process.env.E2E_FIXTURES_DIR ?? fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -45,5 +55,7 @@ export async function generate(page: Page): Promise<string> {
   await expect(button).toBeEnabled();
   await button.click();
   await expect(page.getByTestId('answer-panel')).toHaveAttribute('data-state', 'done');
+  await expect(page.getByTestId('ttft')).toBeVisible();
+  await expect(page.getByTestId('tokens-per-second')).toBeVisible();
   return (await page.getByTestId('answer').textContent()) ?? '';
 }

@@ -7,24 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import AxeBuilder from '@axe-core/playwright';
-import { test as base, expect, type Page } from '@playwright/test';
-
-const test = base.extend({
-  page: async ({ page }, use) => {
-    const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(error.message));
-    await use(page);
-    expect(errors, 'uncaught errors on the page').toEqual([]);
-  },
-});
+import { expect, type Page } from '@playwright/test';
+import { test, waitForModel } from './helpers';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GALLERY = join(ROOT, 'public/examples/gallery');
 const BUNDLED_MODEL = join(ROOT, 'public/models/emojiworld');
-
-async function waitForModel(page: Page) {
-  await expect(page.getByTestId('backend')).toBeVisible();
-}
 
 async function answer(page: Page): Promise<string> {
   await expect(page.getByTestId('answer-panel')).toHaveAttribute('data-state', 'done');

@@ -7,25 +7,10 @@ import { promisify } from 'node:util';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLED_MODEL_DIR, REPO_ROOT } from './node';
+import { pngHeaderOnly } from '../../e2e/fixtures/pngHeaderOnly';
 
 const run = promisify(execFile);
 
-/** A PNG with only its signature, an IHDR of this size and IEND: complete as a file, far too big. */
-function pngHeaderOnly(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    out.write(type, 4, 'ascii');
-    data.copy(out, 8);
-    return out; // the CRC is not checked before decoding
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 6;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IEND', Buffer.alloc(0))]);
-}
 const BIN = join(REPO_ROOT, 'bin/flamingo-web.mjs');
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -125,6 +110,22 @@ describe('flamingo-web CLI', () => {
     const r = await cli('generate', '--model', model, '--prompt', '<image>Output:', '--image', join(dir, 'red.png'));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/lm\.onnx failed its integrity check/);
+  });
+
+  it('names a model folder whose manifest is missing, not JSON, or of an older format', async () => {
+    const cases: [string, (dir: string) => void, string][] = [
+      ['no-manifest', () => undefined, 'Cannot read the model manifest'],
+      ['not-json', (d) => writeFileSync(join(d, 'manifest.json'), '{ not json'), 'is not valid JSON'],
+      ['format-1', (d) => writeFileSync(join(d, 'manifest.json'), JSON.stringify({ format: 'flamingo-web/1' })), 'export it again'],
+    ];
+    for (const [name, write, message] of cases) {
+      const model = mkdtempSync(join(dir, `${name}-`));
+      write(model);
+      const r = await cli('generate', '--model', model, '--prompt', '<image>Output:', '--image', join(dir, 'red.png'));
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(message);
+    }
   });
 
   it('evaluates an episode file and writes the report', async () => {

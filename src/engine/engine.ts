@@ -106,7 +106,7 @@ export class FlamingoEngine {
     this.eocId = tokenizer.tokenId(s.end_of_chunk);
     this.bosId = tokenizer.tokenId(s.bos);
     this.banned = [s.image, s.bos, s.pad, s.unk].map((t) => tokenizer.tokenId(t));
-    this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest, backend);
+    this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest);
     this.latents = new LatentCache(latentStore);
     this.visionKey = `${manifest.files.vision_encoder.sha256.slice(0, 16)}-${manifest.files.resampler.sha256.slice(0, 16)}`;
   }

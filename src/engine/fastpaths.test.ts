@@ -69,7 +69,7 @@ describe('fast paths give the plain paths’ answers', () => {
   it('prefilling the support examples and the query apart gives the logits of one prefill', async () => {
     const { manifest, files } = await loadModelDir(BUNDLED_MODEL_DIR);
     const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes);
-    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest, 'cpu');
+    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest);
     const tok = engine.tokenizer;
     const image = tok.tokenId(manifest.special_tokens.image);
     const ids = [tok.tokenId(manifest.special_tokens.bos), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
@@ -91,7 +91,7 @@ describe('fast paths give the plain paths’ answers', () => {
   it('decode steps given only the last image’s K/V compute the logits of steps given every image’s', async () => {
     const { manifest, files } = await loadModelDir(BUNDLED_MODEL_DIR);
     const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes);
-    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest, 'cpu');
+    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest);
     const tok = engine.tokenizer;
     const ids = [tok.tokenId(manifest.special_tokens.bos), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
     const midx = Array.from(mediaIndex(ids, tok.tokenId(manifest.special_tokens.image)), Number);

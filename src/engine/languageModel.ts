@@ -52,10 +52,8 @@ export class LanguageModel {
     private readonly lm: Session,
     private readonly xattnKv: Session,
     manifest: Manifest,
-    backend: Backend,
   ) {
     ({ layers: this.layers, heads: this.heads, head_dim: this.headDim } = manifest.lm);
-    void backend;
     this.fetches = ['logits'];
     for (let i = 0; i < this.layers; i++) this.fetches.push(`present_key_${i}`, `present_value_${i}`);
     this.queryNames = manifest.lm.xattn_layers.map((i) => `xattn_query_${i}`);
