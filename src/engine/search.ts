@@ -3,7 +3,7 @@
 //   beamSearch      N sequences as one batch of N (the paper's setting for open-ended answers is
 //                   beam 3, stop at the first <|endofchunk|>), the best answer at the end
 // Both stop at <|endofchunk|>, at a newline (unless told not to) or at maxNewTokens.
-import { KvCache, type CrossKv, type LanguageModel } from './languageModel';
+import type { CrossKv, KvCache, LanguageModel } from './languageModel';
 import { logSoftmax, sampleToken, seededRandom } from './sampling';
 import type { Tokenizer } from './tokenizer';
 import type { DecodeTimings, DoneEvent, GenerateOptions } from './types';
@@ -214,4 +214,3 @@ function topIndices(values: Float64Array, k: number): number[] {
   return top;
 }
 
-export { KvCache };
