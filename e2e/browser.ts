@@ -1,4 +1,4 @@
-// How the e2e tests launch Chromium (see /work/shared/design/MACHINE.md): Debian's Chromium, or
+// How the e2e tests launch Chromium (see ../shared/design/MACHINE.md): Debian's Chromium, or
 // Playwright's own browser where that path does not exist (a developer's machine).
 import { existsSync } from 'node:fs';
 import type { LaunchOptions } from '@playwright/test';

@@ -288,16 +288,17 @@ export class FlamingoEngine {
     let past = this.lm.emptyCache(1);
     let start = 0;
     let cachedTokens = 0;
-    if (queryStart > 0) {
+    // Without the cache, one call over the whole prompt (the split costs a call and buys nothing).
+    if (queryStart > 0 && reusePrefix) {
       const prefixIds = p.ids.slice(0, queryStart);
       const prefixKeys = p.mediaKeys.slice(0, p.nMedia - 1);
-      const hit = reusePrefix ? this.prefixes.lookup(prefixIds, prefixKeys) : undefined;
+      const hit = this.prefixes.lookup(prefixIds, prefixKeys);
       if (hit) {
         past = hit;
         cachedTokens = queryStart;
       } else {
         past = (await this.lm.step([prefixIds], [p.mediaIdx.slice(0, queryStart)], cross, past, 1)).present;
-        if (reusePrefix) this.prefixes.store({ ids: prefixIds, mediaKeys: prefixKeys, kv: past });
+        this.prefixes.store({ ids: prefixIds, mediaKeys: prefixKeys, kv: past });
       }
       start = queryStart;
     }
