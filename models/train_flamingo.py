@@ -93,6 +93,7 @@ class Settings:
     eval_every: int = 250
     eval_episodes: int = 200
     ckpt_every: int = 100
+    world: str = "v1"  # training styles (emojiworld.concepts.WORLD_STYLES): v1's three, or v2's seven
     device: str = "cpu"
     workers: int = 0
     max_minutes: float = 0.0
@@ -381,7 +382,7 @@ def main():
     setup_threads()
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
-    world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
+    world = load_world(styles=s.world)  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
     init = torch.load(s.init, map_location="cpu") if s.init else {}
     torch.manual_seed(s.seed)
     model = build_model(s, tok, init.get("config")).to(s.device)

@@ -58,6 +58,8 @@ class Settings:
     restyle: float = 0.0  # probability that a training image's sprites are restyled
     randconv: float = 0.0  # probability that a training image passes through a random convolution (random_convolution)
     teacher: str = ""  # a vision checkpoint: style-invariance distillation instead of the contrastive loss
+    init: str = ""  # a vision checkpoint whose encoder a fresh contrastive run starts from (new heads)
+    world: str = "v1"  # training styles (emojiworld.concepts.WORLD_STYLES): v1's three, or v2's seven
     eval_every: int = 250
     ckpt_every: int = 100
     device: str = "cpu"
@@ -286,7 +288,7 @@ def main():
     setup_threads()
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
-    world = load_world()  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
+    world = load_world(styles=s.world)  # the fixed EmojiWorld split (seed 0); `seed` only drives data and init
     torch.manual_seed(s.seed)
     if s.teacher:
         teacher = torch.load(s.teacher, map_location="cpu")
@@ -300,6 +302,9 @@ def main():
         params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     step, _, clock = resume(out / "last.pt", model, opt)
+    if step == 0 and s.init:
+        model.vision.load_state_dict(torch.load(s.init, map_location="cpu")["vision"])  # same widths, or it fails
+        print(f"encoder initialised from {s.init}")
     print(f"vision encoder: {sum(p.numel() for p in model.vision.parameters()) / 1e6:.2f}M parameters"
           f"{'; distilling ' + s.teacher if s.teacher else ''}; styles {', '.join(training_styles(s, world))}")
 

@@ -2,8 +2,10 @@
 EmojiWorld concepts: which emoji exist in every art style, their names in several languages,
 and the fixed train / held-out split.
 
-Text comes from emojibase-data (labels, tags, groups); artwork from four iconify sets whose icon
-names are the kebab-case of the English label. A held-out concept's name, in any locale, must never
+Text comes from emojibase-data (labels, tags, groups); artwork from iconify sets whose icon names
+are (mostly) the kebab-case of the English label. The concepts are those drawn in all four CORE_STYLES;
+the styles added for model v2 (V2_STYLES) draw what they have, and World.icon stands in a core training
+style for the rest, so that the concept set and the split stay those of model v1. A held-out concept's name, in any locale, must never
 appear in training text, so held-out concepts are drawn only among those whose names are not a
 phrase inside some other concept's name, and training tags that mention one are dropped.
 """
@@ -24,9 +26,13 @@ REPO = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO / 'node_modules'
 
 LOCALES = ('en', 'fr', 'de', 'es', 'it', 'pt', 'nl')  # Latin script, so one tokenizer covers all
-STYLES = ('twemoji', 'noto', 'fluent-emoji-flat', 'openmoji')
-TRAIN_STYLES = ('twemoji', 'noto', 'fluent-emoji-flat')
+CORE_STYLES = ('twemoji', 'noto', 'fluent-emoji-flat', 'openmoji')  # every concept is drawn in each of these
+TRAIN_STYLES = ('twemoji', 'noto', 'fluent-emoji-flat')  # model v1's training styles
+# the training styles added for model v2 (../shared/design/EMOJIWORLD.md); each covers part of the concepts
+V2_STYLES = ('fluent-emoji', 'fluent-emoji-high-contrast', 'fxemoji', 'streamline-emojis')
+WORLD_STYLES = {'v1': TRAIN_STYLES, 'v2': TRAIN_STYLES + V2_STYLES}  # load_world(styles=...)
 HELDOUT_STYLE = 'openmoji'
+STYLES = CORE_STYLES + V2_STYLES
 # emojibase group ids -> short names; smileys, people, components, symbols and flags are dropped
 GROUPS = {3: 'animals-nature', 4: 'food-drink', 5: 'travel-places', 6: 'activities', 7: 'objects'}
 HELDOUT_FRACTION = 0.15
@@ -77,6 +83,17 @@ class World:
     def styles_for(self, split):
         # training text and images never use the held-out style
         return self.train_styles if split == 'train' else (self.heldout_style,)
+
+    def icon(self, style, i):
+        """The SVG document of concept i in a style; for a V2_STYLES set without it, the same concept in
+        a core training style (a fixed one per concept), so that every style can draw every concept."""
+        key = self.concepts[i].key
+        doc = self.icons[style].get(key)
+        return doc if doc is not None else self.icons[self.stand_in_style(i)][key]
+
+    def stand_in_style(self, i):
+        """The core training style that draws concept i where a style has no drawing of it."""
+        return TRAIN_STYLES[i % len(TRAIN_STYLES)]
 
     def sprite(self, i, style):
         """RGBA uint8 sprite of concept i in a style (rendered, or read from the disk cache)."""
@@ -142,6 +159,17 @@ def _emojibase(locale):
 @lru_cache(maxsize=None)
 def _iconify(style):
     return json.loads((NODE_MODULES / '@iconify-json' / style / 'icons.json').read_text())
+
+
+def icon_names(style, key, name):
+    """The icon names a concept (kebab-case key, English label) may have in a style, most likely first.
+    fxemoji names icons by the squashed label ('alarmclock'); streamline-emojis numbers some variants
+    ('bird-1', 'bird-2': the first is taken)."""
+    if style == 'fxemoji':
+        return (re.sub(r'[^a-z0-9]', '', name),)
+    if style == 'streamline-emojis':
+        return key, key + '-1'
+    return (key,)
 
 
 def svg_document(style, key):
@@ -230,9 +258,12 @@ def _load_world_cached(seed):
         if e.get('group') not in GROUPS:
             continue
         key = kebab(e['label'])
-        docs = {s: svg_document(s, key) for s in STYLES}
+        docs = {s: svg_document(s, key) for s in CORE_STYLES}
         if any(d is None for d in docs.values()):
             continue
+        for s in V2_STYLES:  # optional: a concept missing here is drawn by World.icon in a core style
+            docs[s] = next(filter(None, (svg_document(s, n) for n in icon_names(s, key, clean_name(e['label'])))),
+                           None)
         names = {}
         for loc in LOCALES:
             label = by_locale[loc].get(e['hexcode'], {}).get('label')
@@ -243,7 +274,8 @@ def _load_world_cached(seed):
             tags=[clean_name(t) for t in e.get('tags', []) or []],
             group=GROUPS[e['group']], subgroup=subgroups[e['subgroup']], hexcode=e['hexcode']))
         for s in STYLES:
-            icons[s][key] = docs[s]
+            if docs[s] is not None:
+                icons[s][key] = docs[s]
 
     # Eligible for held-out: no name (any locale) is a phrase of another concept's name or of the
     # templates, so withholding it from training text never forces us to drop other concepts.
@@ -273,12 +305,16 @@ def _load_world_cached(seed):
     return concepts, icons
 
 
-def load_world(seed: int = 0) -> World:
+def load_world(seed: int = 0, styles: str = 'v1') -> World:
+    """The EmojiWorld concepts and split of `seed`; `styles` ('v1' or 'v2', WORLD_STYLES) names the training
+    styles that training images are drawn in."""
+    if styles not in WORLD_STYLES:
+        raise ValueError(f'styles must be one of {", ".join(WORLD_STYLES)}, not {styles!r}')
     concepts, icons = _load_world_cached(seed)
     # fresh Concept objects so that callers may not corrupt the cache
     concepts = [Concept(**{**c.__dict__, 'names': dict(c.names), 'tags': list(c.tags)})
                 for c in concepts]
-    return World(seed, concepts, {s: dict(d) for s, d in icons.items()})
+    return World(seed, concepts, {s: dict(d) for s, d in icons.items()}, WORLD_STYLES[styles])
 
 
 # -----------------------------------------------------------------------------

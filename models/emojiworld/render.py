@@ -33,8 +33,8 @@ def render_svg(svg: str, size: int) -> np.ndarray:
 
 def _cache_path(world, style, size):
     h = hashlib.sha256(f'v{RENDER_VERSION}/{style}/{size}'.encode())
-    for c in world.concepts:  # the key covers the order and every input document
-        h.update(c.key.encode() + b'\0' + world.icons[style][c.key].encode() + b'\0')
+    for i, c in enumerate(world.concepts):  # the key covers the order and every input document
+        h.update(c.key.encode() + b'\0' + world.icon(style, i).encode() + b'\0')
     return CACHE_DIR / f'{style}-{size}px-{h.hexdigest()[:16]}.npz'
 
 
@@ -45,10 +45,18 @@ def sprites(world, style: str, size: int = 48, verbose: bool = True) -> np.ndarr
     if path.exists():
         return np.load(path)['sprites']
     t0 = time.time()
-    out = np.stack([render_svg(world.icons[style][c.key], size) for c in world.concepts])
+    out, failed = [], []
+    for i, c in enumerate(world.concepts):
+        try:
+            out.append(render_svg(world.icon(style, i), size))
+        except MemoryError:  # cairo gives up on a few very complex drawings (fluent-emoji's 3D set)
+            failed.append(c.key)
+            out.append(render_svg(world.icons[world.stand_in_style(i)][c.key], size))
+    out = np.stack(out)
     if verbose:
-        print(f'emojiworld: rendered {len(out)} {style} sprites at {size}px '
-              f'in {time.time() - t0:.1f}s -> {path.name}')
+        print(f'emojiworld: rendered {len(out)} {style} sprites at {size}px in {time.time() - t0:.1f}s -> {path.name}'
+              + (f'; {len(failed)} cairo could not draw, drawn in a core style instead: {", ".join(failed)}'
+                 if failed else ''))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix('.tmp.npz')
     np.savez_compressed(tmp, sprites=out)
@@ -63,7 +71,7 @@ if __name__ == '__main__':
     ap.add_argument('--size', type=int, default=48)
     ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args()
-    world = load_world(args.seed)
+    world = load_world(args.seed, 'v2')
     t0 = time.time()
     for style in world.styles:
         s = sprites(world, style, args.size)

@@ -224,17 +224,19 @@ def interleaved_page(world, rng, split='train', max_images=5, kind=None, novel_n
 # -----------------------------------------------------------------------------
 # text-only episodes for the language model: images replaced by textual stand-ins
 
-def text_episode(world, rng, split='train', kind=None):
+def text_episode(world, rng, split='train', kind=None, max_supports=24):
     """One plain string. 'binding': N-way (2..10) K-shot (1..5) supports '<image>{name}. Output:
     {label}.<|endofchunk|>' then a query of one of them, labels pseudo-words, real names or names
-    in another locale; 'caption' / 'scene' / 'clip': plain lines with a stand-in."""
+    in another locale; 'caption' / 'scene' / 'clip': plain lines with a stand-in. max_supports above 24
+    makes long binding episodes (2..32 ways, up to max_supports supports: 32-shot prompts for the
+    model v2 language model, trained on 640-token sequences)."""
     pool = world.split(split)
     kind = kind or _pick(rng, ('binding', 'binding', 'binding', 'caption', 'scene', 'clip'))
     name_of = lambda i: name_in(world, i)
     if kind == 'binding':
-        n_way = int(rng.integers(2, 11))
+        n_way = int(rng.integers(2, 11 if max_supports <= 24 else 33))
         shots = int(rng.integers(1, 6))
-        shots = max(1, min(shots, 24 // n_way))  # keeps episodes within a few hundred tokens
+        shots = max(1, min(shots, max_supports // n_way))  # 24: within a few hundred tokens
         concepts = _distinct(rng, pool, n_way)
         label_kind = _pick(rng, ('pseudo', 'pseudo', 'name', 'locale'))
         if label_kind == 'pseudo':
