@@ -1,7 +1,7 @@
 """
 Evaluation episodes in the DESIGN.md format: JSON lines, one few-shot episode per line, images as
-PNG files next to them (paths relative to the episode file). Everything is drawn in the held-out
-style (openmoji); tasks whose answer is a name the model must already know (naming, scenes,
+PNG files next to them (paths relative to the episode file). Every query is drawn in the held-out
+style (openmoji), and so is every support but those of the cross-style task; tasks whose answer is a name the model must already know (naming, scenes,
 clips, language) use training concepts, the rest use held-out concepts.
 
     cd models && /usr/bin/python3 -m emojiworld.episodes --out ../e2e/fixtures --smoke
@@ -15,6 +15,8 @@ Tasks (answers match after lower-casing, trimming and dropping a final full stop
                              question-answer examples (training concepts, held-out style)
     naming-novel-{k}shot     name a held-out concept; it appears once among the supports
     binding-{N}way-{K}shot   nonsense words bound to held-out concepts in the prompt (+ options)
+    binding-5way-crossstyle-{K}shot   the same with the supports drawn in a training style (one of
+                             model v1's three, per episode) and only the query in the held-out style
     scene-qa-{k}shot         how many / which side / background colour / is there (VQA-like)
     clip-qa-{k}shot          what moved / appeared / disappeared / turned into (MSVD-QA-like)
     classify-5way-{k}shot    close-ended: rank 5 held-out names by log-likelihood
@@ -30,13 +32,14 @@ import numpy as np
 from PIL import Image
 
 from . import samples, text
-from .concepts import load_world, pseudo_words, stable_seed
+from .concepts import TRAIN_STYLES, load_world, pseudo_words, stable_seed
 
 TASKS = (
     [f'naming-{k}shot' for k in (0, 1, 2, 4, 8, 16, 32)]
     + [f'naming-rices-{k}shot' for k in (1, 2, 4, 8, 16, 32)]
     + [f'naming-novel-{k}shot' for k in (0, 1, 2, 4, 8)]
     + [f'binding-{n}way-{k}shot' for n in (2, 5) for k in (1, 3)]
+    + [f'binding-5way-crossstyle-{k}shot' for k in (1, 3)]
     + [f'scene-qa-{k}shot' for k in (0, 4, 8)]
     + [f'scene-qa-rices-{k}shot' for k in (4, 8, 16, 32)]
     + [f'clip-qa-{k}shot' for k in (0, 4, 8)]
@@ -153,12 +156,14 @@ def naming(world, rng, ep, shots, novel, text_only_examples=True):
     return samples.name_in(world, query), None
 
 
-def binding(world, rng, ep, n_way, shots):
+def binding(world, rng, ep, n_way, shots, cross_style=False):
     style = world.heldout_style
     concepts = samples._distinct(rng, world.split('heldout'), n_way)
     labels = pseudo_words(rng, n_way)
+    # cross-style: supports in a training style that model v1 and v2 both trained on, the query in openmoji
+    support_style = samples._pick(rng, TRAIN_STYLES) if cross_style else style
     for k in rng.permutation(np.repeat(np.arange(n_way), shots)):
-        ep.image(samples.draw_single(world, concepts[k], style, rng))
+        ep.image(samples.draw_single(world, concepts[k], support_style, rng))
         ep.text(text.caption(labels[k]))
     q = int(rng.integers(n_way))
     ep.image(samples.draw_single(world, concepts[q], style, rng))
@@ -242,7 +247,8 @@ def make_episode(world, task, index, out_dir, seed):
     elif task.startswith('naming-'):
         answer, options = naming(world, rng, ep, shots, novel=task.startswith('naming-novel'))
     elif task.startswith('binding-'):
-        answer, options = binding(world, rng, ep, int(task.split('-')[1].removesuffix('way')), shots)
+        answer, options = binding(world, rng, ep, int(task.split('-')[1].removesuffix('way')), shots,
+                                  cross_style='-crossstyle-' in task)
     elif task.startswith('classify-'):
         answer, options = classify(world, rng, ep, shots)
     elif task.startswith('scene-qa'):

@@ -5,6 +5,8 @@ import filecmp
 import json
 from pathlib import Path
 
+import pytest
+
 from emojiworld.concepts import load_world
 from emojiworld.episodes import write_episodes
 
@@ -12,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 EPISODES = REPO / "models" / "eval" / "episodes"
 
 
-def test_committed_episodes_are_reproducible(tmp_path):
-    task = "binding-5way-1shot"
+@pytest.mark.parametrize("task", ["binding-5way-1shot", "binding-5way-crossstyle-1shot"])
+def test_committed_episodes_are_reproducible(tmp_path, task):
     write_episodes(tmp_path, [task], n=50, seed=0)
     assert (tmp_path / f"{task}.jsonl").read_bytes() == (EPISODES / f"{task}.jsonl").read_bytes()
     images = sorted((tmp_path / "img" / task).iterdir())
