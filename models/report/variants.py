@@ -1,6 +1,6 @@
 """The model card's variants table: each quantised variant against float32, from `eval` reports.
 
-    /usr/bin/python3 report_variants.py --model ../public/models/emojiworld --float32 f32.json \\
+    cd models && /usr/bin/python3 -m report.variants --model ../public/models/emojiworld --float32 f32.json \\
         --variant q4=q4.json --variant fp16=fp16.json [--speed speed.json] \\
         --out eval/variants.json --card ../public/models/emojiworld/MODEL_CARD.md
 
