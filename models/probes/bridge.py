@@ -15,7 +15,7 @@ from the first picture to the answer's ':') falls on the right support, how ofte
 latents (averaged) find the right support as the nearest one: where the matching is lost.
 
     cd models && /usr/bin/python3 -m probes.bridge [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
-                                                   --near --heads]
+                                                    --near --heads]
 
 The same probe sets (seeds) as train.flamingo logs during training, so the numbers compare.
 """

@@ -7,7 +7,7 @@ here without the fine-tuning it asks for: the LM stays frozen). It tells the LM'
 cannot make the LM copy where the LM alone does not (rules-3r.txt).
 
     cd models && /usr/bin/python3 -m probes.lm [--lm=checkpoints/lm.pt --n=100 --ways=10,16,20,24,32
-                                               --lengths=200,240,256,270,290,320,360 --interpolate]
+                                                --lengths=200,240,256,270,290,320,360 --interpolate]
 
 The many-way episodes use the training concepts whose name is one token as stand-ins for the pictures, so
 that 24 ways still fit in 256 tokens; labels are pseudo-words, as in stage 2's gate.
