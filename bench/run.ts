@@ -1,9 +1,9 @@
 // `npm run bench [-- --out FILE] [--tokens 32] [--repeats 3] [--shots 0,4,8,16,32] [--cold 2]
 // [--warm 3] [--webgpu] [--no-build]`: the whole comparison in one run, on this machine.
 //   1. the bench build (app + bench pages, `vite build --mode bench` → dist-bench/), and our LM
-//      exported for transformers.js (models/export_lm_transformersjs.py) into it;
+//      exported for transformers.js (models/tools/export_lm_transformersjs.py) into it;
 //   2. onnxruntime-node: the CLI bench (src/cli/bench.ts) and the text-prompt decode;
-//   3. PyTorch eager with its KV cache (models/bench_pytorch.py, 2 threads);
+//   3. PyTorch eager with its KV cache (models/tools/bench_pytorch.py, 2 threads);
 //   4. Chromium (bench/browser.ts): app start-up cold and warm, decode, shots, memory, and
 //      transformers.js on the same LM, same prompt, same token count.
 // Prints a table and writes JSON (default bench/results.json). Numbers only: nothing is asserted
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     console.log('building the app and the bench pages (vite build --mode bench) …');
     await run(process.execPath, [join(REPO_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--mode', 'bench'], 'vite build');
     console.log('exporting our LM for transformers.js …');
-    await run(PYTHON, ['models/export_lm_transformersjs.py', '--out', join(distDir, 'bench-models/flamingo-lm')], 'the transformers.js export');
+    await run(PYTHON, ['models/tools/export_lm_transformersjs.py', '--out', join(distDir, 'bench-models/flamingo-lm')], 'the transformers.js export');
   }
 
   const node = await createNodeEngine(BUNDLED_MODEL_DIR);
@@ -94,9 +94,9 @@ async function main(): Promise<void> {
     console.log('PyTorch eager reference …');
     const promptFile = join(scratch, 'prompt.txt');
     await writeFile(promptFile, prompt.text);
-    const args = ['models/bench_pytorch.py', '--prompt_file', promptFile, '--new_tokens', String(newTokens)];
+    const args = ['models/tools/bench_pytorch.py', '--prompt_file', promptFile, '--new_tokens', String(newTokens)];
     args.push('--threads', '2', '--repeats', String(repeats), '--expect_tokens', String(PROMPT_TOKENS));
-    pytorch = JSON.parse(await run(PYTHON, args, 'models/bench_pytorch.py'));
+    pytorch = JSON.parse(await run(PYTHON, args, 'models/tools/bench_pytorch.py'));
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

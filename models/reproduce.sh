@@ -7,7 +7,8 @@
 #   PROFILE=smoke bash reproduce.sh             # every step for a few iterations (minutes): checks the pipeline
 #
 # Every stage resumes from its last checkpoint when run again. Stage 3 also runs under
-# `torchrun --nproc_per_node=N` (DistributedDataParallel); see train_flamingo.py.
+# `torchrun --nproc_per_node=N -m train.flamingo` (DistributedDataParallel); see train/flamingo.py.
+# The steps are modules of models/: train/ (stages 0-3), flamingo/ (export), emojiworld/ (episodes), report/.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-/usr/bin/python3}
@@ -62,9 +63,9 @@ esac
 mkdir -p "$RUNS"
 tok="--tokenizer=$RUNS/tokenizer.json"
 $PY -c "from emojiworld.concepts import load_world; load_world().save_splits('$RUNS/splits.json')"
-$PY train_tokenizer.py --out="$RUNS/tokenizer.json" $tokenizer        # stage 0: BPE on training text only
-$PY train_vision.py $tok --out="$RUNS/vision" $vision                 # stage 1: contrastive, then frozen
-$PY train_lm.py $tok --out="$RUNS/lm" $lm                             # stage 2: text alone, then frozen
+$PY -m train.tokenizer --out="$RUNS/tokenizer.json" $tokenizer        # stage 0: BPE on training text only
+$PY -m train.vision $tok --out="$RUNS/vision" $vision                 # stage 1: contrastive, then frozen
+$PY -m train.lm $tok --out="$RUNS/lm" $lm                             # stage 2: text alone, then frozen
 # The gate before stage 3: text-only 5-way binding of held-out names must be solved.
 $PY - "$RUNS/lm/eval.jsonl" "$gate" <<'PY'
 import json, sys
@@ -73,7 +74,7 @@ print(f"stage 2 gate: best 5-way held-out text binding {best:.3f}")
 assert best >= float(sys.argv[2]), "in-context copying not solved yet: train the LM longer before stage 3"
 PY
 frozen="--vision=$RUNS/vision/last.pt --lm=$RUNS/lm/best.pt"
-$PY train_flamingo.py $tok $frozen --out="$RUNS/flamingo" $stage3
+$PY -m train.flamingo $tok $frozen --out="$RUNS/flamingo" $stage3
 # Stage 3, continued eight times with fresh optimisers (lr 5e-4): (b) the resampler's latents split
 # into two time groups, so that early and late frames stay apart, with more clip questions; (c) also
 # binding pages labelled with made-up names of real words, so that names are copied from the prompt;
@@ -83,24 +84,24 @@ $PY train_flamingo.py $tok $frozen --out="$RUNS/flamingo" $stage3
 # locale pages recoloured as a whole and half made of look-alikes (h and i, each one of the two, were not shipped);
 # (p) the matching objective (flamingo/matching.py): at every repeated label, the LM's copy heads should attend to
 # the supports with that label; weights averaged (k to o were not shipped)
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo/final.pt" --out="$RUNS/flamingo-b" --lr=5e-4 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo/final.pt" --out="$RUNS/flamingo-b" --lr=5e-4 \
   --resampler_time_groups=2 --clip_questions=balanced --clip_weight=0.5 $continue_b
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-b/final.pt" --out="$RUNS/flamingo-c" --lr=5e-4 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-b/final.pt" --out="$RUNS/flamingo-c" --lr=5e-4 \
   --resampler_time_groups=2 --clip_questions=balanced --clip_weight=1 --novel_name_share=0.5 $continue_c
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-c/final.pt" --out="$RUNS/flamingo-d" --lr=5e-4 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-c/final.pt" --out="$RUNS/flamingo-d" --lr=5e-4 \
   --clip_questions=balanced --clip_weight=1 --novel_name_share=1 $continue_d
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-d/final.pt" --out="$RUNS/flamingo-e" --lr=5e-4 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-d/final.pt" --out="$RUNS/flamingo-e" --lr=5e-4 \
   --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 $continue_e
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-e/final.pt" --out="$RUNS/flamingo-f" --lr=5e-4 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-e/final.pt" --out="$RUNS/flamingo-f" --lr=5e-4 \
   --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 \
   --max_images=16 --max_way=10 --seq_len=256 $continue_f
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-f/final.pt" --out="$RUNS/flamingo-g" --lr=5e-4 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-f/final.pt" --out="$RUNS/flamingo-g" --lr=5e-4 \
   --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
   --max_images=16 --max_way=10 --seq_len=256 $continue_g
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-g/final.pt" --out="$RUNS/flamingo-j" --lr=5e-4 --seed=3 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-g/final.pt" --out="$RUNS/flamingo-j" --lr=5e-4 --seed=3 \
   --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
   --max_images=16 --max_way=10 --seq_len=256 --restyle_share=0.5 --similar_share=0.5 $continue_j
-$PY train_flamingo.py $tok $frozen --init="$RUNS/flamingo-j/final.pt" --out="$RUNS/flamingo-p" --lr=5e-4 --seed=5 \
+$PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-j/final.pt" --out="$RUNS/flamingo-p" --lr=5e-4 --seed=5 \
   --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
   --max_images=16 --max_way=10 --seq_len=256 --restyle_share=0.5 --similar_share=0.5 --ema=0.99 --match_weight=1 $continue_p
 $PY -m flamingo.export --checkpoint "$RUNS/flamingo-p/final.pt" --tokenizer "$RUNS/tokenizer.json" --out "$MODEL_DIR" \
@@ -110,4 +111,4 @@ $PY -m flamingo.export --checkpoint "$RUNS/flamingo-p/final.pt" --tokenizer "$RU
 node ../bin/flamingo-web.mjs eval --model "$MODEL_DIR" --episodes "$EPISODES/all.jsonl" --out "$REPORT"
 card=()
 [ -f "$MODEL_DIR/MODEL_CARD.md" ] && card=(--card "$MODEL_DIR/MODEL_CARD.md")
-$PY report.py "$REPORT" "${card[@]}"
+$PY -m report.results "$REPORT" "${card[@]}"

@@ -1,5 +1,5 @@
 // The peer: @huggingface/transformers (4.x) running our frozen LM alone, exported in its layout
-// by models/export_lm_transformersjs.py into `bench-models/flamingo-lm/` of the bench build
+// by models/tools/export_lm_transformersjs.py into `bench-models/flamingo-lm/` of the bench build
 // (bench/browser.ts puts it there). WASM EP, greedy, a fixed number of new tokens. Nothing is
 // fetched from a CDN or the Hub: the model is local and ONNX Runtime's files come from `ort/`.
 import {

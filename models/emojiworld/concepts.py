@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-NODE_MODULES = REPO / 'node_modules'
+from .paths import NODE_MODULES
 
 LOCALES = ('en', 'fr', 'de', 'es', 'it', 'pt', 'nl')  # Latin script, so one tokenizer covers all
 CORE_STYLES = ('twemoji', 'noto', 'fluent-emoji-flat', 'openmoji')  # every concept is drawn in each of these

@@ -8,14 +8,12 @@ cached on disk (<repo>/.cache/emojiworld/, gitignored) so that only the first ru
 import hashlib
 import io
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .concepts import REPO
+from .paths import CACHE_DIR
 
-CACHE_DIR = REPO / '.cache' / 'emojiworld'
 RENDER_VERSION = 1  # bump when the rendering itself changes, to invalidate old caches
 
 

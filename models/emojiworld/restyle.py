@@ -7,11 +7,11 @@ colours (grey, hue rotation, flat posterised fills, washed-out tints) and render
 drawing of the sprite's edges with light or no fill). They are generic domain-generalisation
 augmentations (sketch / edge and colour transforms, as used on PACS-like benchmarks), picked from
 what artists vary, not from any held-out artwork: no held-out image is used to choose or tune
-them; their effect is validated by leaving one TRAINING style out (train_vision.py --styles):
+them; their effect is validated by leaving one TRAINING style out (train.vision --styles):
 so far they did not help (models/eval/style-transfer/), and the shipped encoder does not use them.
 Two other uses, split by kind: line drawings (LINE_KINDS) are the validation stand-in for an unseen
-style (probe_bridge.py --styles), so nothing that is shipped trains on them; recolourings (COLOUR_KINDS)
-can recolour whole stage-3 pages (train_flamingo.py --restyle_share; tried, not shipped).
+style (probes.bridge --styles), so nothing that is shipped trains on them; recolourings (COLOUR_KINDS)
+can recolour whole stage-3 pages (train.flamingo --restyle_share; tried, not shipped).
 
     style = random_restyle(rng)        # one perturbation, its parameters drawn once
     sprite2 = style(sprite)            # RGBA uint8 [h, w, 4] -> RGBA uint8, same size

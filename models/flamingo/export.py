@@ -126,7 +126,7 @@ def load_checkpoint(path) -> tuple[Flamingo, dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="a whole trained model (train_flamingo's final.pt)")
+    src.add_argument("--checkpoint", help="a whole trained model (train.flamingo's final.pt)")
     src.add_argument("--bridge", help="a trained bridge on the frozen stages of --vision and --lm (models/checkpoints/)")
     ap.add_argument("--vision", default="checkpoints/vision.pt")
     ap.add_argument("--lm", default="checkpoints/lm.pt")
@@ -136,7 +136,7 @@ def main():
     ap.add_argument("--no_variants", action="store_true", help="float32 only (default: also the quantize.py variants)")
     args = ap.parse_args()
     if args.bridge:  # run from models/: the shipped model is kept as its three stages
-        from train_flamingo import load_trained
+        from train.flamingo import load_trained
         model, tok = load_trained(args.bridge, args.vision, args.lm, args.tokenizer or "../public/models/emojiworld/tokenizer.json")
         ckpt = torch.load(args.bridge, map_location="cpu")
         model.cfg.context_length = ckpt["config"]["context_length"]  # what stage 3 trained on

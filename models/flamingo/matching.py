@@ -7,7 +7,7 @@ picture reaches each position only through the gated cross-attention (a text tok
 before it). `copy_heads` finds the heads that do this on text alone (text binding episodes, where the
 stand-in name plays the picture's part); `matching_loss` is a stage-3 objective on exactly that step:
 at the position that predicts a repeated label, those heads' attention over the pictures and texts before
-it should fall on the supports with the same label (train_flamingo --match_weight).
+it should fall on the supports with the same label (train.flamingo --match_weight).
 """
 from __future__ import annotations
 

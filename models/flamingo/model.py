@@ -147,7 +147,7 @@ class PerceiverResampler(nn.Module):
     resamplers in one, sharing weights but not latents. The paper's resampler pools all frames at
     once: a latent's output is then a weighted sum over frames, in which where the object is and
     when are summed apart, and at this scale the direction of a motion was lost
-    (diagnose_motion.py). Groups keep 'early' and 'late' in different latents; the number of
+    (probes.motion). Groups keep 'early' and 'late' in different latents; the number of
     latents stays fixed.
     """
 
@@ -325,7 +325,7 @@ class LanguageModel(nn.Module):
         inv_freq = 1.0 / cfg.rope_base ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         # < 1: positions squeezed into the trained range (position interpolation, Chen et al. 2023); a probe only
-        # (probe_lm.py --interpolate): the exported graphs keep 1
+        # (probes.lm --interpolate): the exported graphs keep 1
         self.position_scale = 1.0
         nn.init.normal_(self.wte.weight, std=0.02)
 
@@ -405,7 +405,7 @@ class Flamingo(nn.Module):
     def unfreeze_query_key(self, heads):
         """Ablation: the query and key projections of these (layer, head) pairs of the LM learn too, the rest
         of the LM stays frozen (the gradient of every other row of the layer's qkv weight is masked to zero;
-        the optimiser must not decay those rows either: train_flamingo gives these weights no weight decay)."""
+        the optimiser must not decay those rows either: train.flamingo gives these weights no weight decay)."""
         d, dh = self.cfg.d_model, self.cfg.head_dim
         masks = {}
         for layer, h in heads:

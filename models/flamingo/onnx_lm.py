@@ -16,7 +16,7 @@ per node on every decode step. Written by hand, one decoder layer is about 30 no
     RoPE angles are built once and shared by every layer;
   - tanh(alpha) and tanh(beta) are folded into the gated blocks' last projections, and the
     softmax scale is MHA's default 1/sqrt(head_dim), as in the PyTorch model.
-The einsum letters of model.py apply. The PyTorch model stays the reference: models/parity.py
+The einsum letters of model.py apply. The PyTorch model stays the reference: models/tools/parity.py
 compares these graphs with it through ONNX Runtime.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 export TORCH_THREADS=2 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 name=${NAME:-flamingo}
-python3 train_flamingo.py --device=cuda --max_minutes=${MINUTES:-7} --workers=${WORKERS:-13} \
+python3 -m train.flamingo --device=cuda --max_minutes=${MINUTES:-7} --workers=${WORKERS:-13} \
   --steps=${STEPS:-6000} --page_batch=64 --pair_batch=128 --clip_batch=32 \
   --eval_every=500 --eval_episodes=200 --ckpt_every=500 --out=runs/$name ${ABLATION:-} > $OUT/$name.log 2>&1
 cp runs/$name/final.pt $OUT/${name}_final.pt

@@ -44,7 +44,7 @@ def test_bundled_model_holds_out_what_the_evaluation_tests():
 
 
 def test_question_families_join_results_with_the_query_text(tmp_path):
-    from report import question_families
+    from report.results import question_families
     episodes = tmp_path / "all.jsonl"
     episodes.write_text("\n".join(json.dumps(e) for e in [
         {"id": "a", "task": "scene-qa-0shot", "segments": [{"image": "x.png"}, {"text": "Question: how many cats? Short answer:"}]},
@@ -58,7 +58,7 @@ def test_question_families_join_results_with_the_query_text(tmp_path):
 
 
 def test_table_names_the_tasks_whose_prompts_ran_past_the_trained_context():
-    from report import table
+    from report.results import table
     tasks = {"naming-8shot": {"n": 50, "accuracy": 0.28, "pastTrainedContext": 0},
              "naming-32shot": {"n": 50, "accuracy": 0.06, "pastTrainedContext": 50},
              "binding-2way-1shot": {"n": 50, "accuracy": 0.98}}  # a report from before the count
@@ -69,7 +69,7 @@ def test_table_names_the_tasks_whose_prompts_ran_past_the_trained_context():
 
 
 def test_rices_supports_says_which_support_the_prediction_copied(tmp_path):
-    from report import rices_supports
+    from report.results import rices_supports
     (tmp_path / "pools").mkdir()
     (tmp_path / "pools" / "p.jsonl").write_text("\n".join(
         json.dumps({"segments": [{"image": f"{n}.png"}, {"text": f"Output: {n}."}]}) for n in ("cat", "dog", "lion")))

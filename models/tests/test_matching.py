@@ -59,7 +59,7 @@ def test_copy_heads_of_the_shipped_lm_are_the_few_that_attend_to_the_matching_su
     with the same stand-in name far above chance; a random LM of the same shape has none."""
     from emojiworld.concepts import load_world
     from emojiworld.samples import text_episode
-    from train_flamingo import load_trained
+    from train.flamingo import load_trained
     monkeypatch.chdir(MODELS)
     model, _ = load_trained("checkpoints/bridge.pt")
     world, rng = load_world(), np.random.default_rng(0)
@@ -80,7 +80,7 @@ def test_the_matching_objective_trains_the_bridge_only(tok, monkeypatch):
     reaches the cross-attention, not the frozen LM."""
     from emojiworld.concepts import load_world
     from emojiworld.samples import draw_single
-    from train_flamingo import Stage3Loss, collate, encode_sample, load_trained
+    from train.flamingo import Stage3Loss, collate, encode_sample, load_trained
     monkeypatch.chdir(MODELS)
     model, _ = load_trained("checkpoints/bridge.pt")
     model.train()

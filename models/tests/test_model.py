@@ -156,7 +156,7 @@ def test_n_trainable_counts_only_the_opened_rows_of_a_qkv_weight():
 
 
 def test_position_scale_squeezes_rope_positions_into_the_trained_range():
-    """LanguageModel.position_scale (probe_lm.py --interpolate): with 0.5, position 2k turns as position k did;
+    """LanguageModel.position_scale (probes.lm --interpolate): with 0.5, position 2k turns as position k did;
     at 1 (what is exported) nothing changes."""
     from flamingo.model import LanguageModel
     lm = LanguageModel(FlamingoConfig(vocab_size=16, d_model=32, n_heads=2, n_layers=1))

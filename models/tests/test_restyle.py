@@ -1,5 +1,5 @@
 """Style perturbations (emojiworld/restyle.py) and the style-invariance distillation of the vision
-encoder (train_vision.py --teacher): what a new art style changes, and what must not change."""
+encoder (train.vision --teacher): what a new art style changes, and what must not change."""
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +55,7 @@ def test_outline_draws_dark_lines_on_the_silhouette_border(world):
 
 def test_distillation_starts_from_the_teacher_and_only_restyled_images_cost(world):
     from flamingo.model import FlamingoConfig
-    from train_vision import Student
+    from train.vision import Student
     ckpt = torch.load(MODELS / 'checkpoints' / 'vision.pt', map_location='cpu')
     student = Student(FlamingoConfig.from_dict(ckpt['config']), ckpt['vision'])
     assert not student.training and not student.vision.training, 'BatchNorm keeps the teacher statistics'
@@ -74,7 +74,7 @@ def test_distillation_starts_from_the_teacher_and_only_restyled_images_cost(worl
 
 def test_distillation_run_writes_a_vision_checkpoint_stage3_can_load(tmp_path):
     out = tmp_path / 'vision'
-    subprocess.run([sys.executable, 'train_vision.py', '--tokenizer=../public/models/emojiworld/tokenizer.json',
+    subprocess.run([sys.executable, '-m', 'train.vision', '--tokenizer=../public/models/emojiworld/tokenizer.json',
                     f'--out={out}', '--teacher=checkpoints/vision.pt', '--restyle=0.75', '--steps=2', '--batch=8',
                     '--eval_every=2', '--styles=twemoji,noto', '--validation_style=fluent-emoji-flat'],
                    cwd=MODELS, check=True, env={'TORCH_THREADS': '1', 'PATH': '/usr/bin:/bin'})
@@ -88,7 +88,7 @@ def test_distillation_run_writes_a_vision_checkpoint_stage3_can_load(tmp_path):
 
 
 def test_random_convolution_changes_some_images_and_is_seeded():
-    from train_vision import random_convolution
+    from train.vision import random_convolution
     x = torch.randn(16, 3, 64, 64)
     assert torch.equal(random_convolution(x, np.random.default_rng(0), 0.0), x)
     y = random_convolution(x, np.random.default_rng(0), 0.5)

@@ -13,7 +13,7 @@ import torch
 
 from flamingo.model import Flamingo, FlamingoConfig, LanguageModel, VisionEncoder
 from flamingo.tokenizer import train_bpe
-from train_lm import copy_text  # noqa: F401  (the stage scripts import cleanly)
+from train.lm import copy_text  # noqa: F401  (the stage scripts import cleanly)
 
 MODELS = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def tiny_stage_checkpoints(tmp: Path):
 def tiny_stage3(tmp: Path, *settings: str, launcher=(sys.executable,)) -> list[str]:
     """A stage-3 command on tiny_stage_checkpoints(tmp): one item per dataset, pages of up to two images, a tiny
     bridge; `settings` are added last (a later --name=value wins)."""
-    return [*launcher, "train_flamingo.py", f"--tokenizer={tmp / 'tokenizer.json'}", f"--vision={tmp / 'vision.pt'}",
+    return [*launcher, "-m", "train.flamingo", f"--tokenizer={tmp / 'tokenizer.json'}", f"--vision={tmp / 'vision.pt'}",
             f"--lm={tmp / 'lm.pt'}", "--eval_every=1000", "--page_batch=1", "--pair_batch=1", "--clip_batch=1",
             "--max_images=2", "--n_latents=4", "--resampler_layers=1", *settings]
 
@@ -89,9 +89,9 @@ def test_reproduce_script_runs_every_stage_end_to_end(tmp_path):
 
 
 def test_motion_is_visible_in_the_frozen_frame_features():
-    """diagnose_motion.py: a linear probe reads a clip's direction off the shipped vision encoder's
+    """probes.motion: a linear probe reads a clip's direction off the shipped vision encoder's
     first- and last-frame tokens (so motion is lost later, if at all; see the model card)."""
-    out = subprocess.run([sys.executable, "diagnose_motion.py", "--n=200"], cwd=MODELS, check=True,
+    out = subprocess.run([sys.executable, "-m", "probes.motion", "--n=200"], cwd=MODELS, check=True,
                          capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
     frames = float(out.split("first+last frame features:")[1].split()[0])
     assert frames >= 0.9, out
@@ -100,7 +100,7 @@ def test_motion_is_visible_in_the_frozen_frame_features():
 
 def test_stage3_motion_and_naming_options_reach_the_checkpoint(tmp_path):
     """--time_emb_std: the resampler's time embeddings start random instead of zero (zero keeps the
-    frames of a clip indistinguishable to the resampler, see diagnose_motion.py);
+    frames of a clip indistinguishable to the resampler, see probes.motion);
     --resampler_time_groups is part of the model's config (export and load_trained read it);
     --novel_name_share, --coined_word_share and --clip_questions change only the data."""
     tiny_stage_checkpoints(tmp_path)
@@ -138,7 +138,7 @@ def test_stage3_matching_objective_is_logged_on_the_heads_asked_for(tmp_path):
 
 def test_probe_sets_take_ways_and_shots():
     from emojiworld.concepts import load_world
-    from train_flamingo import probe_set
+    from train.flamingo import probe_set
     for segs, completion in probe_set(load_world(), "binding", 3, seed=0, n_way=6, shots=3):
         labels = [s["text"] for s in segs if "text" in s]
         assert sum("image" in s for s in segs) == 19 and len(set(labels[:-1])) == 6
@@ -190,13 +190,13 @@ def test_stage3_ema_run_resumed_equals_one_run(tmp_path):
 
 
 def test_kin_probes_hold_the_query_concept_once_among_look_alikes(monkeypatch):
-    import train_flamingo
+    import train.flamingo
     from emojiworld.concepts import load_world
     world = load_world()
     drawn = []  # the concept of every image, in order
-    draw = train_flamingo.draw_single
-    monkeypatch.setattr(train_flamingo, "draw_single", lambda w, c, *a, **k: drawn.append(c) or draw(w, c, *a, **k))
-    for j, (segs, completion) in enumerate(train_flamingo.probe_set(world, "naming-kin", 20, seed=0, shots=4)):
+    draw = train.flamingo.draw_single
+    monkeypatch.setattr(train.flamingo, "draw_single", lambda w, c, *a, **k: drawn.append(c) or draw(w, c, *a, **k))
+    for j, (segs, completion) in enumerate(train.flamingo.probe_set(world, "naming-kin", 20, seed=0, shots=4)):
         shown, query = drawn[5 * j:5 * j + 4], drawn[5 * j + 4]
         texts = [s["text"] for s in segs if "text" in s]
         assert completion == f" {world.concepts[query].name}." and texts[-1] == "Output:"
@@ -207,8 +207,8 @@ def test_kin_probes_hold_the_query_concept_once_among_look_alikes(monkeypatch):
 
 
 def test_nearest_support_rate_copies_the_label_of_the_most_alike_support(monkeypatch):
-    from probe_bridge import nearest_support_rate
-    from train_flamingo import load_trained
+    from probes.bridge import nearest_support_rate
+    from train.flamingo import load_trained
     monkeypatch.chdir(MODELS)  # load_trained's paths are relative to models/
     model, _ = load_trained("checkpoints/bridge.pt")
     red, blue = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)
@@ -220,27 +220,27 @@ def test_nearest_support_rate_copies_the_label_of_the_most_alike_support(monkeyp
 
 
 def test_probe_sets_restyle_every_image_of_an_item_when_asked(monkeypatch, magenta):
-    import train_flamingo
+    import train.flamingo
     from emojiworld.concepts import load_world
     from emojiworld.restyle import LINE_KINDS
     world = load_world()
     # without restyle kinds, no extra random draw: an item's first draw is still its concept, so the
     # probe sets logged so far stay the same
     first = int(np.random.default_rng(0).choice(world.split("train")))
-    assert train_flamingo.probe_set(world, "naming", 1, seed=0)[0][1] == f" {world.concepts[first].name}."
-    monkeypatch.setattr(train_flamingo, "random_restyle", lambda rng, kinds: kinds == LINE_KINDS and magenta.paint)
+    assert train.flamingo.probe_set(world, "naming", 1, seed=0)[0][1] == f" {world.concepts[first].name}."
+    monkeypatch.setattr(train.flamingo, "random_restyle", lambda rng, kinds: kinds == LINE_KINDS and magenta.paint)
     for task in ("binding", "naming"):
-        for segs, _ in train_flamingo.probe_set(world, task, 3, seed=0, restyle_kinds=LINE_KINDS):
+        for segs, _ in train.flamingo.probe_set(world, task, 3, seed=0, restyle_kinds=LINE_KINDS):
             imgs = [s["image"] for s in segs if "image" in s]
             assert imgs and all(magenta.shown_in(img) for img in imgs)
 
 
 def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_right():
-    out = subprocess.run([sys.executable, "probe_bridge.py", "--n=4", "--labels", "--long", "--styles", "--kin", "--near", "--heads"],
+    out = subprocess.run([sys.executable, "-m", "probes.bridge", "--n=4", "--labels", "--long", "--styles", "--kin", "--near", "--heads"],
                          cwd=MODELS,
                          check=True, capture_output=True, text=True, env={**os.environ, "TORCH_THREADS": "1"}).stdout
-    from probe_bridge import KIN_PROBES, LONG_PROBES, NEAR_PROBES, STYLE_PROBES
-    from train_flamingo import BINDING_LABELS, PROBE_TASKS
+    from probes.bridge import KIN_PROBES, LONG_PROBES, NEAR_PROBES, STYLE_PROBES
+    from train.flamingo import BINDING_LABELS, PROBE_TASKS
     for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES) | set(STYLE_PROBES) | set(KIN_PROBES) | set(NEAR_PROBES):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
     for name, (_, k) in KIN_PROBES.items():  # one support, the query's own concept: its label is the nearest
@@ -260,7 +260,7 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
 
 def test_stage1_vision_channels_set_the_encoder_widths(tmp_path):
     out = tmp_path / "vision"
-    subprocess.run([sys.executable, "train_vision.py", "--tokenizer=../public/models/emojiworld/tokenizer.json",
+    subprocess.run([sys.executable, "-m", "train.vision", "--tokenizer=../public/models/emojiworld/tokenizer.json",
                     f"--out={out}", "--steps=1", "--batch=8", "--eval_every=1000", "--vision_channels=8,8,16,24"],
                    cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
     ckpt = torch.load(out / "last.pt", map_location="cpu")
@@ -272,8 +272,8 @@ def test_stage1_vision_channels_set_the_encoder_widths(tmp_path):
 def test_rices_embedding_cares_less_than_the_token_grid_where_an_emoji_sits(monkeypatch):
     from emojiworld.concepts import load_world
     from emojiworld.samples import draw_single
-    from train_flamingo import load_trained
-    from train_vision import embedding, features
+    from train.flamingo import load_trained
+    from train.vision import embedding, features
     monkeypatch.chdir(MODELS)
     model, _ = load_trained("checkpoints/bridge.pt")
     world = load_world()
@@ -301,12 +301,12 @@ def test_qk_heads_ablation_trains_only_those_heads_query_and_key_rows(tmp_path):
 
 
 def test_probe_lm_filler_reaches_the_length_and_keeps_the_episode():
-    """probe_lm.with_filler puts unrelated text before each prompt until it is that long; the episode
+    """probes.lm.with_filler puts unrelated text before each prompt until it is that long; the episode
     itself, its query last, and its answer stay as they were."""
     from emojiworld.concepts import load_world
     from emojiworld.samples import training_corpus_sample
-    from probe_lm import tokens, with_filler
-    from train_lm import binding_eval_set
+    from probes.lm import tokens, with_filler
+    from train.lm import binding_eval_set
     world = load_world()
     tok = train_bpe(training_corpus_sample(world, 200, seed=0), 300)
     episodes = binding_eval_set(world, 5, 10, seed=0)
@@ -317,7 +317,7 @@ def test_probe_lm_filler_reaches_the_length_and_keeps_the_episode():
 
 def test_support_attention_shares_the_context_and_names_the_support_with_the_most_mass():
     """Three supports (positions 0-2, 3-5, 6-8) and the query (9-10); the right one is the second."""
-    from probe_bridge import support_attention
+    from probes.bridge import support_attention
     starts, right, context = [0, 3, 6, 9], [3, 4, 5], list(range(11))
     row = torch.tensor([.05, .05, .05, .1, .1, .1, 0., 0., 0., .3, .25])  # the query's own span gets the most
     share, top = support_attention(row, starts, right, context)
@@ -327,12 +327,12 @@ def test_support_attention_shares_the_context_and_names_the_support_with_the_mos
 
 
 def test_concept_neighbours_are_the_nearest_by_the_rices_embedding_and_feed_look_alike_pages(monkeypatch):
-    """train_vision.concept_neighbours ranks the other concepts by RICES's measure (never the concept itself),
+    """train.vision.concept_neighbours ranks the other concepts by RICES's measure (never the concept itself),
     and look_alikes with that table draws a page's other concepts from the first's 2(n-1) nearest."""
     from emojiworld.concepts import load_world
     from emojiworld.samples import draw_single, look_alikes
-    from train_flamingo import load_trained
-    from train_vision import concept_neighbours, embedding
+    from train.flamingo import load_trained
+    from train.vision import concept_neighbours, embedding
     monkeypatch.chdir(MODELS)
     model, _ = load_trained("checkpoints/bridge.pt")
     world = load_world()

@@ -1,4 +1,4 @@
-// Cross-language parity: the Python reference (models/parity.py) and this engine, fed the same
+// Cross-language parity: the Python reference (models/tools/parity.py) and this engine, fed the same
 // prompt, PNGs and ONNX graphs, must agree on tokens, the per-image mask, pixels, and the LM's
 // logits over a prefill and 20 KV-cached decode steps (onnxruntime-node vs PyTorch).
 import { execFileSync } from 'node:child_process';
@@ -50,7 +50,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'flamingo-parity-'));
-  execFileSync(PYTHON, [join(REPO_ROOT, 'models/parity.py'), dir, '--bundled', BUNDLED_MODEL_DIR], { stdio: 'pipe' });
+  execFileSync(PYTHON, [join(REPO_ROOT, 'models/tools/parity.py'), dir, '--bundled', BUNDLED_MODEL_DIR], { stdio: 'pipe' });
   expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
   manifest = JSON.parse(readFileSync(join(dir, 'model/manifest.json'), 'utf8')) as Manifest;
 }, 120_000);

@@ -1,6 +1,6 @@
 """Stage 2: pretrain the language model on EmojiWorld's text side alone, then freeze it.
 
-    cd models && /usr/bin/python3 train_lm.py [--steps=6000 --batch=32 ...]
+    cd models && /usr/bin/python3 -m train.lm [--steps=6000 --batch=32 ...]
 
 A frozen LM can only pass on what it can already do (EMOJIWORLD.md: a 1M-parameter LM trained
 8 minutes did not copy, and the bridge on top of it stayed at chance). So the corpus demands

@@ -1,6 +1,6 @@
 """Stage 1: pretrain the vision encoder contrastively (image <-> caption), then freeze it.
 
-    cd models && /usr/bin/python3 train_vision.py [--steps=3000 --batch=256 ...]
+    cd models && /usr/bin/python3 -m train.vision [--steps=3000 --batch=256 ...]
 
 As Flamingo's NFNet (pretrained CLIP-style on image-text pairs), at EmojiWorld scale: a small CNN
 and a bag-of-subwords text tower, trained with the symmetric InfoNCE loss on single emoji

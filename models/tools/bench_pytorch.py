@@ -1,7 +1,7 @@
 """PyTorch eager decode speed of the shipped model, with its KV cache: the reference that
 `npm run bench` divides the browser's decode speed by (vs_pytorch_ratio).
 
-    /usr/bin/python3 models/bench_pytorch.py --prompt_file PROMPT.txt [--new_tokens 32] [--threads 2] [--repeats 3]
+    /usr/bin/python3 models/tools/bench_pytorch.py --prompt_file PROMPT.txt [--new_tokens 32] [--threads 2] [--repeats 3]
 
 The prompt is text only, as in the browser and onnxruntime-node runs of the same bench: `bos` + the
 prompt's tokens, no images (as the engine does, one zero image that no token attends to, so the
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from train_flamingo import load_trained  # noqa: E402
+MODELS = Path(__file__).resolve().parents[1]  # models/: `import flamingo`, `import train`
+sys.path.insert(0, str(MODELS))
+from train.flamingo import load_trained  # noqa: E402
 
 
 def main() -> None:
@@ -36,10 +36,10 @@ def main() -> None:
     p.add_argument("--expect_tokens", type=int, default=0, help="fail unless bos + prompt is this many tokens")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    os.chdir(HERE)  # load_trained's default paths are relative to models/
+    os.chdir(MODELS)  # load_trained's default paths are relative to models/
     model, tok = load_trained("checkpoints/bridge.pt")
     cfg = model.cfg
-    special = json.loads((HERE.parent / "public/models/emojiworld/manifest.json").read_text())["special_tokens"]
+    special = json.loads((MODELS.parent / "public/models/emojiworld/manifest.json").read_text())["special_tokens"]
     banned = [tok.token_id(t) for t in special.values()]  # as the engine: never chosen, nor <|endofchunk|>
 
     text = Path(a.prompt_file).read_text(encoding="utf-8")

@@ -1,13 +1,13 @@
 """How far the frozen language model's in-context copying reaches, on text alone (no pictures, no bridge):
-N-way 1-shot binding in stage 2's episode format (train_lm.binding_eval_set) with more distinct labels than
+N-way 1-shot binding in stage 2's episode format (train.lm.binding_eval_set) with more distinct labels than
 stage 2 trained on (samples.text_episode: at most 10 ways, 24 supports), and 10-way binding pushed past the
-trained context length by unrelated text (train_lm.copy_text chunks) placed before it; with --interpolate, those
+trained context length by unrelated text (train.lm.copy_text chunks) placed before it; with --interpolate, those
 long prompts also with their positions squeezed into the trained context (position interpolation, Chen et al. 2023,
 here without the fine-tuning it asks for: the LM stays frozen). It tells the LM's limits from the bridge's: a bridge
 cannot make the LM copy where the LM alone does not (rules-3r.txt).
 
-    cd models && /usr/bin/python3 probe_lm.py [--lm=checkpoints/lm.pt --n=100 --ways=10,16,20,24,32
-                                               --lengths=200,240,256,270,290,320,360 --interpolate]
+    cd models && /usr/bin/python3 -m probes.lm [--lm=checkpoints/lm.pt --n=100 --ways=10,16,20,24,32
+                                                --lengths=200,240,256,270,290,320,360 --interpolate]
 
 The many-way episodes use the training concepts whose name is one token as stand-ins for the pictures, so
 that 24 ways still fit in 256 tokens; labels are pseudo-words, as in stage 2's gate.
@@ -21,7 +21,7 @@ from emojiworld import text as ew_text
 from emojiworld.concepts import load_world
 from flamingo.model import FlamingoConfig, LanguageModel
 from flamingo.tokenizer import Tokenizer
-from train_lm import binding_accuracy, binding_eval_set, copy_text
+from train.lm import binding_accuracy, binding_eval_set, copy_text
 
 
 def with_filler(episodes, tok: Tokenizer, min_tokens: int, seed: int):

@@ -1,6 +1,6 @@
-"""Reference outputs for the cross-language parity tests (tests/parity.test.ts).
+"""Reference outputs for the cross-language parity tests (src/engine/parity.test.ts).
 
-    /usr/bin/python3 models/parity.py OUT_DIR [--bundled public/models/emojiworld]
+    /usr/bin/python3 models/tools/parity.py OUT_DIR [--bundled public/models/emojiworld]
 
 Writes into OUT_DIR: a small random Flamingo (gates open, so images matter) exported as a model
 folder, two PNG images, and expected.json holding what PyTorch and the Python side compute for
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # models/: `import flamingo`
 from flamingo.export import export_model  # noqa: E402
 from flamingo.mask import media_index  # noqa: E402
 from flamingo.model import Flamingo, FlamingoConfig, split_heads  # noqa: E402

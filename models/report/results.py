@@ -1,8 +1,8 @@
 """Turn CLI evaluation reports into the model card's table and plot.
 
-    cd models && /usr/bin/python3 report.py eval/report.json [--card ../public/models/emojiworld/MODEL_CARD.md]
-    cd models && /usr/bin/python3 report.py eval/report.json --questions eval/episodes/all.jsonl
-    cd models && /usr/bin/python3 report.py eval/report.json --supports eval/episodes/all.jsonl
+    cd models && /usr/bin/python3 -m report.results eval/report.json [--card ../public/models/emojiworld/MODEL_CARD.md]
+    cd models && /usr/bin/python3 -m report.results eval/report.json --questions eval/episodes/all.jsonl
+    cd models && /usr/bin/python3 -m report.results eval/report.json --supports eval/episodes/all.jsonl
 
 Reads the JSON written by `flamingo-web eval --out` (accuracy per task, held-out data only) and
 writes eval/results.md (the table) and eval/accuracy-vs-shots.png (accuracy against shots per

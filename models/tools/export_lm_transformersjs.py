@@ -2,7 +2,7 @@
 model in the folder layout transformers.js loads: the peer that `npm run bench` compares our
 browser decode with (vs_transformersjs_ratio), on a model of exactly our LM's size and shape.
 
-    /usr/bin/python3 models/export_lm_transformersjs.py --out DIR
+    /usr/bin/python3 models/tools/export_lm_transformersjs.py --out DIR
 
 DIR gets config.json (model_type "llama": transformers.js reads its cache shapes from
 num_key_value_heads / num_hidden_layers / head_dim, and feeds `past_key_values.{i}.key|value`
@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+MODELS = Path(__file__).resolve().parents[1]  # models/: `import flamingo`, `import train`
+sys.path.insert(0, str(MODELS))
 from flamingo.model import rotate_half, split_heads, merge_heads  # noqa: E402
-from train_flamingo import load_trained  # noqa: E402
+from train.flamingo import load_trained  # noqa: E402
 
 OPSET = 17
 
@@ -71,11 +71,11 @@ def main() -> None:
     p.add_argument("--out", required=True)
     a = p.parse_args()
     out = Path(a.out).resolve()
-    os.chdir(HERE)  # load_trained's default paths are relative to models/
+    os.chdir(MODELS)  # load_trained's default paths are relative to models/
     model, tok = load_trained("checkpoints/bridge.pt")
     cfg = model.cfg
     lm = model.flamingo_lm.lm.eval()
-    manifest_dir = HERE.parent / "public/models/emojiworld"
+    manifest_dir = MODELS.parent / "public/models/emojiworld"
     special = json.loads((manifest_dir / "manifest.json").read_text())["special_tokens"]
     (out / "onnx").mkdir(parents=True, exist_ok=True)
 

@@ -1,8 +1,8 @@
 """Stage 3: train the Perceiver Resampler and the gated xattn-dense blocks; vision encoder and
 language model frozen (Flamingo, Sec. 2-3).
 
-    cd models && /usr/bin/python3 train_flamingo.py [--steps=3000 ...]
-    torchrun --nproc_per_node=2 train_flamingo.py ...      # DistributedDataParallel (gloo / nccl)
+    cd models && /usr/bin/python3 -m train.flamingo [--steps=3000 ...]
+    torchrun --nproc_per_node=2 -m train.flamingo ...   # DistributedDataParallel (gloo / nccl)
 
 Each step accumulates gradients over all three datasets, weighted as in the paper:
 interleaved pages (M3W) lambda=1.0, image-caption pairs 0.2, clip-caption pairs 0.03
@@ -36,7 +36,7 @@ from flamingo.matching import copy_heads, keep_attention, matching_loss, matchin
 from flamingo.model import Flamingo, FlamingoConfig
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
-from train_vision import concept_neighbours
+from train.vision import concept_neighbours
 from flamingo.training import (RUNS_DIR, WeightAverage, batch_loader, log_line, override, resume, save_checkpoint,
                                settings_dict, setup_threads)
 

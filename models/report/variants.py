@@ -1,6 +1,6 @@
 """The model card's variants table: each quantised variant against float32, from `eval` reports.
 
-    /usr/bin/python3 report_variants.py --model ../public/models/emojiworld --float32 f32.json \\
+    cd models && /usr/bin/python3 -m report.variants --model ../public/models/emojiworld --float32 f32.json \\
         --variant q4=q4.json --variant fp16=fp16.json [--speed speed.json] \\
         --out eval/variants.json --card ../public/models/emojiworld/MODEL_CARD.md
 
@@ -70,14 +70,14 @@ def card_text(summary: dict) -> str:
                      f"{100 * v['agreement']:.1f} % | {100 * v['accuracy']:.1f} % ({points(v['accuracy'] - f32['accuracy'])}) "
                      f"| {speed(v)} |")
     names = list(summary["variants"])
-    lines += ["", "Accuracy change per task, in points (50 episodes each: one episode is 2 points):", "",
-              "| task | float32 | " + " | ".join(f"{n} Δ" for n in names) + " |",
+    lines += ["", "<details><summary>Accuracy change per task, in points (50 episodes each: one episode is 2 points)</summary>",
+              "", "| task | float32 | " + " | ".join(f"{n} Δ" for n in names) + " |",
               "| --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
     for task, acc in f32["tasks"].items():
         cells = [f"{100 * summary['variants'][n]['delta'][task]:+.0f}" if round(100 * summary['variants'][n]['delta'][task])
                  else "0" for n in names]
         lines.append(f"| {task} | {100 * acc:.0f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", "</details>"])
 
 
 def main():

@@ -1,6 +1,6 @@
 """Stage 0: the BPE tokenizer, trained on EmojiWorld's TRAINING text only.
 
-    cd models && /usr/bin/python3 train_tokenizer.py [--vocab_size=1024 --texts=20000]
+    cd models && /usr/bin/python3 -m train.tokenizer [--vocab_size=1024 --texts=20000]
 
 Held-out concept names never appear in this corpus (a test scans it), yet the tokenizer can
 still spell them, and any pseudo-word, from the subword pieces it learnt.
@@ -16,7 +16,7 @@ from emojiworld.concepts import load_world
 from emojiworld.samples import training_corpus_sample
 from flamingo.tokenizer import train_bpe
 from flamingo.training import RUNS_DIR, override
-from train_lm import copy_text
+from train.lm import copy_text
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The ablation table (models/eval/ablations.md) from the runs' logs and CLI reports.
 
-    cd models && /usr/bin/python3 ablations.py [eval/ablations]
+    cd models && /usr/bin/python3 -m report.ablations [eval/ablations]
 
-Each folder holds one stage-3 run's log.jsonl and eval.jsonl (train_flamingo.py) and the
+Each folder holds one stage-3 run's log.jsonl and eval.jsonl (train.flamingo) and the
 report.json of `flamingo-web eval` on the exported run. Training loss is the mean of the last five
 logged steps (every run sees the same batches: same seed, same data stream).
 """
@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "eval", "ablations")
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "eval", "ablations")
 order = ['baseline', 'no-tanh', 'xattn-every-2', 'mlp-resampler', 'unfrozen-lm', 'no-interleaved']
 print('| run | train loss, pages | pairs | clips | validation binding 5-way (noto) | binding-5way-1shot | scene-qa-4shot | classify-5way-1shot | naming-novel-1shot | CPU min |')
 print('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')

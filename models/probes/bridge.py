@@ -1,4 +1,4 @@
-"""The stage-3 validation probes (train_flamingo.PROBE_TASKS, drawn in a training style) for any
+"""The stage-3 validation probes (train.flamingo.PROBE_TASKS, drawn in a training style) for any
 trained bridge, plus what it answers to "which way did it move?"; with --labels, 5-way binding
 with other kinds of label too (made-up names of real and of coined words, names of training concepts), and for
 each kind how often the first, the later and the closing tokens are right; with --long, binding
@@ -9,15 +9,15 @@ the frozen vision encoder's own nearest-neighbour score on such prompts: the cei
 --kin, naming a training concept so restyled after supports that hold it among look-alikes (KIN_PROBES, a
 stand-in for naming-rices), each with how often the nearest support's label is the answer; --kin_many adds
 16 and 32 supports (KIN_MANY_PROBES), --near the same kin probes of line drawings with the look-alikes RICES would
-pick (the concept's nearest by the frozen encoder, train_vision.concept_neighbours; NEAR_PROBES); with --heads, for
+pick (the concept's nearest by the frozen encoder, train.vision.concept_neighbours; NEAR_PROBES); with --heads, for
 each kin probe also how much of the LM's copy heads' attention over the context (flamingo.matching.matching_targets:
 from the first picture to the answer's ':') falls on the right support, how often the right support gets the most of it, and how often the Perceiver's
 latents (averaged) find the right support as the nearest one: where the matching is lost.
 
-    cd models && /usr/bin/python3 probe_bridge.py [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
-                                                   --near --heads]
+    cd models && /usr/bin/python3 -m probes.bridge [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
+                                                    --near --heads]
 
-The same probe sets (seeds) as train_flamingo.py logs during training, so the numbers compare.
+The same probe sets (seeds) as train.flamingo logs during training, so the numbers compare.
 """
 import argparse
 from collections import Counter
@@ -31,9 +31,9 @@ from emojiworld.images import DIRECTIONS
 from emojiworld.restyle import COLOUR_KINDS, LINE_KINDS
 from flamingo.mask import media_index
 from flamingo.matching import keep_attention, matching_targets
-from train_flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_logits, encode_sample, exact_match,
+from train.flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_logits, encode_sample, exact_match,
                             lm_copy_heads, load_trained, media_latents, probe_completions, probe_set)
-from train_vision import concept_neighbours, embedding, few_shot_probe
+from train.vision import concept_neighbours, embedding, few_shot_probe
 
 
 @torch.no_grad()
@@ -95,7 +95,7 @@ def support_attention(row, starts, right, context) -> tuple[float, bool]:
 @torch.no_grad()
 def copy_head_shares(model, tok, probes, heads) -> tuple[list[float], list[float], float]:
     """Per copy head, at the ':' that predicts the answer (the completion teacher-forced, as
-    train_flamingo.completion_logits): the mean share of its attention over the context that falls on the
+    train.flamingo.completion_logits): the mean share of its attention over the context that falls on the
     support with the answer's label, and how often that support gets the most attention of all supports
     (each support's span: from its <image> to the next); and how often the Perceiver's latents (averaged) find
     that support as the nearest to the query's (does the bridge keep which support is the query's concept?)."""
@@ -123,7 +123,7 @@ def copy_head_shares(model, tok, probes, heads) -> tuple[list[float], list[float
 
 
 def pieces_right(pairs) -> str:
-    """Per-token view of a binding probe's (got, target) tokens (train_flamingo.probe_completions): is
+    """Per-token view of a binding probe's (got, target) tokens (train.flamingo.probe_completions): is
     the first piece of the label right, the later pieces (each teacher-forced), the closing full
     stop? A long label fails if any piece does."""
     right, total = Counter(), Counter()
@@ -151,7 +151,7 @@ def main():
     world = load_world()
     extra = [t for t in BINDING_LABELS if t not in PROBE_TASKS] if args.labels else []
     for i, task in enumerate(list(PROBE_TASKS) + extra):
-        probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train_flamingo.py uses
+        probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train.flamingo uses
         pairs = probe_completions(model, tok, probes, "cpu")
         print(f"{task}: {exact_match(pairs):.2f}", flush=True)
         if args.labels and task in BINDING_LABELS:
@@ -172,7 +172,7 @@ def main():
     for i, (name, (task, kinds)) in enumerate(STYLE_PROBES.items() if args.styles else ()):
         probes = probe_set(world, task, args.n, seed=200 + i, restyle_kinds=kinds)
         print(f"{name}: {exact_match(probe_completions(model, tok, probes, 'cpu')):.2f}", flush=True)
-        if task == "binding":  # other episodes than the bridge's (train_vision's seed), same kind of prompt
+        if task == "binding":  # other episodes than the bridge's (train.vision's seed), same kind of prompt
             nn_score = few_shot_probe(model.vision_encoder, world, model.cfg, args.n, restyle_kinds=kinds)
             print(f"  frozen encoder, nearest neighbour: {nn_score:.2f}")
 
@@ -180,7 +180,7 @@ def main():
     kin += [(320 + i, *item) for i, item in enumerate(KIN_MANY_PROBES.items())] if args.kin_many else []
     kin += [(340 + i, *item) for i, item in enumerate(NEAR_PROBES.items())] if args.near else []
     heads = lm_copy_heads(model, tok, world) if args.kin and args.heads else []
-    if heads:  # the heads the LM copies with on text alone (train_flamingo --match_weight)
+    if heads:  # the heads the LM copies with on text alone (train.flamingo --match_weight)
         print(f"copy heads (layer, head): {heads}")
     near = concept_neighbours(model.vision_encoder, world, model.cfg, world.split("train"),
                               world.train_styles) if args.kin and args.near else None

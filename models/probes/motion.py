@@ -1,7 +1,7 @@
 """Where is the direction of motion lost? Linear probes on a frozen stage-3 model, clips of training
 concepts drawn in a training style (validation data, never OpenMoji).
 
-    cd models && /usr/bin/python3 diagnose_motion.py [--bridge=checkpoints/bridge.pt --n=800]
+    cd models && /usr/bin/python3 -m probes.motion [--bridge=checkpoints/bridge.pt --n=800]
 
 A logistic-regression probe predicts the 4-way direction of a 'move' clip from (a) the vision
 encoder's tokens of the first and the last frame, and (b) the resampler's latents of the whole clip.
@@ -17,7 +17,7 @@ from emojiworld.concepts import load_world
 from emojiworld.images import DIRECTIONS
 from emojiworld.samples import draw_clip
 from flamingo.preprocess import normalize
-from train_flamingo import VALIDATION_STYLE, load_trained
+from train.flamingo import VALIDATION_STYLE, load_trained
 
 
 def linear_probe(x: torch.Tensor, y: torch.Tensor, n_train: int, steps=500) -> float:
