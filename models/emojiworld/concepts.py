@@ -357,7 +357,7 @@ def novel_names(world, rng: np.random.Generator, n: int, coined_share: float = 0
     concepts' English names or, each with probability coined_share, a coined word (coined_word).
     Never a concept's own name, never containing a held-out name: labels that must be copied from
     the prompt, like the pseudo-words, but made of the words real names are made of (stage 3
-    binding pages; a bridge trained on pseudo-words alone copies names poorly: train_flamingo's
+    binding pages; a bridge trained on pseudo-words alone copies names poorly: train.flamingo's
     'novel-names' probe)."""
     vocab, taken, heldout = _name_words(world)
     out = []
@@ -376,7 +376,7 @@ def coined_word(world, rng: np.random.Generator) -> str:
     The tokenizer, trained on training text, cuts such words into short irregular pieces, as it
     cuts held-out names ('chipmunk' -> chi p m un k), while the pseudo-words' open syllables and the
     training words come in familiar pieces; copying those pieces is where held-out names fail
-    (probe_bridge.py --labels)."""
+    (probes.bridge --labels)."""
     model, real = _letter_model(world), vocabulary_words()
     while True:
         w, context = '', '^^'

@@ -30,7 +30,7 @@ def look_alikes(world, rng, pool, n, first=None, neighbours=None):
     """n distinct concepts of the pool, as many as it has from one random concept's subgroup (e.g.
     mammals, fruit), the rest at random: distractors that look alike. `first`: that concept's
     subgroup instead of a random one's (it comes first). `neighbours` (concept -> concepts, nearest
-    first, e.g. train_vision.concept_neighbours): instead of the subgroup, n - 1 drawn from the first's
+    first, e.g. train.vision.concept_neighbours): instead of the subgroup, n - 1 drawn from the first's
     2(n - 1) nearest, as RICES supports are its nearest by the frozen encoder."""
     first = int(rng.choice(pool)) if first is None else int(first)
     if neighbours is not None:

@@ -132,7 +132,7 @@ class Batches(torch.utils.data.Dataset):
 
     def __init__(self, s: Settings, world, tok, cfg, first: int, rank: int, neighbours=None):
         self.s, self.world, self.tok, self.cfg, self.first, self.rank = s, world, tok, cfg, first, rank
-        self.neighbours = neighbours  # for similar_by="vision" (train_vision.concept_neighbours)
+        self.neighbours = neighbours  # for similar_by="vision" (train.vision.concept_neighbours)
 
     def __len__(self):
         return self.s.steps - self.first
@@ -213,7 +213,7 @@ VALIDATION_STYLE = "noto"  # a training style: OpenMoji is for the final evaluat
 
 PROBE_TASKS = ("binding", "naming", "clip-direction", "scene-count", "novel-names")
 # N-way K-shot binding on held-out concepts (5-way 1-shot unless asked), by the kind of label bound
-# (probe_bridge.py --labels); each maker gets the concepts and returns one label per concept:
+# (probes.bridge --labels); each maker gets the concepts and returns one label per concept:
 BINDING_LABELS = {
     "binding": lambda world, rng, cs: pseudo_words(rng, len(cs)),
     "novel-names": lambda world, rng, cs: [world.concepts[c].name for c in cs],  # their own names
@@ -239,7 +239,7 @@ def probe_set(world, task: str, n: int, seed: int, n_way: int = 5, shots: int = 
     restyle_kinds (binding and naming): every image of an item restyled the same way, one of these
     kinds (emojiworld/restyle.py), to stand in for an art style never trained on.
     neighbours ('naming-kin'): the look-alikes are the concept's nearest by the frozen encoder instead of its
-    subgroup (look_alikes; train_vision.concept_neighbours), the kind RICES picks."""
+    subgroup (look_alikes; train.vision.concept_neighbours), the kind RICES picks."""
     rng = np.random.default_rng(seed)
     train = world.split("train")
     out = []

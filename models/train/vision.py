@@ -210,7 +210,7 @@ def few_shot_probe(vision: VisionEncoder, world, cfg, n_episodes=300, n_way=5, s
     `support_style` (default the same style; different placements): do the frozen features
     separate concepts never trained on? Validation uses training styles; OpenMoji is kept for the
     final evaluation. restyle_kinds: each episode's images all restyled the same way, one of these
-    kinds (emojiworld/restyle.py), as in probe_bridge.py --styles."""
+    kinds (emojiworld/restyle.py), as in probes.bridge --styles."""
     was_training = vision.training
     vision.eval()
     rng = np.random.default_rng(seed)

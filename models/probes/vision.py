@@ -1,11 +1,11 @@
 """Stage 1's probe, old encoder beside new: do the frozen features recognise the held-out style?
 
-    cd models && /usr/bin/python3 probe_vision.py --encoders=checkpoints/vision.pt,runs/v2/vision/last.pt \
+    cd models && /usr/bin/python3 -m probes.vision --encoders=checkpoints/vision.pt,runs/v2/vision/last.pt \
         [--out=eval/vision-probe.json]
 
-Nearest-neighbour 5-way 1-shot on held-out concepts (train_vision.few_shot_probe): within OpenMoji, and
+Nearest-neighbour 5-way 1-shot on held-out concepts (train.vision.few_shot_probe): within OpenMoji, and
 from each of model v1's training styles (supports) to OpenMoji (query); and naming without the LM
-(train_vision.naming_probe): a training concept drawn in OpenMoji against prototypes made from those
+(train.vision.naming_probe): a training concept drawn in OpenMoji against prototypes made from those
 styles. The same episodes for every encoder. A report on held-out data, never a criterion to tune by.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from emojiworld.concepts import TRAIN_STYLES, load_world
 from flamingo.model import FlamingoConfig, VisionEncoder
 from flamingo.training import setup_threads
-from train_vision import few_shot_probe, naming_probe
+from train.vision import few_shot_probe, naming_probe
 
 
 def load_encoder(path):
