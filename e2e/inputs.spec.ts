@@ -38,6 +38,15 @@ test('bad image files are named with their reason; a huge prompt is refused; the
   await expect(segments).toHaveCount(fixture.segments.length);
   await query.fill((fixture.segments[fixture.segments.length - 1] as { text: string }).text);
   expect(normalise(await generate(page))).toBe(normalise(fixture.answer));
+  // 100 images: refused with the limit when Generate is pressed; the images stay in the prompt
+  const many = Array.from({ length: 100 }, (_, i) => ({ name: `copy-${i}.png`, mimeType: 'image/png', buffer: valid }));
+  await page.getByTestId('image-input').setInputFiles(many);
+  await expect(segments).toHaveCount(fixture.segments.length + 100);
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('error').filter({ hasText: 'images and clips' })).toContainText(
+    `The prompt has ${fixture.segments.filter((s) => 'image' in s).length + 100} images and clips; at most 64 fit in one prompt.`,
+  );
+  await expect(segments).toHaveCount(fixture.segments.length + 100);
 });
 
 test('EXIF-rotated images are decoded upright: a phone photo (JPEG, orientation 6) keeps its shape; a PNG turns as in the CLI', async ({ page }) => {

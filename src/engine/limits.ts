@@ -214,6 +214,11 @@ export function decodeSize(width: number, height: number): { width: number; heig
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
 
+/** The refusal of a prompt with more than LIMITS.maxImages images and clips (the embed's parser says it too). */
+export function tooManyImages(images: number): string {
+  return `The prompt has ${images} images and clips; at most ${LIMITS.maxImages} fit in one prompt.`;
+}
+
 /** The checks a prompt passes before any work (tokenizing, encoding) starts. */
 export function checkPrompt(prompt: Prompt, manifest: Manifest): void {
   if (!Array.isArray(prompt) || prompt.length === 0) throw new FlamingoError('The prompt is empty: add an image and some text.');
@@ -234,9 +239,7 @@ export function checkPrompt(prompt: Prompt, manifest: Manifest): void {
     frames.forEach((frame) => checkRgba(frame, i));
     images++;
   });
-  if (images > LIMITS.maxImages) {
-    throw new FlamingoError(`The prompt has ${images} images and clips; at most ${LIMITS.maxImages} fit in one prompt.`);
-  }
+  if (images > LIMITS.maxImages) throw new FlamingoError(tooManyImages(images));
   if (chars > LIMITS.maxTextChars) {
     throw new FlamingoError(
       `The prompt has ${chars.toLocaleString('en')} characters of text; at most ${LIMITS.maxTextChars.toLocaleString('en')} (this model was trained on ${manifest.lm.context_length} tokens).`,
