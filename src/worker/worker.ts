@@ -277,7 +277,7 @@ function watchDevice(ort: OrtRuntime, watched: FlamingoEngine): void {
   const reason = Promise.resolve()
     .then(() => ort.env.webgpu.device as unknown as GpuDeviceLike | Promise<GpuDeviceLike>)
     .then((device) => device.lost)
-    .then((info) => info.message || info.reason || 'no reason given');
+    .then((info) => (info.message || info.reason || 'no reason given').replace(/\.$/, ''));
   reason.catch(() => undefined); // no device to watch: nothing to recover from
   deviceLost = { engine: watched, reason };
   void reason.then((why) => {
