@@ -72,8 +72,8 @@ test('a host on another origin drives the embed: ready, queued requests answered
   expect(ready).toMatchObject({ backend: 'wasm', crossOriginIsolated: false, model: { name: expect.any(String) } });
   expect(await page.evaluate(() => self.crossOriginIsolated)).toBe(false);
 
-  // Three 2-shot requests sent at once, images as a Blob, a data: URL and an ImageBitmap, a fourth
-  // interrupted before it starts, and two malformed ones.
+  // Two past the prompt limits, then three 2-shot requests sent at once, images as a Blob, a data:
+  // URL and an ImageBitmap, a fourth interrupted before it starts, and two malformed ones.
   await page.evaluate(async (segments) => {
     const send = (window as unknown as { flamingoSend: (message: unknown) => void }).flamingoSend;
     const blob = (png: string) => new Blob([Uint8Array.from(atob(png), (c) => c.charCodeAt(0))], { type: 'image/png' });
@@ -87,6 +87,11 @@ test('a host on another origin drives the embed: ready, queued requests answered
         }),
       );
     const [a, b, c] = [await as('blob'), await as('data'), await as('bitmap')];
+    // past the prompt limits (src/engine/limits.ts): 100 images, a megabyte of text
+    const image = (segments.find((segment) => 'png' in segment) as { png: string }).png;
+    const many = Array.from({ length: 100 }, () => ({ image: `data:image/png;base64,${image}` }));
+    send({ type: 'flamingo:generate', id: 'too-many-images', segments: [...many, { text: 'Output:' }] });
+    send({ type: 'flamingo:generate', id: 'too-much-text', segments: [{ text: 'Output: ' + 'a'.repeat(1 << 20) }] });
     send({ type: 'flamingo:generate', id: 'a', segments: a, options: { maxNewTokens: 20 } });
     send({ type: 'flamingo:generate', id: 'b', segments: b });
     send({ type: 'flamingo:generate', id: 'c', segments: c, options: { maxNewTokens: 20 } });
@@ -116,6 +121,12 @@ test('a host on another origin drives the embed: ready, queued requests answered
   expect(about('d')).toEqual([expect.objectContaining({ type: 'flamingo:error', message: 'Interrupted before it started.' })]);
   expect(about('bad-image')[0].message).toContain('segments[0].image must be a Blob, an ImageBitmap or a data: URL');
   expect(about('bad-option')[0].message).toContain('unknown option "temprature"');
+  const tooMuchText = about('too-much-text')[0];
+  expect(tooMuchText.type).toBe('flamingo:error');
+  expect(tooMuchText.message).toMatch(/^The prompt has 1,048,584 characters of text; at most 20,000 \(this model was trained on \d+ tokens\)\.$/);
+  const tooMany = about('too-many-images')[0];
+  // refused by the embed's parser, before any image is decoded, in the engine's words
+  expect(tooMany).toMatchObject({ type: 'flamingo:error', message: 'flamingo:generate: The prompt has 100 images and clips; at most 64 fit in one prompt.' });
 
   // The embed shows the last prompt and its answer.
   const embed = page.frameLocator('iframe');

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BUNDLED_MODEL_DIR, REPO_ROOT } from './node';
+import { BUNDLED_MODEL_DIR, readPng, REPO_ROOT } from './node';
 import { pngHeaderOnly } from '../../e2e/fixtures/pngHeaderOnly';
+import { withExifOrientation } from '../../e2e/fixtures/exifOrientation';
 
 const run = promisify(execFile);
 
@@ -71,6 +72,24 @@ describe('flamingo-web CLI', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toContain(message);
     }
+  });
+
+  it('reads an EXIF-rotated PNG upright, as the browser does; a JPEG (rotated or not) is refused, naming PNG', async () => {
+    // stored 40×20, red on the left, blue on the right; orientation 6 shows it a quarter turned clockwise
+    const png = new PNG({ width: 40, height: 20 });
+    for (let i = 0; i < 40 * 20; i++) png.data.set([...(i % 40 < 20 ? [230, 30, 30] : [30, 30, 230]), 255], i * 4);
+    writeFileSync(join(dir, 'portrait.png'), withExifOrientation(PNG.sync.write(png), 6));
+    const upright = await readPng(join(dir, 'portrait.png'));
+    expect([upright.width, upright.height]).toEqual([20, 40]);
+    const red = (x: number, y: number) => upright.data[(y * upright.width + x) * 4];
+    expect([red(10, 5), red(10, 35)]).toEqual([230, 30]); // red on top, blue below
+
+    const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0, 20, 0, 40, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0xff, 0xda, 0, 2, 0xff, 0xd9]);
+    writeFileSync(join(dir, 'phone.jpg'), withExifOrientation(jpeg, 6));
+    const r = await cli('generate', '--prompt', '<image>Output:', '--image', join(dir, 'phone.jpg'));
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('phone.jpg is a JPEG image; the command line reads PNG (the app reads the others): convert it to PNG.');
   });
 
   it('takes a prompt from a file, and refuses one past the text limit with a message', async () => {

@@ -10,7 +10,7 @@ import { validateManifest } from '../engine/manifest';
 import { pickVariant, variantFiles, withVariant, type VariantChoice } from '../engine/variants';
 import type { Backend, Manifest, ModelFileRole, RgbaImage } from '../engine/types';
 import { FlamingoError } from '../engine/types';
-import { checkImageFile } from '../engine/limits';
+import { checkImageFile, orientPixels } from '../engine/limits';
 import { verifyFile } from '../store/verify';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -71,7 +71,8 @@ export async function readPng(path: string): Promise<RgbaImage> {
   }
   try {
     const png = PNG.sync.read(bytes);
-    return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
+    const image = { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
+    return orientPixels(image, header.orientation); // an eXIf orientation, applied as the browser does
   } catch (err) {
     throw new FlamingoError(`${path} is not a readable PNG image (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }

@@ -92,6 +92,11 @@ export class EmbedController {
       this.modelReady = this.load();
       this.modelReady.catch(() => undefined);
     });
+    this.client.onFallback((warning) => {
+      // the GPU was lost: the model runs on WASM now (a request running then is answered from WASM)
+      console.warn(warning.message, warning.cause ?? '');
+      if (this.state.model.status === 'ready') this.set({ model: { status: 'ready', result: { ...this.state.model.result, backend: 'wasm', fallbackReason: warning.message } } });
+    });
     this.modelReady = this.load();
     this.modelReady.then(
       () => void this.greetParent(),

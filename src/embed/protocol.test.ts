@@ -20,6 +20,11 @@ describe('parseRequest', () => {
     }
   });
 
+  it('accepts as many images as the engine does, each with its text', () => {
+    const segments = Array.from({ length: 64 }, () => [{ image: png }, { text: 'Output: a cat.' }]).flat();
+    expect(parseRequest({ type: 'flamingo:generate', id: 1, segments }).ok).toBe(true);
+  });
+
   it('accepts an interrupt', () => {
     expect(parseRequest({ type: 'flamingo:interrupt', id: 7 })).toEqual({ ok: true, request: { type: 'flamingo:interrupt', id: 7 } });
   });
@@ -36,6 +41,8 @@ describe('parseRequest', () => {
     [{ type: 'flamingo:generate', id: 1, segments: [{ text: 'a' }], options: { maxNewTokens: 0 } }, 1, 'options.maxNewTokens must be an integer from 1 to 256'],
     [{ type: 'flamingo:generate', id: 1, segments: [{ text: 'a' }], prompt: 'x' }, 1, 'unknown field prompt'],
     ['hello', null, 'must be an object'],
+    [{ type: 'flamingo:generate', id: 1, segments: Array(65).fill({ image: png }) }, 1, 'The prompt has 65 images and clips; at most 64 fit in one prompt.'],
+    [{ type: 'flamingo:generate', id: 1, segments: Array(257).fill({ text: 'a' }) }, 1, '"segments" has 257 entries; at most 256.'],
   ])('refuses %j, naming the problem', (data, id, message) => {
     const result = parseRequest(data);
     expect(result.ok).toBe(false);

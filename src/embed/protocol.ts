@@ -3,6 +3,7 @@
 //   embed → host: flamingo:ready, flamingo:token, flamingo:done, flamingo:error
 // parseRequest is strict: anything else that claims to be a request gets an error naming the
 // problem, so a host sees its mistake instead of silence.
+import { LIMITS, tooManyImages } from '../engine/limits';
 import type { Backend, DoneEvent, GenerateOptions } from '../engine/types';
 
 export type RequestId = string | number;
@@ -64,7 +65,8 @@ const OPTION_CHECKS: Record<keyof GenerateOptions, (value: unknown) => string | 
   persistLatents: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
 };
 
-const MAX_SEGMENTS = 64;
+/** Entries in "segments": room for every image the limits allow, each with text around it. */
+const MAX_SEGMENTS = 4 * LIMITS.maxImages;
 const MAX_ID_LENGTH = 200;
 
 /** Whether `data` is meant for us at all: an object whose type starts with "flamingo:". */
@@ -128,6 +130,9 @@ function parseSegments(value: unknown): SegmentInput[] | string {
     }
     segments.push({ image: image as ImageInput });
   }
+  // the engine's own limit, checked here before a single image is decoded
+  const images = segments.filter((segment) => 'image' in segment).length;
+  if (images > LIMITS.maxImages) return tooManyImages(images);
   return segments;
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkImageFile, checkPrompt, checkPromptTokens, decodeSize, LIMITS, readImageHeader } from './limits';
+import { withExifOrientation } from '../../e2e/fixtures/exifOrientation';
+import { checkImageFile, checkPrompt, checkPromptTokens, decodeSize, LIMITS, orientPixels, readImageHeader, uprightSize } from './limits';
 import type { Manifest, Prompt } from './types';
 
 const manifest = { lm: { context_length: 256 }, vision: { max_frames: 8 } } as Manifest;
@@ -55,6 +56,32 @@ describe('image files are checked by their header before decoding', () => {
     expect(checkImageFile(png(8, 8, { bitDepth: 16 }), 'deep.png').notes).toContain('16 bits per channel');
     expect(checkImageFile(jpeg(8, 8, 4), 'cmyk.jpg').notes).toContain('CMYK');
     expect(checkImageFile(png(8, 8, { animated: true }), 'anim.png').notes).toContain('animated: its first frame is used');
+  });
+
+  it('reads the EXIF orientation of a JPEG (APP1) and a PNG (eXIf); 5-8 are shown a quarter turned', () => {
+    const phone = checkImageFile(withExifOrientation(Buffer.from(jpeg(1600, 800)), 6), 'phone.jpg');
+    expect(phone).toMatchObject({ format: 'jpeg', width: 1600, height: 800, orientation: 6, complete: true });
+    expect(phone.notes).toContain('EXIF orientation 6: decoded upright');
+    expect(uprightSize(phone)).toEqual({ width: 800, height: 1600 });
+    expect(readImageHeader(withExifOrientation(Buffer.from(png(40, 30)), 8))).toMatchObject({ width: 40, height: 30, orientation: 8 });
+    expect(uprightSize(readImageHeader(withExifOrientation(Buffer.from(png(40, 30)), 3))!)).toEqual({ width: 40, height: 30 });
+    expect(readImageHeader(png(40, 30))?.orientation).toBe(1);
+    expect(readImageHeader(jpeg(40, 30))?.orientation).toBe(1);
+  });
+
+  it('turns pixels upright as each EXIF orientation says', () => {
+    // 3×2 stored, each pixel's red channel its index: 0 1 2 / 3 4 5
+    const stored = { width: 3, height: 2, data: Uint8Array.from({ length: 24 }, (_, i) => i >> 2) };
+    const rows = (image: { width: number; height: number; data: Uint8Array | Uint8ClampedArray }) =>
+      Array.from({ length: image.height }, (_, y) => Array.from({ length: image.width }, (_, x) => image.data[(y * image.width + x) * 4]));
+    expect(rows(orientPixels(stored, 1))).toEqual([[0, 1, 2], [3, 4, 5]]);
+    expect(rows(orientPixels(stored, 2))).toEqual([[2, 1, 0], [5, 4, 3]]);
+    expect(rows(orientPixels(stored, 3))).toEqual([[5, 4, 3], [2, 1, 0]]);
+    expect(rows(orientPixels(stored, 4))).toEqual([[3, 4, 5], [0, 1, 2]]);
+    expect(rows(orientPixels(stored, 5))).toEqual([[0, 3], [1, 4], [2, 5]]);
+    expect(rows(orientPixels(stored, 6))).toEqual([[3, 0], [4, 1], [5, 2]]); // a quarter turn clockwise
+    expect(rows(orientPixels(stored, 7))).toEqual([[5, 2], [4, 1], [3, 0]]);
+    expect(rows(orientPixels(stored, 8))).toEqual([[2, 5], [1, 4], [0, 3]]); // a quarter turn anticlockwise
   });
 
   it('decodes large images scaled down, aspect kept', () => {

@@ -50,6 +50,26 @@ describe('model file downloads', () => {
     expect(await download(url, entry, () => undefined, { backoffMs: [0] })).toEqual(FILE);
   });
 
+  it('resumes a body that ends early without an error; a file now shorter than the manifest says is named', async () => {
+    const ranges: (string | null)[] = [];
+    const responses = [
+      () => new Response(FILE.subarray(0, 600), { status: 200 }), // ends cleanly, 400 bytes short
+      () => new Response(body(FILE.subarray(600)), { status: 206 }),
+    ];
+    vi.stubGlobal('fetch', async (_: URL, init: RequestInit) => {
+      ranges.push(new Headers(init.headers).get('Range'));
+      return responses.shift()!();
+    });
+    expect(await download(url, entry, () => undefined, { backoffMs: [0, 0] })).toEqual(FILE);
+    expect(ranges).toEqual([null, 'bytes=600-']);
+
+    const shorter = [() => new Response(FILE.subarray(0, 600), { status: 200 }), () => new Response('', { status: 416 })];
+    vi.stubGlobal('fetch', async () => shorter.shift()!());
+    await expect(download(url, entry, () => undefined, { backoffMs: [0, 0] })).rejects.toThrow(
+      'lm.onnx on the server is smaller than the 1000 bytes the manifest says',
+    );
+  });
+
   it('does not retry a 404, and gives up after the last retry with the reason', async () => {
     let calls = 0;
     vi.stubGlobal('fetch', async () => {

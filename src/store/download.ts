@@ -1,5 +1,6 @@
 // One model file over the network, into one buffer of the manifest's size (no second copy), with
-// progress. A download that breaks off (network error, HTTP 5xx / 408 / 429, a body cut short) is
+// progress. A download that breaks off (network error, HTTP 5xx / 408 / 429, a body cut short or
+// one that ends before the manifest's size) is
 // tried again after a backoff, resuming from the bytes already fetched with an HTTP Range request
 // when the server answers 206 (from the start when it answers 200). A 404 or a file of the wrong
 // size is not retried: it will not get better. The caller verifies the sha256.
@@ -33,7 +34,7 @@ export async function download(
   for (let attempt = 0; ; attempt++) {
     try {
       await fetchInto(url, file, bytes, state, onBytes, options.signal);
-      return state.loaded === file.bytes ? bytes : bytes.subarray(0, state.loaded); // short: verifyFile names it
+      return bytes;
     } catch (error) {
       if (!(error instanceof Transient) || attempt >= backoff.length || options.signal?.aborted) {
         throw error instanceof Transient ? new FlamingoError(error.message, { cause: error.cause }) : error;
@@ -63,6 +64,10 @@ async function fetchInto(
     if (signal?.aborted) throw new FlamingoError(`The download of ${name} was cancelled.`, { cause });
     throw new Transient(`Could not download model file ${name} from ${url.href} (the network failed).`, { cause });
   }
+  if (response.status === 416) {
+    // the bytes kept reach past the end of the file the server has now
+    throw new FlamingoError(`Model file ${name} on the server is smaller than the ${file.bytes} bytes the manifest says: the file was changed.`);
+  }
   if (!response.ok) {
     const message = `Could not download model file ${name}: HTTP ${response.status} from ${url.href}.`;
     if (response.status >= 500 || response.status === 408 || response.status === 429) throw new Transient(message);
@@ -76,6 +81,7 @@ async function fetchInto(
     bytes.set(whole, state.loaded);
     state.loaded += whole.byteLength;
     onBytes(state.loaded);
+    if (state.loaded < file.bytes) throw new Transient(`The download of model file ${name} broke off after ${state.loaded} of ${file.bytes} bytes.`);
     return;
   }
   const reader = response.body.getReader();
@@ -94,6 +100,11 @@ async function fetchInto(
     throw new Transient(`The download of model file ${name} broke off after ${state.loaded} of ${file.bytes} bytes.`, { cause });
   } finally {
     reader.releaseLock();
+  }
+  // A body that ends early without an error (a proxy that closes a chunked response, a server
+  // restarted mid-file) broke off all the same: resume it.
+  if (state.loaded < file.bytes) {
+    throw new Transient(`The download of model file ${name} broke off after ${state.loaded} of ${file.bytes} bytes.`);
   }
 }
 

@@ -1,9 +1,10 @@
 // The example library: labelled images the visitor keeps between visits, in IndexedDB
 // (`flamingo-web-library`, one entry per example). Each is a PNG and the text that followed it in
 // a prompt. An example already in the library (same image, same text) is not added twice.
-import { createStore, del, entries, setMany, type UseStore } from 'idb-keyval';
+import { del, entries, setMany } from 'idb-keyval';
 import { FlamingoError } from '../engine/types';
 import { parseLibraryFile, serializeLibrary, type ExampleRecord } from './exampleLibraryFile';
+import { openStore, StorageUnavailable } from './openStore';
 import { sha256Hex } from './verify';
 
 export interface LibraryExample {
@@ -24,11 +25,7 @@ export interface NewExample {
   png: Uint8Array;
 }
 
-let store: UseStore | undefined;
-function library(): UseStore {
-  store ??= createStore('flamingo-web-library', 'examples');
-  return store;
-}
+const library = openStore('flamingo-web-library', 'examples');
 
 const sameExample = (a: { sha256: string; text: string }, b: { sha256: string; text: string }) =>
   a.sha256 === b.sha256 && a.text.trim() === b.text.trim();
@@ -36,9 +33,12 @@ const sameExample = (a: { sha256: string; text: string }, b: { sha256: string; t
 /** Oldest first. */
 export async function listExamples(): Promise<LibraryExample[]> {
   try {
-    const all = await entries<string, LibraryExample>(library());
+    const all = await entries<string, LibraryExample>(await library());
     return all.map(([, example]) => example).sort((a, b) => a.addedAt - b.addedAt || a.id.localeCompare(b.id));
   } catch (cause) {
+    if (cause instanceof StorageUnavailable) {
+      throw new FlamingoError('The example library is kept in the browser’s storage (IndexedDB), which is not available here: it cannot be used on this page.', { cause });
+    }
     throw new FlamingoError('Could not read the example library from the browser’s storage.', { cause });
   }
 }
@@ -62,7 +62,7 @@ export async function addExamples(examples: readonly NewExample[], addedAt = Dat
   }
   if (fresh.length === 0) return 0;
   try {
-    await setMany(fresh.map((example) => [example.id, example]), library());
+    await setMany(fresh.map((example) => [example.id, example]), await library());
   } catch (cause) {
     const quota = cause instanceof DOMException && cause.name === 'QuotaExceededError';
     throw new FlamingoError(
@@ -77,7 +77,7 @@ export async function addExamples(examples: readonly NewExample[], addedAt = Dat
 
 export async function deleteExample(id: string): Promise<void> {
   try {
-    await del(id, library());
+    await del(id, await library());
   } catch (cause) {
     throw new FlamingoError('Could not delete the example from the browser’s storage.', { cause });
   }

@@ -2,10 +2,11 @@
 // (`flamingo-web-model-index`), next to the file cache (`flamingo-web-models`, keyed by sha256,
 // modelStore.ts). The model manager lists them with what of each is cached; a model folder
 // picked from disk lives only here and in the cache, under a `local://<folder>/` URL.
-import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
+import { del, entries, get, set } from 'idb-keyval';
 import { FlamingoError, MODEL_FILE_ROLES, type Manifest, type ManifestFile } from '../engine/types';
 import { validateManifest } from '../engine/manifest';
 import { cachedFileHashes, deleteCachedFiles } from './modelStore';
+import { openStore, StorageUnavailable } from './openStore';
 
 export type ModelSource = 'url' | 'folder';
 
@@ -29,24 +30,20 @@ export const LOCAL_MODEL_SCHEME = 'local:';
 export const isLocalModelUrl = (url: string) => url.startsWith(`${LOCAL_MODEL_SCHEME}//`);
 export const localModelUrl = (folder: string) => `${LOCAL_MODEL_SCHEME}//${encodeURIComponent(folder)}/`;
 
-let store: UseStore | undefined;
-function catalog(): UseStore {
-  store ??= createStore('flamingo-web-model-index', 'models');
-  return store;
-}
+const catalog = openStore('flamingo-web-model-index', 'models');
 
 const folder = (url: string) => (url.endsWith('/') ? url : `${url}/`);
 
 /** Remembers a model that loaded (called by the worker after every load). */
 export async function recordModel(url: string, manifest: Manifest, source: ModelSource = 'url'): Promise<void> {
   const key = folder(url);
-  const previous = await get<CatalogEntry>(key, catalog());
-  await set(key, { url: key, manifest, source: previous?.source ?? source, lastLoadedAt: Date.now() } satisfies CatalogEntry, catalog());
+  const previous = await get<CatalogEntry>(key, await catalog());
+  await set(key, { url: key, manifest, source: previous?.source ?? source, lastLoadedAt: Date.now() } satisfies CatalogEntry, await catalog());
 }
 
 /** The manifest of a model folder picked from disk. */
 export async function localManifest(url: string): Promise<Manifest> {
-  const entry = await get<CatalogEntry>(folder(url), catalog());
+  const entry = await get<CatalogEntry>(folder(url), await catalog());
   if (!entry) throw new FlamingoError(`The model folder ${decodeURIComponent(url)} is no longer in this browser: pick it again.`);
   return validateManifest(entry.manifest);
 }
@@ -55,7 +52,13 @@ const filesOf = (manifest: Manifest) => MODEL_FILE_ROLES.map((role) => manifest.
 
 /** Every model known here (the bundled one first), each with which of its files are cached. */
 export async function listModels(bundled: { url: string; manifest: Manifest }): Promise<StoredModel[]> {
-  const [records, hashes] = await Promise.all([entries<string, CatalogEntry>(catalog()), cachedFileHashes()]);
+  let records: [string, CatalogEntry][] = [];
+  let hashes = new Set<string>();
+  try {
+    [records, hashes] = await Promise.all([entries<string, CatalogEntry>(await catalog()), cachedFileHashes()]);
+  } catch (cause) {
+    if (!(cause instanceof StorageUnavailable)) throw cause; // no IndexedDB: nothing is stored, the bundled model is listed
+  }
   const known = new Map<string, { manifest: Manifest; source: StoredModel['source'] }>();
   known.set(folder(bundled.url), { manifest: bundled.manifest, source: 'bundled' });
   for (const [, entry] of records.sort((a, b) => a[1].lastLoadedAt - b[1].lastLoadedAt)) {
@@ -85,7 +88,7 @@ export async function deleteModel(model: StoredModel, all: readonly StoredModel[
   await deleteCachedFiles(model.files.filter((file) => !shared.has(file.sha256.toLowerCase())));
   if (model.source !== 'bundled') {
     try {
-      await del(model.url, catalog());
+      await del(model.url, await catalog());
     } catch (cause) {
       throw new FlamingoError('Could not update the list of models in the browser’s storage.', { cause });
     }

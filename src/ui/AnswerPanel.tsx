@@ -142,7 +142,7 @@ function Stats({ done }: { done: DoneEvent }) {
       </div>
       <div>
         <dt>Tokens</dt>
-        <dd>
+        <dd data-testid="tokens" data-tokens={done.tokens}>
           {done.tokens} generated, {done.promptTokens} in the prompt
           {pastTrainedContext(done) && (
             <span className="context-warning" data-testid="context-warning">
@@ -155,11 +155,11 @@ function Stats({ done }: { done: DoneEvent }) {
       </div>
       <div>
         <dt>Stopped at</dt>
-        <dd>{STOP_REASONS[done.stopReason]}</dd>
+        <dd data-testid="stop-reason">{STOP_REASONS[done.stopReason]}</dd>
       </div>
       <div>
         <dt>Backend</dt>
-        <dd>{done.backend}</dd>
+        <dd data-testid="answer-backend">{done.backend}</dd>
       </div>
     </dl>
   );

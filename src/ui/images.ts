@@ -1,6 +1,6 @@
 // Image files → RgbaImage at natural size. The engine resizes and normalises; the UI only
 // decodes, without premultiplying alpha or converting colour spaces.
-import { checkImageFile, decodeSize, LIMITS } from '../engine/limits';
+import { checkImageFile, decodeSize, LIMITS, uprightSize } from '../engine/limits';
 import { FlamingoError, type RgbaImage } from '../engine/types';
 
 /**
@@ -16,13 +16,17 @@ export async function decodeImage(blob: Blob, name: string): Promise<RgbaImage> 
     throw new FlamingoError(`“${name}” is ${(blob.size / 2 ** 20).toFixed(0)} MB; image files up to ${LIMITS.maxImageBytes / 2 ** 20} MB are read.`);
   }
   const header = checkImageFile(new Uint8Array(await blob.arrayBuffer()), name);
-  const { width, height } = decodeSize(header.width, header.height);
+  // EXIF orientation is applied before the resize: a phone's portrait photo (stored landscape,
+  // orientation 6) is scaled to its upright size, not squeezed into the stored one.
+  const upright = uprightSize(header);
+  const { width, height } = decodeSize(upright.width, upright.height);
   let bitmap: ImageBitmap;
   try {
     bitmap = await createImageBitmap(blob, {
+      imageOrientation: 'from-image', // the default; said here because the sizes above depend on it
       premultiplyAlpha: 'none',
       colorSpaceConversion: 'none',
-      ...(width !== header.width ? { resizeWidth: width, resizeHeight: height, resizeQuality: 'high' as const } : {}),
+      ...(width !== upright.width ? { resizeWidth: width, resizeHeight: height, resizeQuality: 'high' as const } : {}),
     });
   } catch (cause) {
     throw new FlamingoError(`Could not decode the image “${name}”: the file is damaged or not in a format this browser reads.`, {

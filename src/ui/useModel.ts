@@ -76,6 +76,24 @@ export function useModel(
     [client],
   );
 
+  useEffect(
+    () =>
+      client.onFallback((warning) => {
+        // The worker moved the model to WASM (the GPU was lost): say so, and show the backend it runs on.
+        console.warn(warning.message, warning.cause ?? '');
+        setState((current) =>
+          current.status === 'ready'
+            ? {
+                status: 'ready',
+                result: { ...current.result, backend: 'wasm', fallbackReason: warning.message },
+                warnings: [...current.warnings, warning],
+              }
+            : current,
+        );
+      }),
+    [client],
+  );
+
   const retry = useCallback(() => setAttempt((n) => n + 1), []);
   return { model: state, retry };
 }

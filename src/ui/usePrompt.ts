@@ -6,7 +6,7 @@ import type { Prompt, RgbaImage } from '../engine/types';
 import { extractVideoFrames, type ClipSource } from './clips';
 import { decodeImage, transferableCopy } from './images';
 import type { PlanSegment } from './presets';
-import { deleteFiles, loadSavedPrompt, saveClip, saveImage, savePrompt, type EditorSegment } from './promptStorage';
+import { deleteFiles, loadSavedPrompt, saveClip, saveImage, savePrompt, StorageUnavailable, type EditorSegment } from './promptStorage';
 
 export type { EditorSegment };
 
@@ -62,6 +62,16 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
   useEffect(() => {
     onErrorRef.current = onError;
   }, [onError]);
+  /** Set once the user was told that there is no IndexedDB here: each save failing again is no news. */
+  const storageGone = useRef(false);
+  const warnStorage = useCallback((message: string, error: unknown) => {
+    if (storageGone.current) return;
+    if (error instanceof StorageUnavailable) {
+      storageGone.current = true;
+      message = "The browser's storage (IndexedDB) is not available here, so the prompt is not saved: it will be lost on reload.";
+    }
+    onErrorRef.current(new StorageWarning(message, error));
+  }, []);
   // The current list, for work that finishes later (a video's frames) and must not revive a removed segment.
   const listRef = useRef(segments.list);
   useEffect(() => {
@@ -104,7 +114,7 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
         }
       })
       .catch((error: unknown) => {
-        if (!cancelled) onErrorRef.current(new StorageWarning('Could not read the prompt saved by your last visit.', error));
+        if (!cancelled) warnStorage('Could not read the prompt saved by your last visit.', error);
       })
       .finally(() => {
         if (!cancelled) setRestored(true);
@@ -112,16 +122,16 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
     return () => {
       cancelled = true;
     };
-  }, [decode]);
+  }, [decode, warnStorage]);
 
   const orphansDropped = useRef(false);
   useEffect(() => {
     if (!restored) return;
     savePrompt(segments.list, !orphansDropped.current).catch((error: unknown) =>
-      onErrorRef.current(new StorageWarning('Could not save the prompt in the browser; it will be lost on reload.', error)),
+      warnStorage('Could not save the prompt in the browser; it will be lost on reload.', error),
     );
     orphansDropped.current = true;
-  }, [segments.list, restored]);
+  }, [segments.list, restored, warnStorage]);
 
   const addImages = useCallback(
     (images: NewImage[]) => {
@@ -132,12 +142,12 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
       }));
       for (const { id, blob, name } of added) {
         saveImage(id, blob).catch((error: unknown) =>
-          onErrorRef.current(new StorageWarning(`Could not save “${name}” in the browser; it will be lost on reload.`, error)),
+          warnStorage(`Could not save “${name}” in the browser; it will be lost on reload.`, error),
         );
         decode(id, [blob], name);
       }
     },
-    [decode],
+    [decode, warnStorage],
   );
 
   const addClip = useCallback(
@@ -153,7 +163,7 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
           blobs: new Map(current.blobs).set(id, frames),
         }));
         saveClip(id, frames).catch((error: unknown) =>
-          onErrorRef.current(new StorageWarning(`Could not save the clip “${name}” in the browser; it will be lost on reload.`, error)),
+          warnStorage(`Could not save the clip “${name}” in the browser; it will be lost on reload.`, error),
         );
         decode(id, frames, name);
       };
@@ -171,7 +181,7 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
         (error: unknown) => drop(id, error),
       );
     },
-    [decode, drop],
+    [decode, drop, warnStorage],
   );
 
   const addText = useCallback((text = '') => {
@@ -239,12 +249,12 @@ export function usePrompt(onError: (error: unknown) => void): PromptEditorState 
       for (const { id, item } of added) {
         if ('text' in item) continue;
         saveImage(id, item.blob).catch((error: unknown) =>
-          onErrorRef.current(new StorageWarning(`Could not save “${item.name}” in the browser; it will be lost on reload.`, error)),
+          warnStorage(`Could not save “${item.name}” in the browser; it will be lost on reload.`, error),
         );
         decode(id, [item.blob], item.name);
       }
     },
-    [decode],
+    [decode, warnStorage],
   );
 
   const arrange = useCallback((plan: readonly PlanSegment[]) => {

@@ -29,7 +29,7 @@ export interface LoadOptions {
 /** Worth telling the user, but the model runs: a cache that failed, WebGPU that fell back. */
 export interface WarningEvent {
   type: 'warning';
-  code: StoreWarning['code'] | 'webgpu-unavailable' | 'webgpu-failed';
+  code: StoreWarning['code'] | 'webgpu-unavailable' | 'webgpu-failed' | 'webgpu-lost';
   message: string;
   file?: string;
   cause?: string;
@@ -93,6 +93,11 @@ export interface FlamingoWorkerApi {
   explain(prompt: Prompt, tokenIds: number[]): Promise<Pictures>;
   /** Stops the running generation; it resolves with stopReason 'interrupted'. */
   interrupt(): void;
+  /**
+   * Hears of changes the page did not ask for: `webgpu-lost` (the GPU device was lost, the model
+   * now runs on WASM; an answer running then is given again from WASM).
+   */
+  watch(onEvent: (event: WarningEvent) => void): void;
   /**
    * Starts ONNX Runtime for `backend` (fetch, compile, initialise) before `load` is called: the
    * page calls it as soon as the worker exists, so the runtime starts while the page renders.

@@ -13,6 +13,7 @@ import {
   type LoadResult,
   type ScoreOptions,
   type ScoreResult,
+  type WarningEvent,
 } from './api';
 
 export type { BackendChoice, LoadEvent, LoadResult, ScoreOptions, ScoreResult, WarningEvent } from './api';
@@ -22,6 +23,7 @@ export class FlamingoClient {
   private worker!: Worker;
   private remote!: Comlink.Remote<FlamingoWorkerApi>;
   private readonly crashListeners = new Set<(message: string) => void>();
+  private readonly fallbackListeners = new Set<(warning: WarningEvent) => void>();
   /** The rejecters of calls in flight: a worker that dies never answers them. */
   private readonly inFlight = new Set<(error: Error) => void>();
 
@@ -38,6 +40,9 @@ export class FlamingoClient {
     });
     this.worker = worker;
     this.remote = Comlink.wrap<FlamingoWorkerApi>(worker);
+    void this.remote.watch(Comlink.proxy((warning) => {
+      for (const listener of this.fallbackListeners) listener(warning);
+    }));
   }
 
   /**
@@ -68,6 +73,12 @@ export class FlamingoClient {
   onCrash(listener: (message: string) => void): () => void {
     this.crashListeners.add(listener);
     return () => this.crashListeners.delete(listener);
+  }
+
+  /** Hears that the model moved to WASM on its own (the GPU device was lost): `webgpu-lost`. */
+  onFallback(listener: (warning: WarningEvent) => void): () => void {
+    this.fallbackListeners.add(listener);
+    return () => this.fallbackListeners.delete(listener);
   }
 
   load(modelUrl: string, options: LoadOptions, onEvent: (event: LoadEvent) => void): Promise<LoadResult> {

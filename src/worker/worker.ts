@@ -27,6 +27,14 @@ let engine: FlamingoEngine | undefined;
 let running: { controller: AbortController; done: Promise<unknown> } | undefined;
 /** Loads run one after another (a backend switch while loading waits its turn). */
 let loadQueue: Promise<unknown> = Promise.resolve();
+/** What the last load ran: a lost GPU device is replaced by the same model on WASM. */
+let loaded: { url: string; manifest: Manifest; variant: VariantChoice } | undefined;
+/** The WebGPU engine's device loss (its reason), watched from the moment the engine starts. */
+let deviceLost: { engine: FlamingoEngine; reason: Promise<string> } | undefined;
+/** The move onto WASM after a device loss, while it runs (requests wait for it). */
+let recovering: Promise<void> | undefined;
+/** The page's listeners for a backend change it did not ask for (api.watch). */
+const watchers = new Set<(event: WarningEvent) => void>();
 
 const bundledModelUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, self.location.href).href;
 
@@ -38,8 +46,28 @@ const api: FlamingoWorkerApi = {
   },
 
   async generate(prompt, options, onEvent) {
+    // Characters of the answer already streamed: an answer that starts again on WASM (the GPU
+    // was lost) does not send them twice; greedy answers are the same on both backends.
+    let sent = 0;
     try {
-      return await exclusive((signal) => currentEngine().generate(prompt, options, (event) => void onEvent(event), signal));
+      return await exclusive((signal) => {
+        let text = '';
+        return currentEngine().generate(
+          prompt,
+          options,
+          (event) => {
+            if (event.type === 'token') {
+              const start = text.length;
+              text += event.text;
+              if (text.length <= sent) return;
+              event = { ...event, text: text.slice(Math.max(start, sent)) };
+              sent = text.length;
+            }
+            void onEvent(event);
+          },
+          signal,
+        );
+      });
     } finally {
       releaseCallback(onEvent);
     }
@@ -70,6 +98,10 @@ const api: FlamingoWorkerApi = {
 
   interrupt() {
     running?.controller.abort();
+  },
+
+  watch(onEvent) {
+    watchers.add(onEvent);
   },
 
   prepare(backend) {
@@ -124,6 +156,7 @@ async function load(
       return loaded;
     };
     const { backend, fallbackReason, model } = await createEngine(runtime, manifest, readFiles, choice, build === 'webgpu', variant, emit);
+    loaded = { url, manifest, variant };
     // The model manager lists what was loaded; a failure to note it costs nothing else.
     await recordModel(url, manifest).catch((cause: unknown) => console.warn('Could not record the model', cause));
     const span = runtimeSpan(build);
@@ -176,6 +209,7 @@ async function createEngine(
       await releaseEngine();
       try {
         engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
+        watchDevice(await runtime, engine); // never throws: a device it cannot watch is not watched
         return { backend: engine.backend, model };
       } catch (cause) {
         fallbackReason = `WebGPU failed to start the model (${messageOf(cause)}), so it runs on WASM.`;
@@ -199,11 +233,26 @@ function currentEngine(): FlamingoEngine {
   return engine;
 }
 
-/** One generate or score at a time; errors reach the UI as FlamingoErrors with their cause. */
+/**
+ * One generate or score at a time; errors reach the UI as FlamingoErrors with their cause. A task
+ * that fails because the WebGPU device was lost runs once more, on WASM (moveToWasm).
+ */
 async function exclusive<T>(task: (signal: AbortSignal) => Promise<T>): Promise<T> {
   if (running) throw new FlamingoError('The model is busy with another request; stop it first.');
   const controller = new AbortController();
-  const done = task(controller.signal);
+  const attempt = async () => {
+    await recovering;
+    const on = currentEngine();
+    try {
+      return await task(controller.signal);
+    } catch (cause) {
+      const reason = cause instanceof FlamingoError ? undefined : await lostDeviceReason(on);
+      if (reason === undefined || controller.signal.aborted) throw cause;
+      await moveToWasm(on, reason);
+      return task(controller.signal);
+    }
+  };
+  const done = attempt();
   running = { controller, done: done.catch(() => undefined) };
   try {
     return await done;
@@ -212,6 +261,64 @@ async function exclusive<T>(task: (signal: AbortSignal) => Promise<T>): Promise<
   } finally {
     running = undefined;
   }
+}
+
+interface GpuDeviceLike {
+  lost: Promise<{ reason?: string; message?: string }>;
+}
+
+/**
+ * Watches the WebGPU device of `watched` (ORT's, in env.webgpu.device once a session runs on it).
+ * A device lost while the model is idle moves it to WASM at once; one lost mid-answer is noticed
+ * by `exclusive`, which moves it and runs the answer again.
+ */
+function watchDevice(ort: OrtRuntime, watched: FlamingoEngine): void {
+  // Typed as a Promise; ORT 1.30's WebGPU EP stores the GPUDevice itself there.
+  const reason = Promise.resolve()
+    .then(() => ort.env.webgpu.device as unknown as GpuDeviceLike | Promise<GpuDeviceLike>)
+    .then((device) => device.lost)
+    .then((info) => (info.message || info.reason || 'no reason given').replace(/\.$/, ''));
+  reason.catch(() => undefined); // no device to watch: nothing to recover from
+  deviceLost = { engine: watched, reason };
+  void reason.then((why) => {
+    if (engine === watched && !running) void moveToWasm(watched, why).catch((cause: unknown) => console.error(cause));
+  }, () => undefined);
+}
+
+/** Why `on`'s GPU device was lost, if it was (a failing run and the loss arrive close together). */
+async function lostDeviceReason(on: FlamingoEngine): Promise<string | undefined> {
+  if (on.backend !== 'webgpu' || deviceLost?.engine !== on) return undefined;
+  const wait = new Promise<undefined>((resolve) => setTimeout(resolve, 1000, undefined));
+  return Promise.race([deviceLost.reason.catch(() => undefined), wait]);
+}
+
+/**
+ * The GPU device is gone (a driver reset, memory pressure, the tab in the background): the same
+ * model and variant choice start on the WASM EP of the WebGPU build, from the files in IndexedDB
+ * (downloaded again where there is none), and the page hears of it (api.watch).
+ */
+function moveToWasm(lost: FlamingoEngine, reason: string): Promise<void> {
+  recovering ??= (async () => {
+    if (engine !== lost || !loaded) return; // a load replaced it meanwhile
+    const { url, manifest, variant } = loaded;
+    engine = undefined;
+    await lost.release().catch((cause: unknown) => console.warn('Releasing the model on the lost GPU failed', cause));
+    const model = await loadModel(url, () => undefined, { manifest, variant: pickVariant(manifest, 'wasm', new Set(), variant) });
+    const ort = yielding(await loadRuntime('webgpu'));
+    const replacement = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore }, () => undefined);
+    if (engine) {
+      await replacement.release(); // a load finished first: its engine stays
+      return;
+    }
+    engine = replacement;
+    const message = `The GPU stopped working (${reason}), so the model now runs on WASM; reload the page to try WebGPU again.`;
+    for (const watcher of watchers) void watcher({ type: 'warning', code: 'webgpu-lost', message, cause: reason });
+  })()
+    .catch((cause: unknown) => {
+      throw asFlamingoError(cause, `The GPU stopped working (${reason}) and the model could not be started on WASM`);
+    })
+    .finally(() => (recovering = undefined));
+  return recovering;
 }
 
 async function releaseEngine(): Promise<void> {
