@@ -89,7 +89,8 @@ export class FlamingoEngine {
   private readonly visionKey: string;
   private readonly imageTokenId: number;
   private readonly eocId: number;
-  private readonly bosId: number;
+  /** Prepended to every prompt; undefined when the model takes none. */
+  private readonly bosId?: number;
   /** Tokens the model may never generate (all special tokens but <|endofchunk|>). */
   private readonly banned: number[];
 
@@ -104,8 +105,8 @@ export class FlamingoEngine {
     const s = manifest.special_tokens;
     this.imageTokenId = tokenizer.tokenId(s.image);
     this.eocId = tokenizer.tokenId(s.end_of_chunk);
-    this.bosId = tokenizer.tokenId(s.bos);
-    this.banned = [s.image, s.bos, s.pad, s.unk].map((t) => tokenizer.tokenId(t));
+    this.bosId = s.bos === undefined ? undefined : tokenizer.tokenId(s.bos);
+    this.banned = [s.image, s.bos, s.pad, s.unk].filter((t): t is string => t !== undefined).map((t) => tokenizer.tokenId(t));
     this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest);
     this.latents = new LatentCache(latentStore);
     this.visionKey = `${manifest.files.vision_encoder.sha256.slice(0, 16)}-${manifest.files.resampler.sha256.slice(0, 16)}`;
@@ -240,7 +241,8 @@ export class FlamingoEngine {
   }
 
   private promptIds(text: string): number[] {
-    return [this.bosId, ...this.tokenizer.encode(text)];
+    const ids = this.tokenizer.encode(text);
+    return this.bosId === undefined ? ids : [this.bosId, ...ids];
   }
 
   /** Limits first (limits.ts), then tokens, then images: nothing is encoded for a prompt that cannot run. */
@@ -380,7 +382,10 @@ export class FlamingoEngine {
   async explain(prompt: Prompt, tokens: number[]): Promise<Pictures> {
     const v = this.manifest.vision;
     const { n_latents, heads: resamplerHeads } = this.manifest.resampler;
-    const { heads, head_dim: headDim, d_model: d, xattn_layers: layers, gates = [] } = this.manifest.lm;
+    const { xattn_layers: layers, gates = [] } = this.manifest.lm;
+    const heads = this.manifest.lm.xattn_heads ?? this.manifest.lm.heads;
+    const headDim = this.manifest.lm.xattn_head_dim ?? this.manifest.lm.head_dim;
+    const d = heads * headDim; // xattn_query_i's width
     if (!this.sessions.resampler.outputNames.includes('latent_attention')) {
       throw new FlamingoError('This model folder has no resampler attention output (latent_attention): its pictures cannot be drawn.');
     }

@@ -71,13 +71,16 @@ export function validateManifest(input: unknown): Manifest {
   const lm = record(m.lm, 'lm');
   for (const k of ['vocab_size', 'd_model', 'layers', 'heads', 'head_dim', 'context_length']) positiveInt(lm, 'lm', k);
   if (!Array.isArray(lm.xattn_layers)) fail('lm.xattn_layers', 'must be a list of layer indices');
+  for (const k of ['xattn_heads', 'xattn_head_dim']) if (lm[k] !== undefined) positiveInt(lm, 'lm', k);
+  if (lm.positions !== undefined && lm.positions !== 'rope' && lm.positions !== 'alibi') fail('lm.positions', 'must be "rope" or "alibi"');
   if (lm.gates !== undefined && !(Array.isArray(lm.gates) && lm.gates.every((g) => typeof g?.attn === 'number' && typeof g?.ff === 'number'))) {
     fail('lm.gates', 'must be a list of {layer, attn, ff}');
   }
   const special = record(m.special_tokens, 'special_tokens');
-  for (const k of ['image', 'end_of_chunk', 'bos', 'pad', 'unk']) {
+  for (const k of ['image', 'end_of_chunk', 'pad', 'unk']) {
     if (typeof special[k] !== 'string') fail(`special_tokens.${k}`, 'must be a string');
   }
+  if (special.bos !== undefined && typeof special.bos !== 'string') fail('special_tokens.bos', 'must be a string when present');
   record(m.prompt_templates, 'prompt_templates');
   return m as unknown as Manifest;
 }

@@ -62,13 +62,19 @@ export interface Manifest {
     heads: number;
     head_dim: number;
     xattn_layers: number[]; // a gated xattn-dense block sits before each of these LM layers
+    /** The gated blocks' own heads when they differ from the LM's (OpenFlamingo: 8 × 64 at any width). */
+    xattn_heads?: number;
+    xattn_head_dim?: number;
     context_length: number;
+    /** How lm.onnx encodes positions (informative: the graph does it): 'rope' when absent, or 'alibi'. */
+    positions?: 'rope' | 'alibi';
     gates?: GateValues[];
   };
   special_tokens: {
     image: string;
     end_of_chunk: string;
-    bos: string;
+    /** Prepended to every prompt; absent for models that take none (OpenFlamingo on GPT-NeoX's tokenizer). */
+    bos?: string;
     pad: string;
     unk: string;
   };
