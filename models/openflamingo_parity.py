@@ -47,6 +47,8 @@ TRAINING_TEXTS = ["Output: a red cat.", "Output: a blue dog.", "Question: what i
 MPT_CONFIG = {"d_model": 64, "n_heads": 4, "n_layers": 4, "alibi": True, "alibi_bias_max": 8, "attn_qk_ln": True,
               "no_bias": True, "max_seq_len": 256}
 HEADS = {"head_width": 16, "xattn_dim_head": 16, "perceiver_dim_head": 16}  # OpenFlamingo's are 64 wide
+# small shards, so that the tiny lm.onnx (1.3 MB) keeps its weights as external data, as MPT-1B's must
+SHARD_BYTES = 256 * 1024
 
 
 def tiny_tokenizer() -> dict:
@@ -115,7 +117,8 @@ def main():
 
     tokenizer = tiny_tokenizer()
     model = tiny_model(tokenizer, seed=7)  # a seed whose greedy answer is not one token repeated
-    convert(*user_files(model), MPT_CONFIG, tokenizer, out / "model", {"name": "openflamingo-parity"}, **HEADS)
+    convert(*user_files(model), MPT_CONFIG, tokenizer, out / "model", {"name": "openflamingo-parity"}, SHARD_BYTES,
+            **HEADS)
     tok = ByteLevelTokenizer(tokenizer)
 
     images = make_images(out)

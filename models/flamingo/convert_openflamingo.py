@@ -29,10 +29,13 @@ import onnx
 import torch
 
 from .export import FORMAT, file_entry
+from .external_data import save_sharded
 from .onnx_mpt import build_lm, build_xattn_kv, gate_values
 from .openflamingo import CLIP_MEAN, CLIP_STD, OpenFlamingo, OpenFlamingoConfig
 
 OPSET = 17
+GRAPHS = ("vision_encoder", "resampler", "xattn_kv", "lm")
+SHARD_BYTES = 500 * 2 ** 20  # one download, one IndexedDB entry, one buffer at a time
 # OpenFlamingo adds these to GPT-NeoX's tokenizer, in this order (ids 50277, 50278, 50279 there)
 ADDED_TOKENS = ["<|endofchunk|>", "<image>", "<PAD>"]
 PROMPT_TEMPLATES = {  # OpenFlamingo's evaluation prompts
@@ -165,7 +168,8 @@ class ResamplerGraph(torch.nn.Module):
         return latents, self.perceiver.layers[-1][0].attention[:, :, 0]
 
 
-def export_graphs(model: OpenFlamingo, out: Path) -> None:
+def export_graphs(model: OpenFlamingo, out: Path, shard_bytes: int = SHARD_BYTES) -> dict[str, list[Path]]:
+    """The four graphs; weights past shard_bytes go to external data shards (returned per graph)."""
     cfg = model.cfg
     S, n = cfg.image_size, cfg.grid ** 2
     with torch.no_grad():
@@ -176,8 +180,9 @@ def export_graphs(model: OpenFlamingo, out: Path) -> None:
                           input_names=["image_features"], output_names=["latents", "latent_attention"],
                           dynamic_axes={"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"},
                                         "latent_attention": {0: "batch", 3: "keys"}}, opset_version=OPSET)
-    onnx.save(build_xattn_kv(model), out / "xattn_kv.onnx")
-    onnx.save(build_lm(model), out / "lm.onnx")
+    graphs = {role: onnx.load(str(out / f"{role}.onnx")) for role in ("vision_encoder", "resampler")}
+    graphs["xattn_kv"], graphs["lm"] = build_xattn_kv(model), build_lm(model)
+    return {role: save_sharded(graphs[role], out / f"{role}.onnx", shard_bytes) for role in GRAPHS}
 
 
 # ----------------------------------------------------------------------------- tokenizer and manifest
@@ -203,14 +208,14 @@ def token_id(tokenizer: dict, content: str) -> int:
     return tokenizer["model"]["vocab"][content]
 
 
-def write_manifest(model: OpenFlamingo, out: Path, meta: dict) -> dict:
+def write_manifest(model: OpenFlamingo, out: Path, meta: dict, shards: dict[str, list[Path]]) -> dict:
     cfg = model.cfg
     manifest = {
         "format": FORMAT,
         "name": meta.get("name", "openflamingo"),
         "version": meta.get("version", "1.0.0"),
         "description": meta.get("description", "OpenFlamingo (Awadalla et al. 2023), converted"),
-        "files": {role: file_entry(out / f"{role}.onnx") for role in ("vision_encoder", "resampler", "xattn_kv", "lm")},
+        "files": {role: graph_entry(out / f"{role}.onnx", shards[role]) for role in GRAPHS},
         "vision": {"image_size": cfg.image_size, "mean": list(CLIP_MEAN), "std": list(CLIP_STD),
                    "background": [255, 255, 255], "n_tokens": cfg.grid ** 2, "d_vision": cfg.vision_width,
                    "max_frames": 1},  # OpenFlamingo has no frame embeddings and never saw a clip
@@ -227,12 +232,32 @@ def write_manifest(model: OpenFlamingo, out: Path, meta: dict) -> dict:
         "training_data": meta.get("training_data", "OpenFlamingo: LAION-2B and Multimodal C4 (see its model card)"),
     }
     manifest["files"]["tokenizer"] = file_entry(out / "tokenizer.json")
+    manifest["requirements"] = requirements(model, manifest["files"])
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
+def graph_entry(path: Path, shards: list[Path]) -> dict:
+    entry = file_entry(path)
+    if shards:
+        entry["external_data"] = [file_entry(p) for p in shards]
+    return entry
+
+
+def requirements(model: OpenFlamingo, files: dict) -> dict:
+    """What the app checks before downloading (docs/MODEL_FORMAT.md, "Requirements"): the bytes to
+    store, the memory to run (weights, once in the runtime, plus a KV cache of the full trained context
+    and a margin for activations) and the largest single weight (one GPU buffer)."""
+    cfg = model.cfg
+    stored = sum(f["bytes"] + sum(s["bytes"] for s in f.get("external_data", [])) for f in files.values())
+    kv_cache = 2 * cfg.n_layers * cfg.max_seq_len * cfg.d_model * 4
+    largest = max(p.numel() * 4 for p in model.parameters())
+    return {"storage_bytes": stored, "memory_bytes": int(stored * 1.2) + kv_cache + 64 * 2 ** 20,
+            "largest_tensor_bytes": largest}
+
+
 def convert(checkpoint: dict, clip: dict, mpt: dict, mpt_config: dict, tokenizer: dict, out, meta: dict | None = None,
-            **heads) -> dict:
+            shard_bytes: int = SHARD_BYTES, **heads) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = with_added_tokens(tokenizer)
@@ -240,9 +265,9 @@ def convert(checkpoint: dict, clip: dict, mpt: dict, mpt_config: dict, tokenizer
     n_tokens = max([*tokenizer["model"]["vocab"].values(), *(t["id"] for t in tokenizer["added_tokens"])]) + 1
     if n_tokens > model.cfg.vocab_size:
         raise ConversionError(f"tokenizer.json has {n_tokens} tokens, wte only {model.cfg.vocab_size} rows")
-    export_graphs(model, out)
+    shards = export_graphs(model, out, shard_bytes)
     (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
-    return write_manifest(model, out, meta or {})
+    return write_manifest(model, out, meta or {}, shards)
 
 
 def main():
@@ -254,15 +279,17 @@ def main():
     ap.add_argument("--tokenizer", required=True, help="GPT-NeoX's tokenizer.json")
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="openflamingo-3b")
+    ap.add_argument("--shard_mb", type=int, default=SHARD_BYTES // 2 ** 20, help="external data shard size")
     args = ap.parse_args()
     mpt = {}
     for path in args.mpt:
         mpt.update(load_state_dict(path))
     manifest = convert(load_state_dict(args.checkpoint), load_state_dict(args.clip), mpt,
                        json.loads(Path(args.mpt_config).read_text()), json.loads(Path(args.tokenizer).read_text()),
-                       args.out, {"name": args.name})
-    total = sum(f["bytes"] for f in manifest["files"].values())
-    print(f"converted to {args.out}: {total / 1e9:.2f} GB in {len(manifest['files'])} files")
+                       args.out, {"name": args.name}, args.shard_mb * 2 ** 20)
+    req = manifest["requirements"]
+    print(f"converted to {args.out}: {req['storage_bytes'] / 1e9:.2f} GB stored, "
+          f"{req['memory_bytes'] / 1e9:.2f} GB of memory to run")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .onnx_lm import MASKED, MS, GraphBuilder
+from .onnx_lm import MASKED, MS, OPSET, GraphBuilder
 from .openflamingo import GatedCrossAttentionBlock, OpenFlamingo
 
 i64 = np.int64
@@ -53,7 +53,7 @@ def build_xattn_kv(model: OpenFlamingo) -> onnx.ModelProto:
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", H, "media_latents", dh]))
     inputs = [helper.make_tensor_value_info("media_latents", TensorProto.FLOAT,
                                             ["batch", "media", cfg.n_latents, cfg.vision_width])]
-    return g.model("xattn_kv", inputs, outputs)
+    return unchecked_model(g, "xattn_kv", inputs, outputs)
 
 
 def build_lm(model: OpenFlamingo) -> onnx.ModelProto:
@@ -124,7 +124,15 @@ def build_lm(model: OpenFlamingo) -> onnx.ModelProto:
     outputs = [helper.make_tensor_value_info("logits", f, ["batch", "kept", cfg.vocab_size])]
     outputs += [helper.make_tensor_value_info(name, f, ["batch", H, "total", dh]) for name in present]
     outputs += [helper.make_tensor_value_info(f"xattn_query_{i}", f, ["batch", "seq", xh * xdh]) for i in cfg.xattn_layers]
-    return g.model("lm", inputs, outputs)
+    return unchecked_model(g, "lm", inputs, outputs)
+
+
+def unchecked_model(g: GraphBuilder, name: str, inputs, outputs) -> onnx.ModelProto:
+    """GraphBuilder.model without the checker, which cannot take a proto past 2 GB (MPT-1B's lm is
+    5 GB): external_data.save_sharded checks the saved file instead."""
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
+                             producer_name="flamingo-web")
 
 
 def gated_xattn_dense(g: GraphBuilder, y: str, block: GatedCrossAttentionBlock, i: int, xbias: str, has_media: str,

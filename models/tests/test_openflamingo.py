@@ -136,7 +136,7 @@ def all_previous_images(attn, y, media, media_locations):
 
 def test_converted_folder_has_our_graph_contracts(model, tokenizer, tmp_path):
     manifest = convert(*fixture.user_files(model), fixture.MPT_CONFIG, tokenizer, tmp_path,
-                       {"name": "t"}, **fixture.HEADS)
+                       {"name": "t"}, 2 ** 30, **fixture.HEADS)
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     lm = manifest["lm"]
     assert lm["xattn_layers"] == [1, 3] and lm["positions"] == "alibi"
@@ -156,6 +156,26 @@ def test_converted_folder_has_our_graph_contracts(model, tokenizer, tmp_path):
     added = {t["content"]: t["id"] for t in tok["added_tokens"]}
     eot = added["<|endoftext|>"]  # OpenFlamingo's three follow the tokenizer's own, in its order
     assert [added[t] for t in ("<|endofchunk|>", "<image>", "<PAD>")] == [eot + 1, eot + 2, eot + 3]
+
+
+def test_weights_past_the_shard_size_go_to_external_data_shards(model, tokenizer, tmp_path):
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    convert(*fixture.user_files(model), fixture.MPT_CONFIG, tokenizer, whole, {}, 2 ** 30, **fixture.HEADS)
+    manifest = convert(*fixture.user_files(model), fixture.MPT_CONFIG, tokenizer, sharded, {}, 200_000, **fixture.HEADS)
+    shards = manifest["files"]["lm"]["external_data"]
+    assert len(shards) >= 5 and [s["path"] for s in shards] == [f"lm.onnx.data-{k:02d}" for k in range(len(shards))]
+    wte = 4 * model.cfg.vocab_size * model.cfg.d_model  # the largest tensor: a shard of its own may exceed the size
+    assert all(s["bytes"] <= max(200_000, wte + 64) for s in shards)
+    assert all((sharded / s["path"]).stat().st_size == s["bytes"] for s in shards)
+    assert manifest["files"]["lm"]["bytes"] < 100_000  # the graph file: nodes and small constants only
+    assert "external_data" not in manifest["files"]["xattn_kv"]  # under the size: one file as before
+    a = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(whole / "lm.onnx")).graph.initializer}
+    b = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(sharded / "lm.onnx")).graph.initializer}
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    req = manifest["requirements"]
+    assert req["storage_bytes"] == sum(f["bytes"] + sum(s["bytes"] for s in f.get("external_data", []))
+                                       for f in manifest["files"].values())
+    assert req["memory_bytes"] > req["storage_bytes"] and req["largest_tensor_bytes"] == wte
 
 
 @pytest.mark.parametrize("text, words", [

@@ -22,6 +22,7 @@ import { Tokenizer } from './tokenizer';
 import type {
   Backend,
   DecodeTimings,
+  ExternalData,
   DoneEvent,
   EngineEvent,
   GenerateOptions,
@@ -41,6 +42,8 @@ export interface EngineOptions {
   backend: Backend;
   /** Keeps latents across reloads (IndexedDB in the browser); memory only without it. */
   latentStore?: PersistentLatentStore;
+  /** The shards of graphs whose weights are external data (manifest `external_data`). */
+  externalData?: ExternalData;
 }
 
 export interface OptionScore {
@@ -132,7 +135,9 @@ export class FlamingoEngine {
         const file = manifest.files[graph].path;
         onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: 0, totalBytes: bytes.byteLength });
         const outputs = graph === 'lm' || graph === 'xattn_kv' ? LanguageModel.outputLocations(manifest, backend, graph) : undefined;
+        const externalData = options.externalData?.[graph];
         sessions[graph] = await ort.InferenceSession.create(bytes, {
+          ...(externalData ? { externalData } : {}),
           executionProviders: [backend],
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes

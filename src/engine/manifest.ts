@@ -20,11 +20,16 @@ function record(v: unknown, field: string): Record<string, unknown> {
 
 const BACKENDS = ['webgpu', 'wasm', 'cpu'] as const;
 
-function fileEntry(v: unknown, field: string): void {
+function fileEntry(v: unknown, field: string, shard = false): void {
   const f = record(v, field);
   if (typeof f.path !== 'string' || !f.path) fail(`${field}.path`, 'must be a file name');
   if (!Number.isInteger(f.bytes) || (f.bytes as number) < 0) fail(`${field}.bytes`, 'must be a byte count');
   if (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256)) fail(`${field}.sha256`, 'must be 64 lower-case hex digits');
+  if (f.external_data !== undefined) {
+    if (shard) fail(`${field}.external_data`, 'is only for a graph, not for a shard');
+    if (!Array.isArray(f.external_data)) fail(`${field}.external_data`, 'must be a list of files');
+    f.external_data.forEach((s, i) => fileEntry(s, `${field}.external_data[${i}]`, true));
+  }
 }
 
 function strings(v: unknown, field: string, allowed?: readonly string[]): void {
@@ -82,5 +87,9 @@ export function validateManifest(input: unknown): Manifest {
   }
   if (special.bos !== undefined && typeof special.bos !== 'string') fail('special_tokens.bos', 'must be a string when present');
   record(m.prompt_templates, 'prompt_templates');
+  if (m.requirements !== undefined) {
+    const r = record(m.requirements, 'requirements');
+    for (const k of ['storage_bytes', 'memory_bytes', 'largest_tensor_bytes']) positiveInt(r, 'requirements', k);
+  }
   return m as unknown as Manifest;
 }

@@ -92,10 +92,11 @@ describe('a converted OpenFlamingo against the PyTorch reference', () => {
     await engine.release();
   });
 
-  it('lm.onnx matches the reference at every prompt position, then over KV-cached greedy steps', async () => {
-    const { files } = await loadModelDir(model);
+  it('lm.onnx, its weights in external data shards, matches the reference at every prompt position, then over KV-cached greedy steps', async () => {
+    const { files, externalData } = await loadModelDir(model);
+    expect(manifest.files.lm.external_data!.length).toBeGreaterThan(2); // as MPT-1B's 5 GB must be
     const xattnKv = await ort.InferenceSession.create(files.xattn_kv);
-    const lm = await ort.InferenceSession.create(files.lm);
+    const lm = await ort.InferenceSession.create(files.lm, { externalData: externalData.lm });
     const { layers, heads, head_dim, vocab_size, xattn_layers } = manifest.lm;
     const M = expected.images.length;
     const media = new ort.Tensor('float32', Float32Array.from(expected.media_latents), [1, M, manifest.resampler.n_latents, manifest.vision.d_vision]);
