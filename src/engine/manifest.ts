@@ -38,6 +38,11 @@ function strings(v: unknown, field: string, allowed?: readonly string[]): void {
   if (allowed && bad !== undefined) fail(field, `has ${JSON.stringify(bad)}, not one of ${allowed.join(', ')}`);
 }
 
+function requirements(v: unknown, field: string): void {
+  const r = record(v, field);
+  for (const k of ['storage_bytes', 'memory_bytes', 'largest_tensor_bytes']) positiveInt(r, field, k);
+}
+
 /** `variants`: {name: {description, backends, requires?, files}}, each file replacing a role's. */
 function validateVariants(v: unknown, roles: Record<string, unknown>): void {
   const variants = record(v, 'variants');
@@ -48,6 +53,7 @@ function validateVariants(v: unknown, roles: Record<string, unknown>): void {
     if (typeof variant.description !== 'string') fail(`${field}.description`, 'must be a string');
     strings(variant.backends, `${field}.backends`, BACKENDS);
     if (variant.requires !== undefined) strings(variant.requires, `${field}.requires`);
+    if (variant.requirements !== undefined) requirements(variant.requirements, `${field}.requirements`);
     const files = record(variant.files, `${field}.files`);
     for (const [role, file] of Object.entries(files)) {
       if (!(role in roles)) fail(`${field}.files.${role}`, 'replaces no role of files');
@@ -87,9 +93,6 @@ export function validateManifest(input: unknown): Manifest {
   }
   if (special.bos !== undefined && typeof special.bos !== 'string') fail('special_tokens.bos', 'must be a string when present');
   record(m.prompt_templates, 'prompt_templates');
-  if (m.requirements !== undefined) {
-    const r = record(m.requirements, 'requirements');
-    for (const k of ['storage_bytes', 'memory_bytes', 'largest_tensor_bytes']) positiveInt(r, 'requirements', k);
-  }
+  if (m.requirements !== undefined) requirements(m.requirements, 'requirements');
   return m as unknown as Manifest;
 }

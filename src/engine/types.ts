@@ -57,6 +57,8 @@ export interface ManifestVariant {
   /** Adapter features it needs (WebGPU's `shader-f16`); `auto` picks it only where the adapter has them all. */
   requires?: string[];
   files: Partial<Record<ModelFileRole, ManifestFile>>;
+  /** Its own, where it states them (else the default files' are checked: an upper bound). */
+  requirements?: ModelRequirements;
 }
 
 export interface Manifest {
