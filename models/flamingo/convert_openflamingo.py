@@ -25,17 +25,18 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
 from .export import FORMAT, file_entry
-from .external_data import save_sharded
+from .external_data import SHARD_BYTES, save_sharded
 from .onnx_mpt import build_lm, build_xattn_kv, gate_values
 from .openflamingo import CLIP_MEAN, CLIP_STD, OpenFlamingo, OpenFlamingoConfig
+from .quantize import write_variants
 
 OPSET = 17
 GRAPHS = ("vision_encoder", "resampler", "xattn_kv", "lm")
-SHARD_BYTES = 500 * 2 ** 20  # one download, one IndexedDB entry, one buffer at a time
 # OpenFlamingo adds these to GPT-NeoX's tokenizer, in this order (ids 50277, 50278, 50279 there)
 ADDED_TOKENS = ["<|endofchunk|>", "<image>", "<PAD>"]
 PROMPT_TEMPLATES = {  # OpenFlamingo's evaluation prompts
@@ -232,7 +233,7 @@ def write_manifest(model: OpenFlamingo, out: Path, meta: dict, shards: dict[str,
         "training_data": meta.get("training_data", "OpenFlamingo: LAION-2B and Multimodal C4 (see its model card)"),
     }
     manifest["files"]["tokenizer"] = file_entry(out / "tokenizer.json")
-    manifest["requirements"] = requirements(model, manifest["files"])
+    manifest["requirements"] = requirements(cfg, out, manifest["files"])
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -244,20 +245,34 @@ def graph_entry(path: Path, shards: list[Path]) -> dict:
     return entry
 
 
-def requirements(model: OpenFlamingo, files: dict) -> dict:
+def requirements(cfg: OpenFlamingoConfig, out: Path, files: dict) -> dict:
     """What the app checks before downloading (docs/MODEL_FORMAT.md, "Requirements"): the bytes to
-    store, the memory to run (weights, once in the runtime, plus a KV cache of the full trained context
-    and a margin for activations) and the largest single weight (one GPU buffer)."""
-    cfg = model.cfg
+    store, the memory to run (an estimate: the weights once in the runtime with a fifth more for its
+    copies, a float32 KV cache of the full trained context, 64 MB of activations) and the largest
+    single weight (one GPU buffer)."""
     stored = sum(f["bytes"] + sum(s["bytes"] for s in f.get("external_data", [])) for f in files.values())
     kv_cache = 2 * cfg.n_layers * cfg.max_seq_len * cfg.d_model * 4
-    largest = max(p.numel() * 4 for p in model.parameters())
+    largest = 0
+    for f in files.values():
+        if f["path"].endswith(".onnx"):
+            for t in onnx.load(str(out / f["path"]), load_external_data=False).graph.initializer:
+                item = np.dtype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[t.data_type]).itemsize
+                largest = max(largest, int(np.prod(t.dims, dtype=np.int64)) * item)
     return {"storage_bytes": stored, "memory_bytes": int(stored * 1.2) + kv_cache + 64 * 2 ** 20,
             "largest_tensor_bytes": largest}
 
 
+def add_variants(cfg: OpenFlamingoConfig, out: Path, shard_bytes: int) -> dict:
+    """fp16 and q4 (quantize.py), each with its own requirements."""
+    manifest = write_variants(out, shard_bytes=shard_bytes)
+    for variant in manifest["variants"].values():
+        variant["requirements"] = requirements(cfg, out, {**manifest["files"], **variant["files"]})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def convert(checkpoint: dict, clip: dict, mpt: dict, mpt_config: dict, tokenizer: dict, out, meta: dict | None = None,
-            shard_bytes: int = SHARD_BYTES, **heads) -> dict:
+            shard_bytes: int = SHARD_BYTES, variants: bool = True, **heads) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = with_added_tokens(tokenizer)
@@ -267,7 +282,8 @@ def convert(checkpoint: dict, clip: dict, mpt: dict, mpt_config: dict, tokenizer
         raise ConversionError(f"tokenizer.json has {n_tokens} tokens, wte only {model.cfg.vocab_size} rows")
     shards = export_graphs(model, out, shard_bytes)
     (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
-    return write_manifest(model, out, meta or {}, shards)
+    manifest = write_manifest(model, out, meta or {}, shards)
+    return add_variants(model.cfg, out, shard_bytes) if variants else manifest
 
 
 def main():
@@ -280,16 +296,20 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="openflamingo-3b")
     ap.add_argument("--shard_mb", type=int, default=SHARD_BYTES // 2 ** 20, help="external data shard size")
+    ap.add_argument("--no_variants", action="store_true", help="float32 only (default: also fp16 and q4)")
     args = ap.parse_args()
     mpt = {}
     for path in args.mpt:
         mpt.update(load_state_dict(path))
     manifest = convert(load_state_dict(args.checkpoint), load_state_dict(args.clip), mpt,
                        json.loads(Path(args.mpt_config).read_text()), json.loads(Path(args.tokenizer).read_text()),
-                       args.out, {"name": args.name}, args.shard_mb * 2 ** 20)
+                       args.out, {"name": args.name}, args.shard_mb * 2 ** 20, not args.no_variants)
     req = manifest["requirements"]
     print(f"converted to {args.out}: {req['storage_bytes'] / 1e9:.2f} GB stored, "
           f"{req['memory_bytes'] / 1e9:.2f} GB of memory to run")
+    for name, variant in manifest.get("variants", {}).items():
+        r = variant["requirements"]
+        print(f"variant {name}: {r['storage_bytes'] / 1e9:.2f} GB stored, {r['memory_bytes'] / 1e9:.2f} GB to run")
 
 
 if __name__ == "__main__":

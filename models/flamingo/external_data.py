@@ -14,8 +14,14 @@ import onnx
 from onnx import TensorProto
 from onnx.external_data_helper import set_external_data
 
+SHARD_BYTES = 500 * 2 ** 20  # one download, one IndexedDB entry, one buffer at a time
 ALIGN = 64  # tensor offsets in a shard (ONNX Runtime reads any; aligned ones can be mapped as they are)
 INLINE_BELOW = 1024  # small tensors (shapes, scalars) stay in the graph file
+
+
+def initializer_bytes(model: onnx.ModelProto) -> int:
+    """The weights' bytes (ModelProto.ByteSize() fails past 2 GB)."""
+    return sum(len(t.raw_data) for t in model.graph.initializer)
 
 
 def save_sharded(model: onnx.ModelProto, path, shard_bytes: int) -> list[Path]:
@@ -23,8 +29,7 @@ def save_sharded(model: onnx.ModelProto, path, shard_bytes: int) -> list[Path]:
     returns the shards' paths (none when everything fits in one file under shard_bytes)."""
     path = Path(path)
     tensors = [t for t in model.graph.initializer if len(t.raw_data) >= INLINE_BELOW]
-    total = sum(len(t.raw_data) for t in model.graph.initializer)  # not ByteSize(): it fails past 2 GB
-    if total < min(shard_bytes, 2 ** 31 - 1) or not tensors:
+    if initializer_bytes(model) < min(shard_bytes, 2 ** 31 - 1) or not tensors:
         onnx.save(model, str(path))
         onnx.checker.check_model(str(path))
         return []

@@ -176,6 +176,11 @@ def test_weights_past_the_shard_size_go_to_external_data_shards(model, tokenizer
     assert req["storage_bytes"] == sum(f["bytes"] + sum(s["bytes"] for s in f.get("external_data", []))
                                        for f in manifest["files"].values())
     assert req["memory_bytes"] > req["storage_bytes"] and req["largest_tensor_bytes"] == wte
+    q4, fp16 = manifest["variants"]["q4"], manifest["variants"]["fp16"]
+    assert "lm" in q4["files"] and "lm" in fp16["files"]
+    assert q4["requirements"]["storage_bytes"] < req["storage_bytes"]
+    assert fp16["requirements"]["largest_tensor_bytes"] == wte // 2
+    assert all((sharded / s["path"]).exists() for s in fp16["files"]["lm"].get("external_data", []))
 
 
 @pytest.mark.parametrize("text, words", [

@@ -144,6 +144,37 @@ describe('a converted OpenFlamingo against the PyTorch reference', () => {
     await engine.release();
   });
 
+  it('its q4 variant (MatMulNBits) loads and stays near the reference', async () => {
+    const { manifest: q4, files, externalData } = await loadModelDir(model, 'q4');
+    expect(q4.files.lm.path).toBe('lm.q4.onnx');
+    const engine = await createNodeEngine(model, { backend: 'cpu' }, 'q4');
+    const images = await Promise.all(expected.images.map((p) => readPng(join(dir, p))));
+    const done = await engine.generate(textToPrompt(expected.prompt, images, engine.manifest.special_tokens), { maxNewTokens: 4, stopAtNewline: false }, () => undefined);
+    expect(done.tokens).toBeGreaterThan(0);
+    await engine.release();
+    // the first step's logits, through the q4 lm.onnx: 4-bit weights move them, not far
+    const lm = await ort.InferenceSession.create(files.lm, { externalData: externalData.lm });
+    const xattnKv = await ort.InferenceSession.create(files.xattn_kv);
+    const M = expected.images.length;
+    const media = new ort.Tensor('float32', Float32Array.from(expected.media_latents), [1, M, manifest.resampler.n_latents, manifest.vision.d_vision]);
+    const S = expected.input_ids.length;
+    const feeds: Record<string, ort.Tensor> = {
+      ...(await xattnKv.run({ media_latents: media })),
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(expected.input_ids, BigInt), [1, S]),
+      media_index: new ort.Tensor('int64', BigInt64Array.from(expected.media_index, BigInt), [1, S]),
+      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), [1]),
+    };
+    for (let i = 0; i < manifest.lm.layers; i++) {
+      feeds[`past_key_${i}`] = feeds[`past_value_${i}`] = new ort.Tensor('float32', new Float32Array(0), [1, manifest.lm.heads, 0, manifest.lm.head_dim]);
+    }
+    const logits = (await lm.run(feeds)).logits.data as Float32Array;
+    const diff = maxAbsDiff(logits, expected.step_logits[0]);
+    const spread = Math.max(...expected.step_logits[0]) - Math.min(...expected.step_logits[0]);
+    console.log(`OpenFlamingo q4: max abs logit difference ${diff.toExponential(2)} (logits span ${spread.toFixed(2)})`);
+    expect(diff).toBeGreaterThan(0); // it is another graph
+    expect(diff).toBeLessThan(0.1 * spread);
+  });
+
   it('the CLI runs the converted folder with --model', async () => {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [
       join(REPO_ROOT, 'bin/flamingo-web.mjs'), 'generate', '--model', model, '--prompt', expected.prompt,
