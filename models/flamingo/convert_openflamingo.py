@@ -121,6 +121,9 @@ def infer_config(sd: dict, mpt_config: dict, head_width: int = 64, xattn_dim_hea
 
 def build_model(checkpoint: dict, clip: dict, mpt: dict, mpt_config: dict, media_token_id: int, **heads) -> OpenFlamingo:
     """The reference model with the three sources loaded (strict=False across files, strict within the model)."""
+    if any(k.removeprefix("lang_encoder.").startswith("gpt_neox.") for k in [*mpt, *checkpoint]):
+        raise ConversionError("a GPT-NeoX language model (OpenFlamingo-4B, RedPajama-INCITE) is not supported yet: "
+                              "only MPT (MosaicGPT layout)")
     sd = merge(checkpoint, clip, mpt)
     cfg = infer_config(sd, mpt_config, **heads)
     model = OpenFlamingo(cfg, media_token_id).eval()

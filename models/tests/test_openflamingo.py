@@ -65,6 +65,13 @@ def test_weights_of_another_layout_are_refused_not_dropped(model):
         build_model(checkpoint, clip, mpt, fixture.MPT_CONFIG, model.media_token_id, **fixture.HEADS)
 
 
+def test_a_gpt_neox_model_is_named_as_not_supported(model):
+    checkpoint, clip, _ = fixture.user_files(model)
+    neox = {"gpt_neox.layers.0.attention.query_key_value.weight": torch.zeros(3, 3)}
+    with pytest.raises(ConversionError, match="GPT-NeoX"):
+        build_model(checkpoint, clip, {"lang_encoder." + k: v for k, v in neox.items()}, fixture.MPT_CONFIG, 0)
+
+
 def test_gated_blocks_sit_before_layer_i_when_i_plus_1_divides_by_n(tokenizer):
     for every, layers in ((1, [0, 1, 2, 3]), (2, [1, 3]), (4, [3])):
         m = fixture.tiny_model(tokenizer, every=every)
