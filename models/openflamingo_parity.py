@@ -102,7 +102,7 @@ def make_images(out: Path) -> list[Path]:
     paths = []
     for k, (h, w) in enumerate([(50, 60), (42, 42)]):
         rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
-        rgba[: h // 2, :, 3] = 255
+        rgba[..., 3] = 255  # opaque: a browser decodes it to the same bytes as pngjs (no premultiplied alpha)
         p = out / f"image{k}.png"
         Image.fromarray(rgba, "RGBA").save(p)
         paths.append(p)
