@@ -1,10 +1,10 @@
 """Reference outputs for the OpenFlamingo parity tests (src/engine/openflamingo.test.ts).
 
-    /usr/bin/python3 models/openflamingo_parity.py OUT_DIR
+    /usr/bin/python3 models/openflamingo_parity.py OUT_DIR [--arch mpt|gpt_neox]
 
-No real weights here (they cannot be downloaded on these machines): a random OpenFlamingo-MPT at
-reduced sizes (flamingo/openflamingo.py, gates open), its state dict split into the three files a
-user has (OpenFlamingo's checkpoint, open_clip's, MPT's, at their real key names), converted by
+No real weights here (they cannot be downloaded on these machines): a random OpenFlamingo with an
+MPT (3B's layout) or a GPT-NeoX (4B's) language model at reduced sizes (flamingo/openflamingo.py, gates open), its state dict split into the three files a
+user has (OpenFlamingo's checkpoint, open_clip's, the LM's, at their real key names), converted by
 flamingo/convert_openflamingo.py into OUT_DIR/model. expected.json holds what the PyTorch reference
 computes: token ids of the prompt (byte-level BPE, flamingo/byte_bpe.py), the preprocessed pixels,
 the logits of every prompt position, greedy tokens (recomputing the whole sequence each step) with
@@ -46,6 +46,12 @@ TRAINING_TEXTS = ["Output: a red cat.", "Output: a blue dog.", "Question: what i
 # MPT's config.json at reduced size (the converter reads n_heads, alibi_bias_max, max_seq_len)
 MPT_CONFIG = {"d_model": 64, "n_heads": 4, "n_layers": 4, "alibi": True, "alibi_bias_max": 8, "attn_qk_ln": True,
               "no_bias": True, "max_seq_len": 256}
+# Hugging Face GPT-NeoX's config.json, likewise (rotary on half of each head: the partial rotary path)
+NEOX_CONFIG = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 4, "rotary_pct": 0.5,
+               "rotary_emb_base": 10000, "use_parallel_residual": True, "layer_norm_eps": 1e-5,
+               "max_position_embeddings": 256}
+LM_CONFIG = {"mpt": MPT_CONFIG, "gpt_neox": NEOX_CONFIG}
+SEEDS = {"mpt": 7, "gpt_neox": 3}  # seeds whose greedy answers are not one token repeated
 HEADS = {"head_width": 16, "xattn_dim_head": 16, "perceiver_dim_head": 16}  # OpenFlamingo's are 64 wide
 # small shards, so that the tiny lm.onnx (1.3 MB) keeps its weights as external data, as MPT-1B's must
 SHARD_BYTES = 256 * 1024
@@ -56,18 +62,20 @@ def tiny_tokenizer() -> dict:
     return with_added_tokens(train_byte_bpe(TRAINING_TEXTS, 60, ["<|endoftext|>"]))
 
 
-def tiny_config(vocab_size: int, every: int = 2) -> OpenFlamingoConfig:
+def tiny_config(vocab_size: int, every: int = 2, arch: str = "mpt") -> OpenFlamingoConfig:
     return OpenFlamingoConfig(image_size=42, patch_size=14, vision_width=32, vision_layers=2, vision_heads=2,
                               vision_embed_dim=24, n_latents=4, perceiver_depth=2, perceiver_heads=2,
-                              perceiver_dim_head=16, vocab_size=vocab_size, d_model=64, n_layers=4, n_heads=4,
-                              max_seq_len=256, cross_attn_every_n_layers=every, xattn_heads=2, xattn_dim_head=16)
+                              perceiver_dim_head=16, lm_arch=arch, vocab_size=vocab_size, d_model=64, n_layers=4,
+                              n_heads=4, max_seq_len=256, rotary_pct=0.5 if arch == "gpt_neox" else 0.25,
+                              cross_attn_every_n_layers=every,
+                              xattn_heads=2, xattn_dim_head=16)
 
 
-def tiny_model(tokenizer: dict, every: int = 2, seed: int = 0, gates=(0.8, 0.5)) -> OpenFlamingo:
+def tiny_model(tokenizer: dict, every: int = 2, seed: int = 0, gates=(0.8, 0.5), arch: str = "mpt") -> OpenFlamingo:
     """Random weights, every LayerNorm perturbed (so q_ln, k_ln, norm_f matter), gates as given."""
     vocab = max([*tokenizer["model"]["vocab"].values(), *(t["id"] for t in tokenizer["added_tokens"])]) + 1
     torch.manual_seed(seed)
-    model = OpenFlamingo(tiny_config(vocab + 3, every), media_token_id=token(tokenizer, "<image>")).eval()
+    model = OpenFlamingo(tiny_config(vocab + 3, every, arch), media_token_id=token(tokenizer, "<image>")).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("attn_gate"):
@@ -79,7 +87,8 @@ def tiny_model(tokenizer: dict, every: int = 2, seed: int = 0, gates=(0.8, 0.5))
             elif p.dim() == 1 and "bias" in name:
                 p.add_(torch.randn_like(p) * 0.1)
         # embeddings small against the blocks (as in a trained LM): else a tied head repeats the last token
-        model.lang_encoder.transformer.wte.weight.mul_(0.05 / model.lang_encoder.transformer.wte.weight.std())
+        wte = model.lang_encoder.parts()[0].weight
+        wte.mul_(0.05 / wte.std())
     return model
 
 
@@ -89,12 +98,18 @@ def token(tokenizer: dict, content: str) -> int:
 
 def user_files(model: OpenFlamingo) -> tuple[dict, dict, dict]:
     """What a user has: OpenFlamingo's checkpoint, open_clip's model (with a text tower the converter
-    must ignore) and MPT's (whose wte, before OpenFlamingo's added rows were trained, must lose)."""
-    checkpoint, clip, mpt = split_state_dict(model.state_dict())
+    must ignore) and the LM's (whose embeddings, before OpenFlamingo's added rows were trained, must
+    lose; GPT-NeoX's also with the buffers Hugging Face saves)."""
+    checkpoint, clip, lm = split_state_dict(model.state_dict())
     clip = {**clip, "text_projection": torch.zeros(24, 24), "token_embedding.weight": torch.zeros(10, 24),
             "logit_scale": torch.tensor(4.6)}
-    mpt = {**mpt, "transformer.wte.weight": torch.randn_like(mpt["transformer.wte.weight"])}
-    return checkpoint, clip, mpt
+    for k in ("transformer.wte.weight", "gpt_neox.embed_in.weight", "embed_out.weight"):
+        if k in lm:
+            lm[k] = torch.randn_like(lm[k])
+    if model.cfg.lm_arch == "gpt_neox":
+        lm["gpt_neox.layers.0.attention.bias"] = torch.ones(1, 1, 8, 8, dtype=torch.bool).tril()
+        lm["gpt_neox.layers.0.attention.masked_bias"] = torch.tensor(-1e9)
+    return checkpoint, clip, lm
 
 
 def make_images(out: Path) -> list[Path]:
@@ -112,13 +127,15 @@ def make_images(out: Path) -> list[Path]:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    out = Path(ap.parse_args().out)
+    ap.add_argument("--arch", choices=("mpt", "gpt_neox"), default="mpt")
+    args = ap.parse_args()
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = tiny_tokenizer()
-    model = tiny_model(tokenizer, seed=7)  # a seed whose greedy answer is not one token repeated
-    convert(*user_files(model), MPT_CONFIG, tokenizer, out / "model", {"name": "openflamingo-parity"}, SHARD_BYTES,
-            **HEADS)
+    model = tiny_model(tokenizer, seed=SEEDS[args.arch], arch=args.arch)
+    convert(*user_files(model), LM_CONFIG[args.arch], tokenizer, out / "model",
+            {"name": f"openflamingo-parity-{args.arch}"}, SHARD_BYTES, **HEADS)
     tok = ByteLevelTokenizer(tokenizer)
 
     images = make_images(out)

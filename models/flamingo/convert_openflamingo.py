@@ -1,18 +1,19 @@
-"""Convert an OpenFlamingo-MPT model (what its users have) into a flamingo-web model folder.
+"""Convert an OpenFlamingo model (what its users have) into a flamingo-web model folder.
 
     /usr/bin/python3 -m flamingo.convert_openflamingo \\
-        --checkpoint checkpoint.pt          # OpenFlamingo's release: perceiver.*, gated blocks, wte
-        --clip open_clip_pytorch_model.bin  # open_clip ViT-L-14 (openai): visual.*
-        --mpt mpt-1b/pytorch_model.bin --mpt_config mpt-1b/config.json
+        --checkpoint checkpoint.pt          # OpenFlamingo's release: perceiver.*, gated blocks, embeddings
+        --clip clip.pt                      # open_clip ViT-L-14 (openai) state dict: visual.*
+        --lm mpt-1b/pytorch_model.bin --lm_config mpt-1b/config.json   # MPT, or GPT-NeoX (4B)
         --tokenizer tokenizer.json          # GPT-NeoX's (EleutherAI/gpt-neox-20b)
         --out ../public/models/openflamingo-3b
 
 OpenFlamingo loads its checkpoint with strict=False on top of the frozen CLIP and MPT: the same
-here. The three state dicts are merged at OpenFlamingo's key names, the checkpoint's wte (whose
-<image> and <|endofchunk|> rows were trained) replacing MPT's; keys of other parts (CLIP's text
-tower) are ignored, and a key the model needs but no file has is an error that names it. Sizes
-are read from the weights' shapes; what shapes cannot tell (head counts, MPT's ALiBi settings)
-comes from MPT's config.json and OpenFlamingo's defaults (64-wide heads).
+here. The three state dicts are merged at OpenFlamingo's key names, the checkpoint's embeddings
+(whose <image> and <|endofchunk|> rows were trained) replacing the LM's; keys of other parts (CLIP's
+text tower) are ignored, and a key the model needs but no file has is an error that names it. Sizes
+are read from the weights' shapes; what shapes cannot tell (head counts, ALiBi or rotary settings)
+comes from the LM's config.json and OpenFlamingo's defaults (64-wide heads). The LM is MPT
+(MosaicGPT layout: OpenFlamingo-3B, -9B) or GPT-NeoX (OpenFlamingo-4B's RedPajama-INCITE).
 
 Writes the four graphs of docs/MODEL_FORMAT.md, tokenizer.json (with OpenFlamingo's added tokens)
 and manifest.json. The graphs' semantics are tested against flamingo/openflamingo.py, the PyTorch
@@ -31,7 +32,7 @@ import torch
 
 from .export import FORMAT, file_entry
 from .external_data import SHARD_BYTES, save_sharded
-from .onnx_mpt import build_lm, build_xattn_kv, gate_values
+from .onnx_openflamingo import build_lm, build_xattn_kv, gate_values
 from .openflamingo import CLIP_MEAN, CLIP_STD, OpenFlamingo, OpenFlamingoConfig
 from .quantize import write_variants
 
@@ -57,18 +58,25 @@ def load_state_dict(path) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def merge(checkpoint: dict, clip: dict, mpt: dict) -> dict:
+# buffers some language model files carry (GPT-NeoX's causal mask and rotary table): not weights
+BUFFERS = re.compile(r"\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$")
+LAYERS = {"mpt": "lang_encoder.transformer.blocks", "gpt_neox": "lang_encoder.gpt_neox.layers"}
+EMBEDDING = {"mpt": "lang_encoder.transformer.wte.weight", "gpt_neox": "lang_encoder.gpt_neox.embed_in.weight"}
+
+
+def merge(checkpoint: dict, clip: dict, lm: dict) -> dict:
     """The three sources at OpenFlamingo's full key names (vision_encoder.*, perceiver.*, lang_encoder.*)."""
     merged = {}
     for k, v in clip.items():
         if k.startswith("visual."):
             merged["vision_encoder." + k[len("visual."):]] = v
-    for k, v in mpt.items():
+    for k, v in lm.items():
         k = k.removeprefix("lang_encoder.")
-        if k.startswith("transformer."):
-            # a frozen MPT block sits inside OpenFlamingo's wrapper as blocks.N.decoder_layer
-            merged["lang_encoder." + re.sub(r"^transformer\.blocks\.(\d+)\.(?!decoder_layer\.)", r"transformer.blocks.\1.decoder_layer.", k)] = v
-    merged.update(checkpoint)  # the trained parts (and wte) win
+        if k.startswith(("transformer.", "gpt_neox.", "embed_out.")) and not BUFFERS.search(k):
+            # a frozen decoder layer sits inside OpenFlamingo's wrapper as N.decoder_layer
+            k = re.sub(r"^(transformer\.blocks|gpt_neox\.layers)\.(\d+)\.(?!decoder_layer\.)", r"\1.\2.decoder_layer.", k)
+            merged["lang_encoder." + k] = v
+    merged.update(checkpoint)  # the trained parts (and the embeddings) win
     return merged
 
 
@@ -77,30 +85,49 @@ def count(prefix_re: str, keys) -> int:
     return max(found) + 1 if found else 0
 
 
-def infer_config(sd: dict, mpt_config: dict, head_width: int = 64, xattn_dim_head: int = 64,
+def lm_numbers(arch: str, sd: dict, config: dict) -> dict:
+    """The language model's settings from its config.json (MPT's or Hugging Face GPT-NeoX's)."""
+    d = sd[EMBEDDING[arch]].shape[1]
+    if arch == "mpt":
+        if config.get("n_heads") is None:
+            raise ConversionError("MPT's config.json has no n_heads")
+        if not config.get("alibi", True) or not config.get("attn_qk_ln", True):
+            raise ConversionError("only MPT with ALiBi and q/k LayerNorms (MPT-1B's MosaicGPT layout) is supported")
+        up = sd["lang_encoder.transformer.blocks.0.decoder_layer.mlp.mlp_up.weight"]
+        return {"n_heads": config["n_heads"], "mlp_ratio": up.shape[0] // d,
+                "alibi_bias_max": config.get("alibi_bias_max", 8), "max_seq_len": config.get("max_seq_len", 2048)}
+    if config.get("num_attention_heads") is None:
+        raise ConversionError("GPT-NeoX's config.json has no num_attention_heads")
+    up = sd["lang_encoder.gpt_neox.layers.0.decoder_layer.mlp.dense_h_to_4h.weight"]
+    if up.shape[0] % d:
+        raise ConversionError(f"an MLP width of {up.shape[0]} is not a multiple of {d}")
+    return {"n_heads": config["num_attention_heads"], "mlp_ratio": up.shape[0] // d,
+            "rotary_pct": config.get("rotary_pct", 0.25), "rotary_base": config.get("rotary_emb_base", 10000.0),
+            "parallel_residual": config.get("use_parallel_residual", True),
+            "layer_norm_eps": config.get("layer_norm_eps", 1e-5), "max_seq_len": config.get("max_position_embeddings", 2048)}
+
+
+def infer_config(sd: dict, lm_config: dict, head_width: int = 64, xattn_dim_head: int = 64,
                  perceiver_dim_head: int = 64, quick_gelu: bool = True) -> OpenFlamingoConfig:
-    """Sizes from the shapes; head counts from MPT's config and OpenFlamingo's fixed head widths."""
-    need = ["vision_encoder.conv1.weight", "vision_encoder.positional_embedding", "perceiver.latents",
-            "lang_encoder.transformer.wte.weight"]
+    """Sizes from the shapes; head counts from the LM's config and OpenFlamingo's fixed head widths."""
+    arch = "gpt_neox" if EMBEDDING["gpt_neox"] in sd else "mpt"
+    need = ["vision_encoder.conv1.weight", "vision_encoder.positional_embedding", "perceiver.latents", EMBEDDING[arch]]
     missing = [k for k in need if k not in sd]
     if missing:
-        raise ConversionError(f"no file has {', '.join(missing)}: is each of --checkpoint, --clip, --mpt the right file?")
+        raise ConversionError(f"no file has {', '.join(missing)}: is each of --checkpoint, --clip, --lm the right file?")
     conv = sd["vision_encoder.conv1.weight"]
     width, patch = conv.shape[0], conv.shape[2]
     grid = round((sd["vision_encoder.positional_embedding"].shape[0] - 1) ** 0.5)
-    vocab, d = sd["lang_encoder.transformer.wte.weight"].shape
-    n_layers = count(r"lang_encoder\.transformer\.blocks\.(\d+)\.", sd)
-    gated = sorted({int(m.group(1)) for k in sd if (m := re.match(r"lang_encoder\.transformer\.blocks\.(\d+)\.gated_cross_attn_layer\.", k))})
+    vocab, d = sd[EMBEDDING[arch]].shape
+    layers = re.escape(LAYERS[arch])
+    n_layers = count(layers + r"\.(\d+)\.", sd)
+    gated = sorted({int(m.group(1)) for k in sd if (m := re.match(layers + r"\.(\d+)\.gated_cross_attn_layer\.", k))})
     if not gated:
         raise ConversionError("the checkpoint has no gated_cross_attn_layer weights")
     every = gated[0] + 1
     if gated != [i for i in range(n_layers) if (i + 1) % every == 0]:
         raise ConversionError(f"gated blocks at layers {gated} do not follow OpenFlamingo's (i + 1) % n == 0 rule")
-    if mpt_config.get("n_heads") is None:
-        raise ConversionError("MPT's config.json has no n_heads")
-    if not mpt_config.get("alibi", True) or not mpt_config.get("attn_qk_ln", True):
-        raise ConversionError("only MPT with ALiBi and q/k LayerNorms (MPT-1B's MosaicGPT layout) is supported")
-    block0 = "lang_encoder.transformer.blocks.{}.gated_cross_attn_layer.".format(gated[0])
+    block0 = f"{LAYERS[arch]}.{gated[0]}.gated_cross_attn_layer."
     xattn_inner = sd[block0 + "attn.to_q.weight"].shape[0]
     perceiver_inner = sd["perceiver.layers.0.0.to_q.weight"].shape[0]
     return OpenFlamingoConfig(
@@ -111,21 +138,15 @@ def infer_config(sd: dict, mpt_config: dict, head_width: int = 64, xattn_dim_hea
         quick_gelu=quick_gelu,
         n_latents=sd["perceiver.latents"].shape[0], perceiver_depth=count(r"perceiver\.layers\.(\d+)\.", sd),
         perceiver_heads=perceiver_inner // perceiver_dim_head, perceiver_dim_head=perceiver_dim_head,
-        vocab_size=vocab, d_model=d, n_layers=n_layers, n_heads=mpt_config["n_heads"],
-        mlp_ratio=sd["lang_encoder.transformer.blocks.0.decoder_layer.mlp.mlp_up.weight"].shape[0] // d
-        if "lang_encoder.transformer.blocks.0.decoder_layer.mlp.mlp_up.weight" in sd else mpt_config.get("mlp_ratio", 4),
-        alibi_bias_max=mpt_config.get("alibi_bias_max", 8), max_seq_len=mpt_config.get("max_seq_len", 2048),
+        lm_arch=arch, vocab_size=vocab, d_model=d, n_layers=n_layers, **lm_numbers(arch, sd, lm_config),
         cross_attn_every_n_layers=every, xattn_heads=xattn_inner // xattn_dim_head, xattn_dim_head=xattn_dim_head,
         xattn_ff_mult=sd[block0 + "ff.1.weight"].shape[0] // d)
 
 
-def build_model(checkpoint: dict, clip: dict, mpt: dict, mpt_config: dict, media_token_id: int, **heads) -> OpenFlamingo:
+def build_model(checkpoint: dict, clip: dict, lm: dict, lm_config: dict, media_token_id: int, **heads) -> OpenFlamingo:
     """The reference model with the three sources loaded (strict=False across files, strict within the model)."""
-    if any(k.removeprefix("lang_encoder.").startswith("gpt_neox.") for k in [*mpt, *checkpoint]):
-        raise ConversionError("a GPT-NeoX language model (OpenFlamingo-4B, RedPajama-INCITE) is not supported yet: "
-                              "only MPT (MosaicGPT layout)")
-    sd = merge(checkpoint, clip, mpt)
-    cfg = infer_config(sd, mpt_config, **heads)
+    sd = merge(checkpoint, clip, lm)
+    cfg = infer_config(sd, lm_config, **heads)
     model = OpenFlamingo(cfg, media_token_id).eval()
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
@@ -228,11 +249,13 @@ def write_manifest(model: OpenFlamingo, out: Path, meta: dict, shards: dict[str,
         "lm": {"vocab_size": cfg.vocab_size, "d_model": cfg.d_model, "layers": cfg.n_layers, "heads": cfg.n_heads,
                "head_dim": cfg.d_model // cfg.n_heads, "xattn_layers": cfg.xattn_layers,
                "xattn_heads": cfg.xattn_heads, "xattn_head_dim": cfg.xattn_dim_head,
-               "context_length": cfg.max_seq_len, "positions": "alibi", "gates": gate_values(model)},
+               "context_length": cfg.max_seq_len, "positions": "alibi" if cfg.lm_arch == "mpt" else "rope",
+               "gates": gate_values(model)},
         # GPT-NeoX's tokenizer adds no BOS, and OpenFlamingo's prompts start without one: no "bos"
         "special_tokens": {"image": "<image>", "end_of_chunk": "<|endofchunk|>", "pad": "<PAD>", "unk": "<|endoftext|>"},
         "prompt_templates": PROMPT_TEMPLATES,
-        "license": meta.get("license", "OpenFlamingo: MIT; CLIP ViT-L/14: MIT; MPT-1B: Apache 2.0"),
+        "license": meta.get("license", "OpenFlamingo: MIT; CLIP ViT-L/14: MIT; "
+                            + ("MPT: Apache 2.0" if cfg.lm_arch == "mpt" else "RedPajama-INCITE: Apache 2.0")),
         "training_data": meta.get("training_data", "OpenFlamingo: LAION-2B and Multimodal C4 (see its model card)"),
     }
     manifest["files"]["tokenizer"] = file_entry(out / "tokenizer.json")
@@ -274,12 +297,12 @@ def add_variants(cfg: OpenFlamingoConfig, out: Path, shard_bytes: int) -> dict:
     return manifest
 
 
-def convert(checkpoint: dict, clip: dict, mpt: dict, mpt_config: dict, tokenizer: dict, out, meta: dict | None = None,
+def convert(checkpoint: dict, clip: dict, lm: dict, lm_config: dict, tokenizer: dict, out, meta: dict | None = None,
             shard_bytes: int = SHARD_BYTES, variants: bool = True, **heads) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = with_added_tokens(tokenizer)
-    model = build_model(checkpoint, clip, mpt, mpt_config, token_id(tokenizer, "<image>"), **heads)
+    model = build_model(checkpoint, clip, lm, lm_config, token_id(tokenizer, "<image>"), **heads)
     n_tokens = max([*tokenizer["model"]["vocab"].values(), *(t["id"] for t in tokenizer["added_tokens"])]) + 1
     if n_tokens > model.cfg.vocab_size:
         raise ConversionError(f"tokenizer.json has {n_tokens} tokens, wte only {model.cfg.vocab_size} rows")
@@ -293,19 +316,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="OpenFlamingo's checkpoint.pt")
     ap.add_argument("--clip", required=True, help="open_clip's ViT-L-14 (openai) state dict")
-    ap.add_argument("--mpt", required=True, nargs="+", help="MPT's pytorch_model.bin (or its shards)")
-    ap.add_argument("--mpt_config", required=True, help="MPT's config.json (n_heads, alibi_bias_max, max_seq_len)")
+    ap.add_argument("--lm", "--mpt", dest="lm", required=True, nargs="+",
+                    help="the language model's pytorch_model.bin (or its shards): MPT or GPT-NeoX")
+    ap.add_argument("--lm_config", "--mpt_config", dest="lm_config", required=True,
+                    help="its config.json (head count; ALiBi or rotary settings; context length)")
     ap.add_argument("--tokenizer", required=True, help="GPT-NeoX's tokenizer.json")
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="openflamingo-3b")
     ap.add_argument("--shard_mb", type=int, default=SHARD_BYTES // 2 ** 20, help="external data shard size")
     ap.add_argument("--no_variants", action="store_true", help="float32 only (default: also fp16 and q4)")
     args = ap.parse_args()
-    mpt = {}
-    for path in args.mpt:
-        mpt.update(load_state_dict(path))
-    manifest = convert(load_state_dict(args.checkpoint), load_state_dict(args.clip), mpt,
-                       json.loads(Path(args.mpt_config).read_text()), json.loads(Path(args.tokenizer).read_text()),
+    lm = {}
+    for path in args.lm:
+        lm.update(load_state_dict(path))
+    manifest = convert(load_state_dict(args.checkpoint), load_state_dict(args.clip), lm,
+                       json.loads(Path(args.lm_config).read_text()), json.loads(Path(args.tokenizer).read_text()),
                        args.out, {"name": args.name}, args.shard_mb * 2 ** 20, not args.no_variants)
     req = manifest["requirements"]
     print(f"converted to {args.out}: {req['storage_bytes'] / 1e9:.2f} GB stored, "

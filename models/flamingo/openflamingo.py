@@ -7,9 +7,15 @@ here is exported directly.
                     transformer.resblocks.N, ln_post, proj); OpenFlamingo takes the patch tokens of
                     the last block: no CLS token, before ln_post (open_clip < 2.23), no proj
     perceiver       PerceiverResampler: 64 latents, 6 layers, 8 heads x 64, no time embeddings
-    lang_encoder    MPT (MosaicGPT layout): wte, blocks.N.{ln_1, attn.{Wqkv, q_ln, k_ln, out_proj},
-                    ln_2, mlp.{mlp_up, mlp_down}}, norm_f; no biases, ALiBi, output tied to wte.
-                    Each block is wrapped as blocks.N.{gated_cross_attn_layer, decoder_layer}, the
+    lang_encoder    MPT (MosaicGPT layout, OpenFlamingo-3B and -9B): transformer.wte,
+                    transformer.blocks.N.{ln_1, attn.{Wqkv, q_ln, k_ln, out_proj}, ln_2,
+                    mlp.{mlp_up, mlp_down}}, transformer.norm_f; no biases, ALiBi, output tied to wte.
+                    Or GPT-NeoX (OpenFlamingo-4B's RedPajama-INCITE): gpt_neox.embed_in,
+                    gpt_neox.layers.N.{input_layernorm, attention.{query_key_value, dense},
+                    post_attention_layernorm, mlp.{dense_h_to_4h, dense_4h_to_h}},
+                    gpt_neox.final_layer_norm, embed_out (untied); biases, rotary embeddings on
+                    the first rotary_pct of each head, attention and MLP side by side (parallel residual).
+                    Each decoder layer is wrapped as N.{gated_cross_attn_layer, decoder_layer}, the
                     gated block present when (N + 1) % cross_attn_every_n_layers == 0.
 
 The per-image mask is computed as OpenFlamingo does, inside the model: media_locations =
@@ -46,7 +52,8 @@ class OpenFlamingoConfig:
     perceiver_depth: int = 6
     perceiver_heads: int = 8
     perceiver_dim_head: int = 64
-    # MPT-1B
+    # the language model: "mpt" (MPT-1B's numbers below) or "gpt_neox"
+    lm_arch: str = "mpt"
     vocab_size: int = 50280  # rows of wte after OpenFlamingo added <|endofchunk|>, <image>, <PAD>
     d_model: int = 2048
     n_layers: int = 24
@@ -54,6 +61,11 @@ class OpenFlamingoConfig:
     mlp_ratio: int = 4
     alibi_bias_max: int = 8
     max_seq_len: int = 2048
+    # GPT-NeoX only
+    rotary_pct: float = 0.25
+    rotary_base: float = 10000.0
+    parallel_residual: bool = True
+    layer_norm_eps: float = 1e-5
     # gated xattn-dense (OpenFlamingo: dim_head 64, 8 heads, ff_mult 4)
     cross_attn_every_n_layers: int = 1
     xattn_heads: int = 8
@@ -63,6 +75,14 @@ class OpenFlamingoConfig:
     @property
     def grid(self) -> int:
         return self.image_size // self.patch_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def rotary_ndims(self) -> int:
+        return int(self.head_dim * self.rotary_pct)
 
     @property
     def xattn_layers(self) -> list[int]:
@@ -299,13 +319,72 @@ class MPTBlock(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+# ----------------------------------------------------------------------------- GPT-NeoX
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+class NeoXAttention(nn.Module):
+    def __init__(self, cfg: OpenFlamingoConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.heads, self.rotary_ndims = cfg.n_heads, cfg.rotary_ndims
+        self.query_key_value = nn.Linear(d, 3 * d)  # per head [q ; k ; v], heads one after another
+        self.dense = nn.Linear(d, d)
+        inv_freq = 1.0 / cfg.rotary_base ** (torch.arange(0, self.rotary_ndims, 2).float() / self.rotary_ndims)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x):
+        b, s, d = x.shape
+        qkv = self.query_key_value(x).view(b, s, self.heads, -1).transpose(1, 2)  # b h s 3dh
+        q, k, v = qkv.chunk(3, dim=-1)
+        freqs = torch.arange(s, device=x.device).float()[:, None] * self.inv_freq[None, :]
+        cos, sin = torch.cat([freqs, freqs], -1).cos(), torch.cat([freqs, freqs], -1).sin()
+        r = self.rotary_ndims  # rotary on the first r dims of each head only (partial rotary)
+        q = torch.cat([q[..., :r] * cos + rotate_half(q[..., :r]) * sin, q[..., r:]], dim=-1)
+        k = torch.cat([k[..., :r] * cos + rotate_half(k[..., :r]) * sin, k[..., r:]], dim=-1)
+        scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
+        causal = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+        attn = scores.masked_fill(~causal, -torch.finfo(scores.dtype).max).softmax(dim=-1)
+        return self.dense((attn @ v).transpose(1, 2).reshape(b, s, d))
+
+
+class NeoXMLP(nn.Module):
+    def __init__(self, d: int, ratio: int):
+        super().__init__()
+        self.dense_h_to_4h = nn.Linear(d, ratio * d)
+        self.dense_4h_to_h = nn.Linear(ratio * d, d)
+
+    def forward(self, x):
+        return self.dense_4h_to_h(F.gelu(self.dense_h_to_4h(x)))
+
+
+class NeoXLayer(nn.Module):
+    def __init__(self, cfg: OpenFlamingoConfig):
+        super().__init__()
+        self.parallel_residual = cfg.parallel_residual
+        self.input_layernorm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.post_attention_layernorm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.attention = NeoXAttention(cfg)
+        self.mlp = NeoXMLP(cfg.d_model, cfg.mlp_ratio)
+
+    def forward(self, x):
+        a = self.attention(self.input_layernorm(x))
+        if self.parallel_residual:  # x + attn(ln1(x)) + mlp(ln2(x))
+            return x + a + self.mlp(self.post_attention_layernorm(x))
+        x = x + a
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
 class FlamingoLayer(nn.Module):
     """OpenFlamingo's wrapper: the gated block (if any) runs before the frozen decoder layer."""
 
     def __init__(self, cfg: OpenFlamingoConfig, gated: bool):
         super().__init__()
         self.gated_cross_attn_layer = GatedCrossAttentionBlock(cfg) if gated else None
-        self.decoder_layer = MPTBlock(cfg)
+        self.decoder_layer = MPTBlock(cfg) if cfg.lm_arch == "mpt" else NeoXLayer(cfg)
 
     def forward(self, x, media, media_locations):
         if self.gated_cross_attn_layer is not None:
@@ -321,17 +400,37 @@ class MPTTransformer(nn.Module):
         self.norm_f = LayerNormNoBias(cfg.d_model)
 
 
+class NeoXModel(nn.Module):
+    def __init__(self, cfg: OpenFlamingoConfig):
+        super().__init__()
+        self.embed_in = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(FlamingoLayer(cfg, i in cfg.xattn_layers) for i in range(cfg.n_layers))
+        self.final_layer_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+
+
 class LangEncoder(nn.Module):
     def __init__(self, cfg: OpenFlamingoConfig):
         super().__init__()
-        self.transformer = MPTTransformer(cfg)
+        if cfg.lm_arch == "mpt":
+            self.transformer = MPTTransformer(cfg)
+        else:
+            self.gpt_neox = NeoXModel(cfg)
+            self.embed_out = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+    def parts(self):
+        """(input embedding, the wrapped decoder layers, final norm, output weight) of either layout."""
+        if hasattr(self, "transformer"):
+            t = self.transformer
+            return t.wte, t.blocks, t.norm_f, t.wte.weight  # output tied to the input embedding
+        n = self.gpt_neox
+        return n.embed_in, n.layers, n.final_layer_norm, self.embed_out.weight
 
     def forward(self, input_ids, media, media_locations):
-        t = self.transformer
-        x = t.wte(input_ids)
-        for block in t.blocks:
-            x = block(x, media, media_locations)
-        return F.linear(t.norm_f(x), t.wte.weight)  # output tied to the input embedding
+        wte, layers, norm, out = self.parts()
+        x = wte(input_ids)
+        for layer in layers:
+            x = layer(x, media, media_locations)
+        return F.linear(norm(x), out)
 
 
 class OpenFlamingo(nn.Module):
@@ -368,12 +467,17 @@ class OpenFlamingo(nn.Module):
         return out
 
 
+# the embeddings OpenFlamingo trains (the rows of its added tokens) and so saves in its checkpoint
+TRAINED_EMBEDDINGS = ("lang_encoder.transformer.wte.weight", "lang_encoder.gpt_neox.embed_in.weight",
+                      "lang_encoder.embed_out.weight")
+
+
 def split_state_dict(full: dict) -> tuple[dict, dict, dict]:
     """A whole OpenFlamingo state dict -> what a user actually has: (the released checkpoint: perceiver,
     gated blocks and wte; open_clip's model file: `visual.*`; MPT's model file: `transformer.*`)."""
     checkpoint, clip, mpt = {}, {}, {}
     for key, value in full.items():
-        if key.startswith("perceiver.") or ".gated_cross_attn_layer." in key or key == "lang_encoder.transformer.wte.weight":
+        if key.startswith("perceiver.") or ".gated_cross_attn_layer." in key or key in TRAINED_EMBEDDINGS:
             checkpoint[key] = value
         if key.startswith("vision_encoder."):
             clip["visual." + key[len("vision_encoder."):]] = value

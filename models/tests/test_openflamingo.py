@@ -40,14 +40,25 @@ def prompt_and_images(tokenizer, seed=0):
     return ids, vision_x
 
 
-def test_the_three_files_load_at_openflamingos_key_names(model, tokenizer):
-    checkpoint, clip, mpt = fixture.user_files(model)
-    assert all(k.startswith("perceiver.") or ".gated_cross_attn_layer." in k or k.endswith("wte.weight") for k in checkpoint)
-    assert "lang_encoder.transformer.blocks.1.gated_cross_attn_layer.attn.to_kv.weight" in checkpoint
-    assert "transformer.blocks.0.attn.Wqkv.weight" in mpt and "visual.conv1.weight" in clip
-    loaded = build_model(checkpoint, clip, mpt, fixture.MPT_CONFIG, model.media_token_id, **fixture.HEADS)
+KEYS = {  # a few of each file's real key names, per language model layout
+    "mpt": ("lang_encoder.transformer.blocks.1.gated_cross_attn_layer.attn.to_kv.weight",
+            "transformer.blocks.0.attn.Wqkv.weight", "transformer.blocks.0.attn.q_ln.weight"),
+    "gpt_neox": ("lang_encoder.gpt_neox.layers.1.gated_cross_attn_layer.attn.to_kv.weight",
+                 "gpt_neox.layers.0.attention.query_key_value.bias", "embed_out.weight"),
+}
+
+
+@pytest.mark.parametrize("arch", ["mpt", "gpt_neox"])
+def test_the_three_files_load_at_openflamingos_key_names(tokenizer, arch):
+    model = fixture.tiny_model(tokenizer, arch=arch)
+    checkpoint, clip, lm = fixture.user_files(model)
+    gated, lm_key, other_lm_key = KEYS[arch]
+    assert all(k.startswith("perceiver.") or ".gated_cross_attn_layer." in k or k.endswith(("wte.weight", "embed_in.weight", "embed_out.weight"))
+               for k in checkpoint)
+    assert gated in checkpoint and lm_key in lm and other_lm_key in lm and "visual.conv1.weight" in clip
+    loaded = build_model(checkpoint, clip, lm, fixture.LM_CONFIG[arch], model.media_token_id, **fixture.HEADS)
     assert loaded.cfg == model.cfg
-    for k, v in model.state_dict().items():  # the checkpoint's wte wins over MPT's; CLIP's text tower is ignored
+    for k, v in model.state_dict().items():  # the checkpoint's embeddings win over the LM's; CLIP's text tower is ignored
         assert torch.equal(loaded.state_dict()[k], v), k
 
 
@@ -65,13 +76,6 @@ def test_weights_of_another_layout_are_refused_not_dropped(model):
         build_model(checkpoint, clip, mpt, fixture.MPT_CONFIG, model.media_token_id, **fixture.HEADS)
 
 
-def test_a_gpt_neox_model_is_named_as_not_supported(model):
-    checkpoint, clip, _ = fixture.user_files(model)
-    neox = {"gpt_neox.layers.0.attention.query_key_value.weight": torch.zeros(3, 3)}
-    with pytest.raises(ConversionError, match="GPT-NeoX"):
-        build_model(checkpoint, clip, {"lang_encoder." + k: v for k, v in neox.items()}, fixture.MPT_CONFIG, 0)
-
-
 def test_gated_blocks_sit_before_layer_i_when_i_plus_1_divides_by_n(tokenizer):
     for every, layers in ((1, [0, 1, 2, 3]), (2, [1, 3]), (4, [3])):
         m = fixture.tiny_model(tokenizer, every=every)
@@ -82,18 +86,20 @@ def test_gated_blocks_sit_before_layer_i_when_i_plus_1_divides_by_n(tokenizer):
         assert loaded.cfg.cross_attn_every_n_layers == every
 
 
-def test_closed_gates_leave_mpt_unchanged(tokenizer):
-    """tanh(0) = 0: at initialisation OpenFlamingo *is* MPT, images or not."""
-    m = fixture.tiny_model(tokenizer, gates=(0.0, 0.0))
+@pytest.mark.parametrize("arch", ["mpt", "gpt_neox"])
+def test_closed_gates_leave_the_language_model_unchanged(tokenizer, arch):
+    """tanh(0) = 0: at initialisation OpenFlamingo *is* its language model, images or not."""
+    m = fixture.tiny_model(tokenizer, gates=(0.0, 0.0), arch=arch)
     ids, vision_x = prompt_and_images(tokenizer)
     with torch.no_grad():
         with_images = m(vision_x, ids)
-        t = m.lang_encoder.transformer
-        x = t.wte(ids)
-        for block in t.blocks:
-            x = block.decoder_layer(x)
-        mpt_alone = torch.nn.functional.linear(t.norm_f(x), t.wte.weight)
-    assert torch.allclose(with_images, mpt_alone, atol=1e-6, rtol=0)
+        wte, layers, norm, out = m.lang_encoder.parts()
+        x = wte(ids)
+        for layer in layers:
+            x = layer.decoder_layer(x)
+        lm_alone = torch.nn.functional.linear(norm(x), out)
+    assert torch.allclose(with_images, lm_alone, atol=1e-6, rtol=0)
+
 
 
 def test_the_reference_mask_is_media_index(model, tokenizer):

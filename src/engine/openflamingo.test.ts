@@ -37,12 +37,6 @@ interface Expected {
 
 const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
 
-let dir: string;
-let model: string;
-let expected: Expected;
-let manifest: Manifest;
-let tokenizerJson: string;
-
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let m = 0;
@@ -50,16 +44,28 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'openflamingo-parity-'));
-  model = join(dir, 'model');
-  execFileSync(PYTHON, [join(REPO_ROOT, 'models/openflamingo_parity.py'), dir], { stdio: 'pipe' });
-  expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
-  manifest = JSON.parse(readFileSync(join(model, 'manifest.json'), 'utf8')) as Manifest;
-  tokenizerJson = readFileSync(join(model, 'tokenizer.json'), 'utf8');
-}, 120_000);
+// OpenFlamingo-3B's language model layout (MPT: ALiBi, q/k LayerNorms, tied output) and 4B's
+// (GPT-NeoX: partial rotary, parallel residual, biases, untied output)
+describe.each(['mpt', 'gpt_neox'])('a converted OpenFlamingo (%s) against the PyTorch reference', (arch) => {
+  let dir: string;
+  let model: string;
+  let expected: Expected;
+  let manifest: Manifest;
+  let tokenizerJson: string;
 
-describe('a converted OpenFlamingo against the PyTorch reference', () => {
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), `openflamingo-parity-${arch}-`));
+    model = join(dir, 'model');
+    execFileSync(PYTHON, [join(REPO_ROOT, 'models/openflamingo_parity.py'), dir, '--arch', arch], { stdio: 'pipe' });
+    expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+    manifest = JSON.parse(readFileSync(join(model, 'manifest.json'), 'utf8')) as Manifest;
+    tokenizerJson = readFileSync(join(model, 'tokenizer.json'), 'utf8');
+  }, 120_000);
+
+  it('states its positions in the manifest', () => {
+    expect(manifest.lm.positions).toBe(arch === 'mpt' ? 'alibi' : 'rope');
+  });
+
   it('byte-level BPE: the engine, Python and @huggingface/tokenizers agree on a corpus', () => {
     const ours = Tokenizer.fromJson(tokenizerJson);
     const hf = new HfTokenizer(JSON.parse(tokenizerJson), {});
