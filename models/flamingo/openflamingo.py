@@ -451,21 +451,6 @@ class OpenFlamingo(nn.Module):
         """Logits [b, s, vocab] of lang_x [b, s] given the images of vision_x, in order."""
         return self.lang_encoder(lang_x, self.encode_vision_x(vision_x), lang_x == self.media_token_id)
 
-    @torch.no_grad()
-    def generate(self, vision_x, lang_x, max_new_tokens: int, eos_token_id: int | None = None) -> list[int]:
-        """Greedy decoding, recomputing the whole sequence every step (no cache: nothing to get wrong)."""
-        media = self.encode_vision_x(vision_x)
-        ids = lang_x
-        out = []
-        for _ in range(max_new_tokens):
-            logits = self.lang_encoder(ids, media, ids == self.media_token_id)
-            token = int(logits[0, -1].argmax())
-            out.append(token)
-            if token == eos_token_id:
-                break
-            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
-        return out
-
 
 # the embeddings OpenFlamingo trains (the rows of its added tokens) and so saves in its checkpoint
 TRAINED_EMBEDDINGS = ("lang_encoder.transformer.wte.weight", "lang_encoder.gpt_neox.embed_in.weight",
@@ -474,14 +459,15 @@ TRAINED_EMBEDDINGS = ("lang_encoder.transformer.wte.weight", "lang_encoder.gpt_n
 
 def split_state_dict(full: dict) -> tuple[dict, dict, dict]:
     """A whole OpenFlamingo state dict -> what a user actually has: (the released checkpoint: perceiver,
-    gated blocks and wte; open_clip's model file: `visual.*`; MPT's model file: `transformer.*`)."""
-    checkpoint, clip, mpt = {}, {}, {}
+    gated blocks and embeddings; open_clip's model file: `visual.*`; the LM's own file: `transformer.*`
+    or `gpt_neox.*`, `embed_out.*`)."""
+    checkpoint, clip, lm = {}, {}, {}
     for key, value in full.items():
         if key.startswith("perceiver.") or ".gated_cross_attn_layer." in key or key in TRAINED_EMBEDDINGS:
             checkpoint[key] = value
         if key.startswith("vision_encoder."):
             clip["visual." + key[len("vision_encoder."):]] = value
         elif key.startswith("lang_encoder.") and ".gated_cross_attn_layer." not in key:
-            mpt[key[len("lang_encoder."):].replace(".decoder_layer.", ".")] = value
-    return checkpoint, clip, mpt
+            lm[key[len("lang_encoder."):].replace(".decoder_layer.", ".")] = value
+    return checkpoint, clip, lm
 
