@@ -51,7 +51,8 @@ describe('checkRequirements', () => {
   });
 
   it('trusts navigator.deviceMemory only below its cap of 8 GB', () => {
-    expect(() => checkRequirements(big, 'float32', { backend: 'webgpu', deviceMemoryGb: 4 })).toThrow(/this device has 4 GB/);
+    expect(() => checkRequirements(big, 'float32', { backend: 'webgpu', deviceMemoryGb: 4 })).toThrow(/29\.0 GB of memory while it loads; this device has 4 GB/);
+    expect(() => checkRequirements(big, 'q4', { backend: 'webgpu', deviceMemoryGb: 4 })).toThrow(/5\.0 GB/); // 3 GB to run + 2 GB of files
     expect(() => checkRequirements(big, 'float32', { backend: 'webgpu', deviceMemoryGb: 8 })).not.toThrow();
   });
 
