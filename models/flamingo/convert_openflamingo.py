@@ -205,9 +205,11 @@ def export_graphs(model: OpenFlamingo, out: Path, shard_bytes: int = SHARD_BYTES
                           input_names=["image_features"], output_names=["latents", "latent_attention"],
                           dynamic_axes={"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"},
                                         "latent_attention": {0: "batch", 3: "keys"}}, opset_version=OPSET)
-    graphs = {role: onnx.load(str(out / f"{role}.onnx")) for role in ("vision_encoder", "resampler")}
-    graphs["xattn_kv"], graphs["lm"] = build_xattn_kv(model), build_lm(model)
-    return {role: save_sharded(graphs[role], out / f"{role}.onnx", shard_bytes) for role in GRAPHS}
+    # one graph in memory at a time: each holds a copy of its weights until it is saved
+    build = {"vision_encoder": lambda: onnx.load(str(out / "vision_encoder.onnx")),
+             "resampler": lambda: onnx.load(str(out / "resampler.onnx")),
+             "xattn_kv": lambda: build_xattn_kv(model), "lm": lambda: build_lm(model)}
+    return {role: save_sharded(build[role](), out / f"{role}.onnx", shard_bytes) for role in GRAPHS}
 
 
 # ----------------------------------------------------------------------------- tokenizer and manifest
@@ -299,10 +301,13 @@ def add_variants(cfg: OpenFlamingoConfig, out: Path, shard_bytes: int) -> dict:
 
 def convert(checkpoint: dict, clip: dict, lm: dict, lm_config: dict, tokenizer: dict, out, meta: dict | None = None,
             shard_bytes: int = SHARD_BYTES, variants: bool = True, **heads) -> dict:
+    """Consumes the three state dicts (emptied once the model holds the weights: one copy less)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = with_added_tokens(tokenizer)
     model = build_model(checkpoint, clip, lm, lm_config, token_id(tokenizer, "<image>"), **heads)
+    for source in (checkpoint, clip, lm):
+        source.clear()
     n_tokens = max([*tokenizer["model"]["vocab"].values(), *(t["id"] for t in tokenizer["added_tokens"])]) + 1
     if n_tokens > model.cfg.vocab_size:
         raise ConversionError(f"tokenizer.json has {n_tokens} tokens, wte only {model.cfg.vocab_size} rows")
