@@ -15,7 +15,7 @@ export interface TextPrompt {
 
 export async function textPrompt(modelDir: string, manifest: Manifest, tokens: number): Promise<TextPrompt> {
   const tokenizer = Tokenizer.fromJson(await readFile(join(modelDir, manifest.files.tokenizer.path), 'utf8'));
-  const bos = tokenizer.tokenId(manifest.special_tokens.bos);
+  const bos = tokenizer.tokenId(manifest.special_tokens.bos!);
   const count = (text: string) => 1 + tokenizer.encode(text).length;
   let text = '';
   for (let i = 0; count(text) < tokens; i++) text = text ? `${text} ${WORDS[i % WORDS.length]}` : WORDS[0];

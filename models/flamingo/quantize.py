@@ -33,6 +33,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .external_data import SHARD_BYTES, initializer_bytes, save_sharded
+
 MS_DOMAIN = "com.microsoft"
 # Constants and float32 islands enter float16 clipped to ±2^15, not to the format's 65504: a −1e9
 # mask added to a score must stay finite (an all-masked row of −inf would softmax to NaN).
@@ -384,19 +386,20 @@ def make_variant(model: onnx.ModelProto, variant: Variant, block_size: int = BLO
     """The variant of one graph, or None when the float32 graph serves as well."""
     changed = False
     if variant.bits:
-        before = model.ByteSize()
+        before = initializer_bytes(model)
         model, replaced = to_matmul_nbits(model, variant.bits, block_size, symmetric)
-        changed = replaced > 0 and model.ByteSize() <= (1 - MIN_SAVING) * before
+        changed = replaced > 0 and initializer_bytes(model) <= (1 - MIN_SAVING) * before
     if variant.float16:
         model, changed = to_float16(model), True
     if not changed:
         return None
-    onnx.checker.check_model(model)
+    if initializer_bytes(model) < 2 ** 31 - 2 ** 24:  # past 2 GB only a saved file can be checked (save_sharded does)
+        onnx.checker.check_model(model)
     return model
 
 
 def write_variants(model_dir: Path, variants=VARIANTS, block_size: int = BLOCK_SIZE,
-                   symmetric: bool = SYMMETRIC) -> dict:
+                   symmetric: bool = SYMMETRIC, shard_bytes: int = SHARD_BYTES) -> dict:
     """Writes each variant's graphs next to the float32 ones and lists them in manifest.json."""
     model_dir = Path(model_dir)
     manifest_path = model_dir / "manifest.json"
@@ -410,8 +413,10 @@ def write_variants(model_dir: Path, variants=VARIANTS, block_size: int = BLOCK_S
             if out is None:
                 continue
             target = model_dir / f"{Path(path).stem}.{variant.name}.onnx"
-            onnx.save(out, str(target))
+            shards = save_sharded(out, target, shard_bytes)  # weights past the shard size as external data
             files[role] = file_entry(target)
+            if shards:
+                files[role]["external_data"] = [file_entry(p) for p in shards]
         entry = {"description": variant.description(block_size, symmetric), "backends": list(variant.backends)}
         if variant.requires:
             entry["requires"] = list(variant.requires)

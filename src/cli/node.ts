@@ -8,7 +8,7 @@ import { PNG } from 'pngjs';
 import { FlamingoEngine, type EngineOptions } from '../engine/engine';
 import { validateManifest } from '../engine/manifest';
 import { pickVariant, variantFiles, withVariant, type VariantChoice } from '../engine/variants';
-import type { Backend, Manifest, ModelFileRole, RgbaImage } from '../engine/types';
+import type { Backend, ExternalData, Manifest, ManifestFile, ModelFileRole, RgbaImage } from '../engine/types';
 import { FlamingoError } from '../engine/types';
 import { checkImageFile, orientPixels } from '../engine/limits';
 import { verifyFile } from '../store/verify';
@@ -32,7 +32,7 @@ export async function loadModelDir(
   dir: string,
   variant: VariantChoice = 'float32',
   backend: Backend = 'cpu',
-): Promise<{ manifest: Manifest; files: Record<ModelFileRole, Uint8Array>; variant: string }> {
+): Promise<{ manifest: Manifest; files: Record<ModelFileRole, Uint8Array>; externalData: ExternalData; variant: string }> {
   const manifestPath = join(dir, 'manifest.json');
   let raw: unknown;
   try {
@@ -44,13 +44,21 @@ export async function loadModelDir(
   const full = validateManifest(raw);
   const chosen = pickVariant(full, backend, new Set(), variant); // no adapter features in Node
   const files = {} as Record<ModelFileRole, Uint8Array>;
-  for (const [role, entry] of Object.entries(variantFiles(full, chosen)) as [ModelFileRole, Manifest['files'][ModelFileRole]][]) {
+  const externalData: ExternalData = {};
+  const read = async (entry: ManifestFile) => {
     const path = join(dir, entry.path);
     const bytes = new Uint8Array(await readOrFail(path, 'model file'));
     await verifyFile(bytes, entry, path);
-    files[role] = bytes;
+    return bytes;
+  };
+  for (const [role, entry] of Object.entries(variantFiles(full, chosen)) as [ModelFileRole, ManifestFile][]) {
+    files[role] = await read(entry);
+    if (entry.external_data) {
+      externalData[role] = [];
+      for (const shard of entry.external_data) externalData[role].push({ path: shard.path, data: await read(shard) });
+    }
   }
-  return { manifest: withVariant(full, chosen), files, variant: chosen };
+  return { manifest: withVariant(full, chosen), files, externalData, variant: chosen };
 }
 
 /** `variant`: `auto` (for the CPU: a variant that lists `cpu`, else float32), `float32` or a name. */
@@ -59,8 +67,8 @@ export async function createNodeEngine(
   options: EngineOptions = { backend: 'cpu' },
   variant: VariantChoice = 'float32',
 ): Promise<FlamingoEngine> {
-  const { manifest, files } = await loadModelDir(dir, variant, options.backend);
-  return FlamingoEngine.create(ort, manifest, files, options);
+  const { manifest, files, externalData } = await loadModelDir(dir, variant, options.backend);
+  return FlamingoEngine.create(ort, manifest, files, { externalData, ...options });
 }
 
 export async function readPng(path: string): Promise<RgbaImage> {

@@ -22,6 +22,7 @@ import { Tokenizer } from './tokenizer';
 import type {
   Backend,
   DecodeTimings,
+  ExternalData,
   DoneEvent,
   EngineEvent,
   GenerateOptions,
@@ -41,6 +42,8 @@ export interface EngineOptions {
   backend: Backend;
   /** Keeps latents across reloads (IndexedDB in the browser); memory only without it. */
   latentStore?: PersistentLatentStore;
+  /** The shards of graphs whose weights are external data (manifest `external_data`). */
+  externalData?: ExternalData;
 }
 
 export interface OptionScore {
@@ -89,7 +92,8 @@ export class FlamingoEngine {
   private readonly visionKey: string;
   private readonly imageTokenId: number;
   private readonly eocId: number;
-  private readonly bosId: number;
+  /** Prepended to every prompt; undefined when the model takes none. */
+  private readonly bosId?: number;
   /** Tokens the model may never generate (all special tokens but <|endofchunk|>). */
   private readonly banned: number[];
 
@@ -104,8 +108,8 @@ export class FlamingoEngine {
     const s = manifest.special_tokens;
     this.imageTokenId = tokenizer.tokenId(s.image);
     this.eocId = tokenizer.tokenId(s.end_of_chunk);
-    this.bosId = tokenizer.tokenId(s.bos);
-    this.banned = [s.image, s.bos, s.pad, s.unk].map((t) => tokenizer.tokenId(t));
+    this.bosId = s.bos === undefined ? undefined : tokenizer.tokenId(s.bos);
+    this.banned = [s.image, s.bos, s.pad, s.unk].filter((t): t is string => t !== undefined).map((t) => tokenizer.tokenId(t));
     this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest);
     this.latents = new LatentCache(latentStore);
     this.visionKey = `${manifest.files.vision_encoder.sha256.slice(0, 16)}-${manifest.files.resampler.sha256.slice(0, 16)}`;
@@ -131,7 +135,9 @@ export class FlamingoEngine {
         const file = manifest.files[graph].path;
         onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: 0, totalBytes: bytes.byteLength });
         const outputs = graph === 'lm' || graph === 'xattn_kv' ? LanguageModel.outputLocations(manifest, backend, graph) : undefined;
+        const externalData = options.externalData?.[graph];
         sessions[graph] = await ort.InferenceSession.create(bytes, {
+          ...(externalData ? { externalData } : {}),
           executionProviders: [backend],
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes
@@ -240,7 +246,8 @@ export class FlamingoEngine {
   }
 
   private promptIds(text: string): number[] {
-    return [this.bosId, ...this.tokenizer.encode(text)];
+    const ids = this.tokenizer.encode(text);
+    return this.bosId === undefined ? ids : [this.bosId, ...ids];
   }
 
   /** Limits first (limits.ts), then tokens, then images: nothing is encoded for a prompt that cannot run. */
@@ -380,7 +387,10 @@ export class FlamingoEngine {
   async explain(prompt: Prompt, tokens: number[]): Promise<Pictures> {
     const v = this.manifest.vision;
     const { n_latents, heads: resamplerHeads } = this.manifest.resampler;
-    const { heads, head_dim: headDim, d_model: d, xattn_layers: layers, gates = [] } = this.manifest.lm;
+    const { xattn_layers: layers, gates = [] } = this.manifest.lm;
+    const heads = this.manifest.lm.xattn_heads ?? this.manifest.lm.heads;
+    const headDim = this.manifest.lm.xattn_head_dim ?? this.manifest.lm.head_dim;
+    const d = heads * headDim; // xattn_query_i's width
     if (!this.sessions.resampler.outputNames.includes('latent_attention')) {
       throw new FlamingoError('This model folder has no resampler attention output (latent_attention): its pictures cannot be drawn.');
     }

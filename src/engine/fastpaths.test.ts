@@ -72,7 +72,7 @@ describe('fast paths give the plain paths’ answers', () => {
     const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest);
     const tok = engine.tokenizer;
     const image = tok.tokenId(manifest.special_tokens.image);
-    const ids = [tok.tokenId(manifest.special_tokens.bos), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
+    const ids = [tok.tokenId(manifest.special_tokens.bos!), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
     const midx = Array.from(mediaIndex(ids, image), Number);
     const { n_latents } = manifest.resampler;
     const d = manifest.vision.d_vision;
@@ -93,7 +93,7 @@ describe('fast paths give the plain paths’ answers', () => {
     const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes);
     const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest);
     const tok = engine.tokenizer;
-    const ids = [tok.tokenId(manifest.special_tokens.bos), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
+    const ids = [tok.tokenId(manifest.special_tokens.bos!), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
     const midx = Array.from(mediaIndex(ids, tok.tokenId(manifest.special_tokens.image)), Number);
     const { n_latents } = manifest.resampler;
     const d = manifest.vision.d_vision;

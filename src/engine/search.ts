@@ -78,7 +78,9 @@ export async function decodeOneByOne(
       }
       tokens.push(next);
       t0 = performance.now();
-      const full = d.tokenizer.decode(tokens);
+      const decoded = d.tokenizer.decode(tokens);
+      // byte-level BPE: a character whose bytes span tokens is held back until its last byte comes
+      const full = decoded.endsWith('\uFFFD') ? text : decoded;
       t.detokenizeMs += performance.now() - t0;
       const piece = full.slice(text.length);
       if (stopAtNewline && piece.includes('\n')) {

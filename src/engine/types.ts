@@ -6,6 +6,26 @@ export interface ManifestFile {
   path: string; // relative to the manifest
   bytes: number;
   sha256: string; // lower-case hex
+  /** A graph's weights kept outside it, in shards (docs/MODEL_FORMAT.md, "External data"). */
+  external_data?: ManifestFile[];
+}
+
+/** A file and its external data shards, if any: everything to download and store for it. */
+export function withShards(file: ManifestFile): ManifestFile[] {
+  return [file, ...(file.external_data ?? [])];
+}
+
+/** Each graph's external data shards by file name, as ONNX Runtime's `externalData` session option takes them. */
+export type ExternalData = Partial<Record<ModelFileRole, { path: string; data: Uint8Array }[]>>;
+
+/** What a model needs, stated by its converter and checked before any download (src/engine/requirements.ts). */
+export interface ModelRequirements {
+  /** Every file of the default (float32) files, shards included. */
+  storage_bytes: number;
+  /** An estimate of the memory it runs in: weights, a KV cache of the trained context, activations. */
+  memory_bytes: number;
+  /** The largest single weight: one GPU buffer on WebGPU. */
+  largest_tensor_bytes: number;
 }
 
 /** Every file a model folder has, by role (docs/MODEL_FORMAT.md). */
@@ -37,6 +57,8 @@ export interface ManifestVariant {
   /** Adapter features it needs (WebGPU's `shader-f16`); `auto` picks it only where the adapter has them all. */
   requires?: string[];
   files: Partial<Record<ModelFileRole, ManifestFile>>;
+  /** Its own, where it states them (else the default files' are checked: an upper bound). */
+  requirements?: ModelRequirements;
 }
 
 export interface Manifest {
@@ -62,13 +84,19 @@ export interface Manifest {
     heads: number;
     head_dim: number;
     xattn_layers: number[]; // a gated xattn-dense block sits before each of these LM layers
+    /** The gated blocks' own heads when they differ from the LM's (OpenFlamingo: 8 × 64 at any width). */
+    xattn_heads?: number;
+    xattn_head_dim?: number;
     context_length: number;
+    /** How lm.onnx encodes positions (informative: the graph does it): 'rope' when absent, or 'alibi'. */
+    positions?: 'rope' | 'alibi';
     gates?: GateValues[];
   };
   special_tokens: {
     image: string;
     end_of_chunk: string;
-    bos: string;
+    /** Prepended to every prompt; absent for models that take none (OpenFlamingo on GPT-NeoX's tokenizer). */
+    bos?: string;
     pad: string;
     unk: string;
   };
@@ -78,6 +106,8 @@ export interface Manifest {
   model_card?: string;
   /** In order of preference: `auto` takes the first that fits the backend and the adapter. */
   variants?: Record<string, ManifestVariant>;
+  /** Absent for small models (the bundled one): nothing is checked. */
+  requirements?: ModelRequirements;
 }
 
 /** An image as decoded pixels: RGBA, row-major, 8 bits per channel (ImageData's layout). */

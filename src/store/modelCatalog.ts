@@ -3,7 +3,7 @@
 // modelStore.ts). The model manager lists them with what of each is cached; a model folder
 // picked from disk lives only here and in the cache, under a `local://<folder>/` URL.
 import { del, entries, get, set } from 'idb-keyval';
-import { FlamingoError, MODEL_FILE_ROLES, type Manifest, type ManifestFile } from '../engine/types';
+import { FlamingoError, MODEL_FILE_ROLES, withShards, type Manifest, type ManifestFile } from '../engine/types';
 import { validateManifest } from '../engine/manifest';
 import { cachedFileHashes, deleteCachedFiles } from './modelStore';
 import { openStore, StorageUnavailable } from './openStore';
@@ -48,7 +48,7 @@ export async function localManifest(url: string): Promise<Manifest> {
   return validateManifest(entry.manifest);
 }
 
-const filesOf = (manifest: Manifest) => MODEL_FILE_ROLES.map((role) => manifest.files[role]);
+const filesOf = (manifest: Manifest) => MODEL_FILE_ROLES.flatMap((role) => withShards(manifest.files[role]));
 
 /** Every model known here (the bundled one first), each with which of its files are cached. */
 export async function listModels(bundled: { url: string; manifest: Manifest }): Promise<StoredModel[]> {

@@ -1,7 +1,7 @@
 // A model folder picked from disk (`<input type=file webkitdirectory>`): manifest.json and the
 // files it names, each checked against its size and sha256 as a download is, then stored in the
 // model cache so that the worker loads it like any cached model.
-import { FlamingoError, MODEL_FILE_ROLES, type Manifest } from '../engine/types';
+import { FlamingoError, MODEL_FILE_ROLES, withShards, type Manifest } from '../engine/types';
 import { validateManifest } from '../engine/manifest';
 import { localModelUrl, recordModel } from './modelCatalog';
 import { storeVerifiedFile } from './modelStore';
@@ -30,12 +30,11 @@ export async function importModelFolder(
     );
   }
   const byPath = new Map(files.map((file) => [path(file), file]));
-  for (const role of MODEL_FILE_ROLES) {
-    const entry = manifest.files[role];
+  for (const entry of MODEL_FILE_ROLES.flatMap((role) => withShards(manifest.files[role]))) {
     const file = byPath.get(`${root}${entry.path}`);
     if (!file) throw new FlamingoError(`The folder ${folderName} has no ${entry.path}, which its manifest names.`);
     onFile?.(entry.path);
-    await storeVerifiedFile(entry, new Uint8Array(await file.arrayBuffer()));
+    await storeVerifiedFile(entry, new Uint8Array(await file.arrayBuffer())); // one file (or shard) in memory at a time
   }
   const url = localModelUrl(folderName);
   await recordModel(url, manifest, 'folder');

@@ -1,6 +1,8 @@
 // The model store: manifest → files, each from IndexedDB when it is there, else downloaded with
 // progress, verified against its sha256 and stored. Files are keyed by their sha256, so a file
-// that two models (or two versions) share is stored once, and a changed file is a new key.
+// that two models (or two versions) share is stored once, and a changed file is a new key. A
+// graph's external data shards are files of their own, fetched one after another: a download
+// holds one shard in flight, and each is verified and stored before the next starts.
 // Runs in the worker and in the page (idb-keyval works in both).
 import { clear, createStore, del, delMany, get, keys, set, type UseStore } from 'idb-keyval';
 import {
@@ -9,8 +11,10 @@ import {
   type Manifest,
   type ManifestFile,
   type ModelFileRole,
+  type ExternalData,
   type ProgressEvent,
   MODEL_FILE_ROLES,
+  withShards,
 } from '../engine/types';
 import { validateManifest } from '../engine/manifest';
 import { download, DOWNLOAD_RETRIES } from './download';
@@ -30,7 +34,9 @@ export interface StoreWarning {
 export interface LoadedModel {
   manifest: Manifest;
   files: Record<ModelFileRole, Uint8Array>;
-  /** Where each file came from this time. */
+  /** The shards of graphs whose weights are external data. */
+  externalData: ExternalData;
+  /** Where each file came from this time (a graph with shards: 'cache' only when they all were). */
   sources: Record<ModelFileRole, 'cache' | 'network'>;
   /** The variant whose files these are (`float32`: the default files). */
   variant: string;
@@ -76,21 +82,34 @@ export async function loadModel(
   // Files load in parallel; the first failure stops the others (no progress after the error).
   const siblings = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, siblings.signal]) : siblings.signal;
+  const loadGraph = async (file: ManifestFile) => {
+    const graph = await loadFile(base, file, cache, onProgress, warn, signal);
+    const shards: { path: string; data: Uint8Array }[] = [];
+    let source = graph.source;
+    for (const shard of file.external_data ?? []) {
+      const { bytes, source: from } = await loadFile(base, shard, cache, onProgress, warn, signal);
+      shards.push({ path: shard.path, data: bytes });
+      if (from === 'network') source = 'network';
+    }
+    return { bytes: graph.bytes, shards, source };
+  };
   const loaded = await Promise.all(
     ROLES.map((role) =>
-      loadFile(base, entries[role], cache, onProgress, warn, signal).catch((error: unknown) => {
+      loadGraph(entries[role]).catch((error: unknown) => {
         siblings.abort();
         throw error;
       }),
     ),
   );
   const files = {} as Record<ModelFileRole, Uint8Array>;
+  const externalData: ExternalData = {};
   const sources = {} as Record<ModelFileRole, 'cache' | 'network'>;
   ROLES.forEach((role, i) => {
     files[role] = loaded[i].bytes;
+    if (loaded[i].shards.length) externalData[role] = loaded[i].shards;
     sources[role] = loaded[i].source;
   });
-  return { manifest, files, sources, variant, warnings };
+  return { manifest, files, externalData, sources, variant, warnings };
 }
 
 /** The manifest alone (validated), e.g. to choose a variant before any file is loaded. */
@@ -248,6 +267,16 @@ export async function cachedFileHashes(): Promise<Set<string>> {
   return new Set(all.flatMap((key) => (typeof key === 'string' && key.startsWith('sha256:') ? [key.slice(7)] : [])));
 }
 
+/** Bytes of these files (shards included) already in the cache: what a download would skip. */
+export async function cachedBytes(files: readonly ManifestFile[]): Promise<number> {
+  try {
+    const hashes = await cachedFileHashes();
+    return files.flatMap(withShards).reduce((sum, f) => sum + (hashes.has(f.sha256.toLowerCase()) ? f.bytes : 0), 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** Deletes these files from the cache (files another model shares are the caller's to keep). */
 export async function deleteCachedFiles(files: readonly ManifestFile[]): Promise<void> {
   try {
@@ -276,7 +305,8 @@ export async function storeVerifiedFile(file: ManifestFile, bytes: Uint8Array): 
 /** True when every file of the manifest is in IndexedDB (no check of their contents). */
 export async function isModelCached(manifest: Manifest): Promise<boolean> {
   try {
-    const values = await Promise.all(ROLES.map((role) => get<ArrayBuffer>(cacheKey(manifest.files[role]), modelFiles())));
+    const all = ROLES.flatMap((role) => withShards(manifest.files[role]));
+    const values = await Promise.all(all.map((file) => get<ArrayBuffer>(cacheKey(file), modelFiles())));
     return values.every((value) => value instanceof ArrayBuffer);
   } catch {
     return false;

@@ -2,12 +2,13 @@
 // through comlink (api.ts). The UI thread never runs ONNX Runtime, so it never blocks.
 import * as Comlink from 'comlink';
 import { FlamingoEngine } from '../engine/engine';
-import { FlamingoError, type Backend, type Manifest } from '../engine/types';
-import { pickVariant, withVariant, type VariantChoice } from '../engine/variants';
+import { checkRequirements, type Capacity } from '../engine/requirements';
+import { FlamingoError, MODEL_FILE_ROLES, type Backend, type Manifest } from '../engine/types';
+import { pickVariant, variantFiles, withVariant, type VariantChoice } from '../engine/variants';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
 import { indexedDbLatentStore } from '../store/latentStore';
 import { isLocalModelUrl, localManifest, recordModel } from '../store/modelCatalog';
-import { loadManifest, loadModel, type LoadedModel } from '../store/modelStore';
+import { cachedBytes, loadManifest, loadModel, type LoadedModel } from '../store/modelStore';
 import {
   installErrorTransfer,
   type BackendChoice,
@@ -17,7 +18,7 @@ import {
   type LoadTimings,
   type WarningEvent,
 } from './api';
-import { webGpuAdapterFeatures } from './adapter';
+import { webGpuAdapterFeatures, webGpuAdapterLimits } from './adapter';
 import { buildFor, loadRuntime, runtimeSpan, yielding, type OrtRuntime } from './ort';
 
 installErrorTransfer();
@@ -150,7 +151,8 @@ async function load(
       url === folder(bundledModelUrl) ? bundledManifest : isLocalModelUrl(url) ? await localManifest(url) : await loadManifest(url, emit);
     let files: [number, number] = [filesStart, NaN];
     // Each backend tried loads the files of the variant it picks (only those: a fallback may load more).
-    const readFiles = async (name: string) => {
+    const readFiles = async (name: string, backend: Backend) => {
+      await checkCapacity(manifest, name, backend); // before any download: a clear message when it cannot fit
       const loaded = await loadModel(url, emit, { manifest, variant: name, onWarning: emit });
       files = [files[0], since()];
       return loaded;
@@ -184,7 +186,7 @@ async function load(
 async function createEngine(
   runtime: Promise<OrtRuntime>,
   manifest: Manifest,
-  files: (variant: string) => Promise<LoadedModel>,
+  files: (variant: string, backend: Backend) => Promise<LoadedModel>,
   choice: BackendChoice,
   gpu: boolean,
   variant: VariantChoice,
@@ -204,11 +206,11 @@ async function createEngine(
       fallbackReason = 'This browser offers no WebGPU adapter, so the model runs on WASM.';
       emit({ type: 'warning', code: 'webgpu-unavailable', message: fallbackReason });
     } else {
-      const model = await files(pickVariant(manifest, 'webgpu', features, variant));
+      const model = await files(pickVariant(manifest, 'webgpu', features, variant), 'webgpu');
       const ort = await started();
       await releaseEngine();
       try {
-        engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu', latentStore: indexedDbLatentStore }, emit);
+        engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu', latentStore: indexedDbLatentStore, externalData: model.externalData }, emit);
         watchDevice(await runtime, engine); // never throws: a device it cannot watch is not watched
         return { backend: engine.backend, model };
       } catch (cause) {
@@ -217,15 +219,32 @@ async function createEngine(
       }
     }
   }
-  const model = await files(pickVariant(manifest, 'wasm', new Set(), variant));
+  const model = await files(pickVariant(manifest, 'wasm', new Set(), variant), 'wasm');
   const ort = await started();
   await releaseEngine();
   try {
-    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore }, emit);
+    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore, externalData: model.externalData }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }
   return { backend: engine.backend, fallbackReason, model };
+}
+
+/** What this browser offers against what the manifest says the model needs (src/engine/requirements.ts). */
+async function checkCapacity(manifest: Manifest, variant: string, backend: Backend): Promise<void> {
+  if (!manifest.requirements && !Object.values(manifest.variants ?? {}).some((v) => v.requirements)) return;
+  const files = variantFiles(manifest, variant);
+  const capacity: Capacity = { backend, cachedBytes: await cachedBytes(MODEL_FILE_ROLES.map((role) => files[role])) };
+  try {
+    const estimate = await navigator.storage?.estimate();
+    if (estimate?.quota !== undefined) capacity.storageFreeBytes = estimate.quota - (estimate.usage ?? 0);
+  } catch {
+    // no estimate: storage is not checked
+  }
+  if (backend === 'webgpu') Object.assign(capacity, await webGpuAdapterLimits());
+  const deviceMemory = (navigator as Navigator & { deviceMemory?: number }).deviceMemory;
+  if (deviceMemory !== undefined) capacity.deviceMemoryGb = deviceMemory;
+  checkRequirements(manifest, variant, capacity);
 }
 
 function currentEngine(): FlamingoEngine {
@@ -305,7 +324,7 @@ function moveToWasm(lost: FlamingoEngine, reason: string): Promise<void> {
     await lost.release().catch((cause: unknown) => console.warn('Releasing the model on the lost GPU failed', cause));
     const model = await loadModel(url, () => undefined, { manifest, variant: pickVariant(manifest, 'wasm', new Set(), variant) });
     const ort = yielding(await loadRuntime('webgpu'));
-    const replacement = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore }, () => undefined);
+    const replacement = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore, externalData: model.externalData }, () => undefined);
     if (engine) {
       await replacement.release(); // a load finished first: its engine stays
       return;
