@@ -1,4 +1,4 @@
-// A converted OpenFlamingo in the app (models/openflamingo_parity.py: random weights at reduced
+// A converted OpenFlamingo in the app (models/tools/openflamingo_parity.py: random weights at reduced
 // sizes, converted by models/flamingo/convert_openflamingo.py): opened by ?model= from another
 // origin, its lm.onnx weights fetched as external data shards into IndexedDB, its byte-level BPE
 // tokenizer, ALiBi and no BOS; the prompt built through the studio; the answer must be the PyTorch
@@ -13,7 +13,7 @@ import { generate, test, waitForModel } from './helpers';
 import { serveFolder, type StaticServer } from './servers';
 
 const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
-const SCRIPT = fileURLToPath(new URL('../models/openflamingo_parity.py', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../models/tools/openflamingo_parity.py', import.meta.url));
 
 let dir: string;
 let server: StaticServer;

@@ -15,8 +15,8 @@ import onnx
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # models/: openflamingo_parity
-import openflamingo_parity as fixture  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # models/: tools.openflamingo_parity
+import tools.openflamingo_parity as fixture  # noqa: E402
 from flamingo.byte_bpe import ByteLevelTokenizer, pre_tokenize  # noqa: E402
 from flamingo.convert_openflamingo import ConversionError, build_model, convert  # noqa: E402
 from flamingo.mask import media_index  # noqa: E402

@@ -1,6 +1,6 @@
 // A converted OpenFlamingo-MPT (models/flamingo/convert_openflamingo.py) against the PyTorch
 // reference of OpenFlamingo's forward (models/flamingo/openflamingo.py), at reduced sizes with
-// random weights (models/openflamingo_parity.py): byte-level BPE ids in three implementations,
+// random weights (models/tools/openflamingo_parity.py): byte-level BPE ids in three implementations,
 // pixels, latents, the LM's logits at every prompt position and over KV-cached decode steps
 // (ALiBi, q/k LayerNorms, 8-head-style gated blocks, only-the-last-image mask, no BOS), and the
 // engine's and the CLI's greedy answers, all through onnxruntime-node.
@@ -56,7 +56,7 @@ describe.each(['mpt', 'gpt_neox'])('a converted OpenFlamingo (%s) against the Py
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), `openflamingo-parity-${arch}-`));
     model = join(dir, 'model');
-    execFileSync(PYTHON, [join(REPO_ROOT, 'models/openflamingo_parity.py'), dir, '--arch', arch], { stdio: 'pipe' });
+    execFileSync(PYTHON, [join(REPO_ROOT, 'models/tools/openflamingo_parity.py'), dir, '--arch', arch], { stdio: 'pipe' });
     expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
     manifest = JSON.parse(readFileSync(join(model, 'manifest.json'), 'utf8')) as Manifest;
     tokenizerJson = readFileSync(join(model, 'tokenizer.json'), 'utf8');

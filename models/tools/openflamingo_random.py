@@ -1,6 +1,6 @@
 """A random OpenFlamingo-3B-shaped model, converted, for timing and memory (docs/BENCHMARKS.md).
 
-    /usr/bin/python3 models/openflamingo_random.py OUT_DIR [--layers 24] [--vision_layers 24]
+    /usr/bin/python3 models/tools/openflamingo_random.py OUT_DIR [--layers 24] [--vision_layers 24]
 
 Real widths throughout: CLIP ViT-L/14 at 224 px (256 patch tokens, width 1024), the Perceiver
 Resampler (64 latents, 8 x 64, 6 layers), MPT-1B (width 2048, 16 heads, ALiBi, OpenFlamingo's
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # models/: `import flamingo`, `tools`
 from flamingo.convert_openflamingo import convert  # noqa: E402
 from flamingo.openflamingo import OpenFlamingo, OpenFlamingoConfig, split_state_dict  # noqa: E402
-from openflamingo_parity import tiny_tokenizer, token  # noqa: E402
+from tools.openflamingo_parity import tiny_tokenizer, token  # noqa: E402
 
 MPT_1B = {"d_model": 2048, "n_heads": 16, "n_layers": 24, "alibi": True, "alibi_bias_max": 8, "attn_qk_ln": True,
           "no_bias": True, "max_seq_len": 2048}

@@ -1,6 +1,6 @@
 """Reference outputs for the OpenFlamingo parity tests (src/engine/openflamingo.test.ts).
 
-    /usr/bin/python3 models/openflamingo_parity.py OUT_DIR [--arch mpt|gpt_neox]
+    /usr/bin/python3 models/tools/openflamingo_parity.py OUT_DIR [--arch mpt|gpt_neox]
 
 No real weights here (they cannot be downloaded on these machines): a random OpenFlamingo with an
 MPT (3B's layout) or a GPT-NeoX (4B's) language model at reduced sizes (flamingo/openflamingo.py, gates open), its state dict split into the three files a
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # models/: `import flamingo`, `tools`
 from flamingo.byte_bpe import ByteLevelTokenizer, train_byte_bpe  # noqa: E402
 from flamingo.convert_openflamingo import convert, with_added_tokens  # noqa: E402
 from flamingo.mask import media_index  # noqa: E402
