@@ -22,12 +22,16 @@ if [ -f "$jemalloc" ]; then export LD_PRELOAD=$jemalloc MALLOC_CONF=dirty_decay_
 mkdir -p "$RUNS"
 
 if [ "$STAGE" = all ] || [ "$STAGE" = 2 ]; then
+  # checkpoints/v2/lm.pt is this run's best.pt, step 200 (the run was stopped at 220; TRAINING_LOG_v2.md)
   $PY -m train.lm $tok --init=checkpoints/lm.pt --out="$RUNS/lm" --seq_len=640 --batch=16 --steps=300 --lr=3e-4 \
     --min_lr=3e-5 --warmup=100 --long_fraction=0.35 --eval_every=100 --ckpt_every=50
 fi
 if [ "$STAGE" = all ] || [ "$STAGE" = 1 ]; then
-  $PY -m train.vision $tok --world=v2 --init=checkpoints/vision.pt --out="$RUNS/vision" --steps=900 --batch=256 \
-    --lr=1e-3 --eval_every=300 --ckpt_every=50
+  # 500 steps, then the same run resumed to 2,000 (its cosine restarted at 0.85 of the peak): what checkpoints/v2 holds
+  for steps in 500 2000; do
+    $PY -m train.vision $tok --world=v2 --init=checkpoints/vision.pt --out="$RUNS/vision" --steps=$steps --batch=256 \
+      --lr=1e-3 --eval_every=500 --ckpt_every=50
+  done
 fi
 if [ "$STAGE" = all ] || [ "$STAGE" = 3 ]; then
   # 3p's recipe (reproduce.sh) on the v2 stages, pages as long as 32-shot prompts
