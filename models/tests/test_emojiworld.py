@@ -377,3 +377,40 @@ def test_coined_words_are_no_emoji_word_and_come_from_the_seed(world):
     names = {c.name for c in world.concepts}
     assert not set(mixed) & names
     assert sum(bool(set(words(n)) - vocabulary_words()) for n in mixed) > 200  # the coined ones
+
+
+def test_v2_styles_keep_v1s_concepts_and_split_and_draw_every_concept(world):
+    """load_world(styles='v2') trains on seven styles over v1's very concepts and split; a set that lacks a
+    concept (fxemoji, streamline-emojis) draws it in a core training style, fixed per concept."""
+    from emojiworld.concepts import TRAIN_STYLES, V2_STYLES
+    v2 = load_world(0, 'v2')
+    assert v2.train_styles == TRAIN_STYLES + V2_STYLES and world.train_styles == TRAIN_STYLES
+    assert [(c.key, c.split) for c in v2.concepts] == [(c.key, c.split) for c in world.concepts]
+    assert v2.heldout_style == 'openmoji' and 'openmoji' not in v2.train_styles
+    for style in V2_STYLES:
+        own = [i for i, c in enumerate(v2.concepts) if c.key in v2.icons[style]]
+        assert len(own) > 200, style  # each set covers a good part of the concepts
+        missing = [i for i in range(len(v2.concepts)) if c_key(v2, i) not in v2.icons[style]]
+        for i in missing[:20]:
+            assert v2.icon(style, i) == v2.icons[v2.stand_in_style(i)][c_key(v2, i)]
+        for i in own[:20]:
+            assert v2.icon(style, i) == v2.icons[style][c_key(v2, i)]
+    with pytest.raises(ValueError, match='styles must be one of'):
+        load_world(0, 'v3')
+
+
+def c_key(w, i):
+    return w.concepts[i].key
+
+
+def test_long_binding_episodes_reach_32_supports_and_keep_the_query_among_them(world):
+    """text_episode(max_supports=48), stage 2 of model v2: up to 32 ways, the query one of the supports' names."""
+    rng = np.random.default_rng(0)
+    counts = []
+    for _ in range(200):
+        t = samples.text_episode(world, rng, 'train', kind='binding', max_supports=48)
+        parts = t.split(text.EOC)[:-1]
+        *supports, query = parts
+        counts.append(len(supports))
+        assert query in supports  # the query line repeats a support (its name and label)
+    assert max(counts) > 32 and min(counts) >= 2

@@ -347,3 +347,15 @@ def test_concept_neighbours_are_the_nearest_by_the_rices_embedding_and_feed_look
     for seed in range(5):
         page = look_alikes(world, np.random.default_rng(seed), concepts, 3, first=c0, neighbours=near)
         assert page[0] == c0 and len(set(page)) == 3 and set(page[1:]) <= set(near[c0][:4])
+
+
+def test_binding_eval_set_with_32_supports_names_every_concept_and_asks_for_one():
+    """Stage 2's model v2 gate: 5-way binding with 32 supports, each of the 5 bound at least once."""
+    from emojiworld import text as ew_text
+    from emojiworld.concepts import load_world
+    from train.lm import binding_eval_set
+    for prompt, answer in binding_eval_set(load_world(), 10, 5, seed=0, supports=32):
+        chunks = prompt.split(ew_text.EOC)
+        assert len(chunks) == 33 and prompt.count(ew_text.IMAGE) == 33
+        labels = {c.rsplit(" ", 1)[-1].rstrip(".") for c in chunks[:-1]}
+        assert len(labels) == 5 and answer in labels
