@@ -85,9 +85,22 @@ export class FlamingoClient {
     return this.call((remote) => remote.load(modelUrl, options, Comlink.proxy(onEvent)));
   }
 
-  /** The prompt's pixel buffers are transferred to the worker: they are detached here after the call. */
-  generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent> {
-    return this.call((remote) => remote.generate(Comlink.transfer(prompt, pixelBuffers(prompt)), options, Comlink.proxy(onEvent)));
+  /**
+   * The prompt's pixel buffers are transferred to the worker: they are detached here after the call.
+   * The events come through the callback's own MessagePort and the result through the worker's, so
+   * the result can overtake the last tokens: it resolves only once the done event has come through
+   * the callback as well (every token before it), or a second after the result if it never does.
+   */
+  async generate(prompt: Prompt, options: GenerateOptions, onEvent: (event: EngineEvent) => void): Promise<DoneEvent> {
+    let delivered = () => {};
+    const doneDelivered = new Promise<void>((resolve) => (delivered = resolve));
+    const events = (event: EngineEvent) => {
+      onEvent(event);
+      if (event.type === 'done') delivered();
+    };
+    const done = await this.call((remote) => remote.generate(Comlink.transfer(prompt, pixelBuffers(prompt)), options, Comlink.proxy(events)));
+    await Promise.race([doneDelivered, new Promise((resolve) => setTimeout(resolve, 1000))]);
+    return done;
   }
 
   /** Encodes images or clips ahead of a prompt that uses them; their pixel buffers are transferred. */
