@@ -34,7 +34,8 @@ if [ "$STAGE" = all ] || [ "$STAGE" = 1 ]; then
   done
 fi
 if [ "$STAGE" = all ] || [ "$STAGE" = 3 ]; then
-  # 3p's recipe (reproduce.sh) on the v2 stages, pages as long as 32-shot prompts
+  # 3p's recipe (reproduce.sh) on the v2 stages, pages as long as 32-shot prompts. The first run stopped at step 264
+  # (--max_minutes=45); checkpoints/v2/bridge-partial.pt is its final.pt: continue with --init=checkpoints/v2/bridge-partial.pt
   $PY -m train.flamingo $tok --world=v2 --vision="$RUNS/vision/last.pt" --lm="$RUNS/lm/best.pt" \
     --init=checkpoints/bridge.pt --out="$RUNS/flamingo" --lr=5e-4 --seed=7 --steps=3000 --clip_batch=32 \
     --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
