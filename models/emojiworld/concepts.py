@@ -5,9 +5,11 @@ and the fixed train / held-out split.
 Text comes from emojibase-data (labels, tags, groups); artwork from iconify sets whose icon names
 are (mostly) the kebab-case of the English label. The concepts are those drawn in all four CORE_STYLES;
 the styles added for model v2 (V2_STYLES) draw what they have, and World.icon stands in a core training
-style for the rest, so that the concept set and the split stay those of model v1. A held-out concept's name, in any locale, must never
-appear in training text, so held-out concepts are drawn only among those whose names are not a
-phrase inside some other concept's name, and training tags that mention one are dropped.
+style for the rest, so that the concept set and the split stay those of model v1.
+
+A held-out concept's name, in any locale, must never appear in training text, so held-out concepts
+are drawn only among those whose names are not a phrase inside some other concept's name, and
+training tags that mention one are dropped.
 """
 
 import json
