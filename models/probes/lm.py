@@ -8,6 +8,7 @@ cannot make the LM copy where the LM alone does not (rules-3r.txt).
 
     cd models && /usr/bin/python3 -m probes.lm [--lm=checkpoints/lm.pt --n=100 --ways=10,16,20,24,32
                                                 --lengths=200,240,256,270,290,320,360 --interpolate]
+    cd models && /usr/bin/python3 -m probes.lm --gates --lm=checkpoints/v2/lm.pt   # stage 2's gates, 32 shots too
 
 The many-way episodes use the training concepts whose name is one token as stand-ins for the pictures, so
 that 24 ways still fit in 256 tokens; labels are pseudo-words, as in stage 2's gate.
@@ -21,7 +22,7 @@ from emojiworld import text as ew_text
 from emojiworld.concepts import load_world
 from flamingo.model import FlamingoConfig, LanguageModel
 from flamingo.tokenizer import Tokenizer
-from train.lm import binding_accuracy, binding_eval_set, copy_text
+from train.lm import binding_accuracy, binding_eval_set, copy_text, gate_sets
 
 
 def with_filler(episodes, tok: Tokenizer, min_tokens: int, seed: int):
@@ -48,6 +49,8 @@ def main():
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--ways", default="10,16,20,24,32")
     ap.add_argument("--lengths", default="200,240,256,270,290,320,360")
+    ap.add_argument("--gates", action="store_true",
+                    help="only stage 2's gates (train.lm.gate_sets, with the long ones): any LM beside model v2's")
     ap.add_argument("--interpolate", action="store_true",
                     help="also each length past the trained context with positions scaled by context / longest prompt")
     a = ap.parse_args()
@@ -57,6 +60,10 @@ def main():
     lm.load_state_dict(ckpt["lm"])
     tok, world = Tokenizer.load(a.tokenizer), load_world()
     print(f"trained context: {lm.cfg.context_length} tokens")
+    if a.gates:
+        for name, episodes in gate_sets(world, 200, long=True).items():
+            print(f"{name}: {binding_accuracy(lm, tok, episodes, 'cpu'):.3f} ({len(episodes)} episodes)", flush=True)
+        return
     short = [i for i in world.split("train") if len(tok.encode(world.concepts[i].name)) == 1]
     for n in (int(w) for w in a.ways.split(",") if w):
         episodes = binding_eval_set(world, a.n, n, seed=7000 + n, pool=short)

@@ -84,6 +84,16 @@ def binding_eval_set(world, n_episodes: int, n_way: int, seed: int, pool=None, s
     return out
 
 
+def gate_sets(world, n_episodes: int, long: bool) -> dict:
+    """Stage 2's gates, name -> episodes: 2- and 5-way 1-shot binding of held-out names; with `long` (model v2,
+    640-token training) also 5-way with 32 supports and 32-way 1-shot (prompts of 32 shots), half as many each."""
+    sets = {f"binding_{n}way_heldout": binding_eval_set(world, n_episodes, n, seed=1000 + n) for n in (2, 5)}
+    if long:
+        sets["binding_5way_32supports_heldout"] = binding_eval_set(world, n_episodes // 2, 5, seed=1032, supports=32)
+        sets["binding_32way_heldout"] = binding_eval_set(world, n_episodes // 2, 32, seed=1064)
+    return sets
+
+
 @torch.no_grad()
 def binding_accuracy(lm, tok: Tokenizer, episodes, device) -> float:
     """Teacher-forced exact match: every token of ' {answer}.' must be the argmax."""
@@ -158,11 +168,7 @@ def main():
     if step == 0 and s.init:
         lm.load_state_dict(torch.load(s.init, map_location="cpu")["lm"])
         print(f"initialised from {s.init}")
-    evals = {f"binding_{n}way_heldout": binding_eval_set(world, s.eval_episodes, n, seed=1000 + n) for n in (2, 5)}
-    if s.seq_len >= 640:  # the model v2 gate: 5-way binding with 32 supports, and 32 ways (prompts of 32 shots)
-        evals["binding_5way_32supports_heldout"] = binding_eval_set(world, s.eval_episodes // 2, 5, seed=1032,
-                                                                    supports=32)
-        evals["binding_32way_heldout"] = binding_eval_set(world, s.eval_episodes // 2, 32, seed=1064)
+    evals = gate_sets(world, s.eval_episodes, long=s.seq_len >= 640)
     params = sum(p.numel() for p in lm.parameters())
     print(f"LM: {params / 1e6:.2f}M parameters, vocab {len(tok.vocab)}, {cfg.n_layers} layers, d={cfg.d_model}")
     t_start = time.time()
