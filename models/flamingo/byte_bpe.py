@@ -17,6 +17,8 @@ import json
 import unicodedata
 from collections import Counter
 
+from .tokenizer import merge_pair
+
 # Unicode's White_Space: what \s means in the Oniguruma regex Hugging Face tokenizers runs (and
 # \p{White_Space} in the TypeScript twin)
 WHITESPACE = set("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {chr(c) for c in range(0x2000, 0x200b)}
@@ -182,15 +184,7 @@ def train_byte_bpe(texts: list[str], n_merges: int, added_tokens: list[str]) -> 
         merges.append(f"{a} {b}")
         vocab[a + b] = len(vocab)
         for w, parts in splits.items():
-            i, out = 0, []
-            while i < len(parts):
-                if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(parts[i])
-                    i += 1
-            splits[w] = out
+            splits[w] = merge_pair(parts, a, b)
     added = [{"id": len(vocab) + k, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": True} for k, t in enumerate(added_tokens)]
     return {

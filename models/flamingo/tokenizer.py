@@ -131,6 +131,19 @@ class Tokenizer:
         return cls(d["model"]["vocab"], merges, specials)
 
 
+def merge_pair(parts: list[str], a: str, b: str) -> list[str]:
+    """One BPE merge applied to a word's pieces: every adjacent (a, b) becomes a + b, left to right."""
+    i, out = 0, []
+    while i < len(parts):
+        if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
+            out.append(a + b)
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return out
+
+
 def train_bpe(texts: list[str], vocab_size: int, special_tokens=SPECIAL_TOKENS, min_frequency: int = 2) -> Tokenizer:
     """Classic BPE: start from characters, merge the most frequent adjacent pair until vocab_size."""
     words = Counter()
@@ -158,13 +171,5 @@ def train_bpe(texts: list[str], vocab_size: int, special_tokens=SPECIAL_TOKENS, 
         merges.append((a, b))
         vocab[a + b] = len(vocab)
         for w, parts in splits.items():
-            i, out = 0, []
-            while i < len(parts):
-                if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(parts[i])
-                    i += 1
-            splits[w] = out
+            splits[w] = merge_pair(parts, a, b)
     return Tokenizer(vocab, merges, list(special_tokens))
