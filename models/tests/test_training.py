@@ -359,3 +359,18 @@ def test_binding_eval_set_with_32_supports_names_every_concept_and_asks_for_one(
         assert len(chunks) == 33 and prompt.count(ew_text.IMAGE) == 33
         labels = {c.rsplit(" ", 1)[-1].rstrip(".") for c in chunks[:-1]}
         assert len(labels) == 5 and answer in labels
+
+
+def test_bridge_of_a_run_is_exactly_its_trained_part(tmp_path):
+    """tools/bridge_of.py keeps what stage 3 trained (the weights the average follows) and nothing
+    frozen; the frozen rest of final.pt is the stage checkpoints' (test above), so the bridge on
+    those stages is the run's model again (what export --bridge and load_trained read)."""
+    from tools.bridge_of import bridge_of
+    tiny_stage_checkpoints(tmp_path)
+    cmd = tiny_stage3(tmp_path, f"--out={tmp_path / 'run'}", "--steps=1", "--warmup=1", "--ema=0.5")
+    subprocess.run(cmd, cwd=MODELS, check=True, capture_output=True, env={**os.environ, "TORCH_THREADS": "1"})
+    final = torch.load(tmp_path / "run" / "final.pt", map_location="cpu")
+    bridge = bridge_of(final)
+    assert set(bridge["model"]) == set(torch.load(tmp_path / "run" / "last.pt", map_location="cpu")["ema"])
+    assert all(torch.equal(bridge["model"][k], final["model"][k]) for k in bridge["model"])
+    assert bridge["config"] == final["config"] and bridge["meta"] == final["meta"]
