@@ -84,3 +84,22 @@ def test_rices_supports_says_which_support_the_prediction_copied(tmp_path):
     ]}
     row = rices_supports(report, episodes).splitlines()[2]
     assert row == "| naming-rices-2shot | 4 | 75 | 25 | 75 | 50 | 25 (2) | 50 |"
+
+
+def test_targets_table_judges_the_last_report_on_its_weakest_tasks():
+    from report.targets import table
+
+    def report(**acc):
+        return {"tasks": {k.replace("_", "-"): {"n": 50, "accuracy": v} for k, v in acc.items()}}
+    old = report(binding_5way_1shot=0.94, naming_0shot=0.04, naming_4shot=0.02, scene_qa_0shot=0.70,
+                 scene_qa_rices_8shot=0.74, scene_qa_rices_32shot=0.32)
+    new = report(binding_5way_1shot=0.96, naming_0shot=0.30, naming_4shot=0.40, scene_qa_0shot=0.90,
+                 scene_qa_rices_8shot=0.88, scene_qa_rices_32shot=0.86)
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in table({"v1": old, "v2": new}, {"v2": 11_000_000}).splitlines()}
+    assert lines["binding 5-way 1-shot ≥ 95 %"].endswith("| 94 % | 96 % | met |")
+    assert lines["naming 0-shot ≥ 40 %"].endswith("| 4 % | 30 % | **not met** |")
+    assert lines["naming 4-shot ≥ 0-shot + 10 points"].endswith("| -2 points | +10 points | met |")
+    assert lines["scene questions ≥ 85 % (weakest task)"].endswith("| 32 % (scene-qa-rices-32shot) | 86 % (scene-qa-rices-32shot) | met |")
+    assert lines["32 shots ≥ 8 shots on every task (largest fall)"].endswith("| -42 points (scene-qa-rices) | -2 points (scene-qa-rices) | **not met** |")
+    assert lines["float32 weights ≤ 20 MB"].endswith("| — | 11.0 MB | met |")
+    assert lines["clip questions ≥ 70 % (weakest task)"].endswith("| — | — | — |")  # no such task: not judged
