@@ -1,6 +1,6 @@
 """Turn CLI evaluation reports into the model card's table and plot.
 
-    cd models && /usr/bin/python3 -m report.results eval/report.json [--card ../public/models/emojiworld/MODEL_CARD.md]
+    cd models && /usr/bin/python3 -m report.results eval/report.json [--card ../public/models/emojiworld/MODEL_CARD.md] [--baseline OLD.json]
     cd models && /usr/bin/python3 -m report.results eval/report.json --questions eval/episodes/all.jsonl
     cd models && /usr/bin/python3 -m report.results eval/report.json --supports eval/episodes/all.jsonl
 
@@ -31,12 +31,24 @@ def by_family(tasks: dict) -> dict:
     return dict(sorted(fam.items()))
 
 
-def table(tasks: dict) -> str:
+def table(tasks: dict, baseline: dict | None = None) -> str:
+    """Accuracy (%) per task family and shot count; with `baseline` (another report's tasks, same
+    episodes) each cell is "this (baseline)"."""
     fam = by_family(tasks)
+    old = by_family(baseline) if baseline else {}
+
+    def cell(name, k, shots):
+        if k not in shots:
+            return ""
+        if not baseline:
+            return f"{100 * shots[k]['accuracy']:.1f}"
+        before = old.get(name, {}).get(k)
+        return f"{100 * shots[k]['accuracy']:.0f}" + (f" ({100 * before['accuracy']:.0f})" if before else "")
+
     lines = ["| task | " + " | ".join(f"{k}-shot" for k in SHOTS) + " | n |",
              "| --- | " + " | ".join("---:" for _ in SHOTS) + " | ---: |"]
     for name, shots in fam.items():
-        cells = [f"{100 * shots[k]['accuracy']:.1f}" if k in shots else "" for k in SHOTS]
+        cells = [cell(name, k, shots) for k in SHOTS]
         n = max(t["n"] for t in shots.values())
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {n} |")
     past = [f"{task} {t['pastTrainedContext']}/{t['n']}" for task, t in tasks.items() if t.get("pastTrainedContext")]
@@ -129,6 +141,7 @@ def main():
     ap.add_argument("report")
     ap.add_argument("--out", default=None, help="folder for results.md and the plot (default: the report's)")
     ap.add_argument("--card", help="a model card whose <!-- results --> block gets the table, the plot beside it")
+    ap.add_argument("--baseline", metavar="REPORT", help="another model's report on the same episodes: cells read 'this (baseline)'")
     ap.add_argument("--questions", metavar="EPISODES", help="only print scene / clip QA by question family")
     ap.add_argument("--supports", metavar="EPISODES", help="only print what the RICES episodes' predictions copied")
     args = ap.parse_args()
@@ -140,7 +153,7 @@ def main():
         print(rices_supports(report, Path(args.supports)))
         return
     out = Path(args.out or Path(args.report).parent)
-    md = table(report["tasks"])
+    md = table(report["tasks"], json.loads(Path(args.baseline).read_text())["tasks"] if args.baseline else None)
     (out / "results.md").write_text(md + "\n")
     plot(report["tasks"], out / "accuracy-vs-shots.png")
     if args.card:

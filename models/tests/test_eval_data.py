@@ -103,3 +103,10 @@ def test_targets_table_judges_the_last_report_on_its_weakest_tasks():
     assert lines["32 shots ≥ 8 shots on every task (largest fall)"].endswith("| -42 points (scene-qa-rices) | -2 points (scene-qa-rices) | **not met** |")
     assert lines["float32 weights ≤ 20 MB"].endswith("| — | 11.0 MB | met |")
     assert lines["clip questions ≥ 70 % (weakest task)"].endswith("| — | — | — |")  # no such task: not judged
+
+
+def test_table_with_a_baseline_puts_the_old_number_beside_the_new():
+    from report.results import table
+    new = {"naming-0shot": {"n": 50, "accuracy": 0.30}, "naming-4shot": {"n": 50, "accuracy": 0.42}}
+    old = {"naming-0shot": {"n": 50, "accuracy": 0.04}}
+    assert table(new, old).splitlines()[2] == "| naming | 30 (4) |  |  |  | 42 |  |  |  | 50 |"
