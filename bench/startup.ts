@@ -1,8 +1,14 @@
 // Start-up of the built app in Chromium: navigation start → the model ready (the page's
-// MODEL_READY_MARK), on a cold visit (a fresh browser context: empty IndexedDB, HTTP cache and
-// wasm code cache, so every model file is downloaded from localhost) and on warm visits (reloads
-// of the same context: model files from IndexedDB). The mark's detail is the worker's LoadTimings.
-import type { Browser, Page } from '@playwright/test';
+// MODEL_READY_MARK), on a cold visit (a fresh browser profile: empty IndexedDB, HTTP cache, Cache
+// Storage and wasm code cache, so every model file is downloaded from localhost) and on warm visits
+// (reloads in the same profile: model files from IndexedDB, the app and runtime from the service
+// worker's precache). The mark's detail is the worker's LoadTimings.
+//
+// Each visit stays `dwellMs` on the page after it is ready before the next one starts, as a
+// visitor would: V8 writes a wasm module's compiled code to its cache only once its optimised code
+// has stopped growing for a while (--wasm-caching-timeout-ms, 2 s), so a reload right at the ready
+// mark would never find it (docs/BENCHMARKS.md, "Start-up on WASM").
+import type { Browser, BrowserContext, Page } from '@playwright/test';
 import { MODEL_READY_MARK } from '../src/ui/useModel';
 import type { LoadTimings } from '../src/worker/api';
 
@@ -17,6 +23,21 @@ export interface StartupResult {
   cold: StartupSample[];
   warm: StartupSample[];
 }
+
+export interface StartupSettings {
+  /** Page URL, query included (e.g. `http://127.0.0.1:4371/?backend=wasm`). */
+  url: string;
+  coldRuns: number;
+  /** Reloads after the last cold visit. */
+  warmRuns: number;
+  /** Time on the page after each ready mark, before the next visit (ms). */
+  dwellMs: number;
+  /** A fresh profile per cold visit; closed when that visit and its reloads are done. */
+  newProfile: () => Promise<BrowserContext>;
+}
+
+/** Fresh incognito-like contexts of one browser (what `npm run bench` uses). */
+export const incognitoProfiles = (browser: Browser) => () => browser.newContext();
 
 async function readyMark(page: Page, timeoutMs: number): Promise<StartupSample> {
   const handle = await page.waitForFunction(
@@ -34,22 +55,13 @@ async function readyMark(page: Page, timeoutMs: number): Promise<StartupSample> 
   return { readyMs: startTime, pageToLoadMs: loadStart, timings: detail };
 }
 
-/**
- * `coldRuns` fresh contexts; in the last one, `warmRuns` reloads. `query` picks the backend
- * (e.g. '?backend=wasm').
- */
-export async function measureStartup(
-  browser: Browser,
-  baseUrl: string,
-  query: string,
-  coldRuns: number,
-  warmRuns: number,
-): Promise<StartupResult> {
+/** `coldRuns` fresh profiles; in the last one, `warmRuns` reloads. */
+export async function measureStartup(s: StartupSettings): Promise<StartupResult> {
   const result: StartupResult = { cold: [], warm: [] };
-  for (let i = 0; i < coldRuns; i++) {
-    const context = await browser.newContext();
+  for (let i = 0; i < s.coldRuns; i++) {
+    const context = await s.newProfile();
     try {
-      const page = await context.newPage();
+      const page = context.pages()[0] ?? (await context.newPage());
       const errors: string[] = [];
       page.on('pageerror', (error) => errors.push(error.message));
       page.on('console', (message) => {
@@ -57,16 +69,18 @@ export async function measureStartup(
       });
       const ready = async () => {
         try {
-          return await readyMark(page, 180_000);
+          const sample = await readyMark(page, 180_000);
+          await page.waitForTimeout(s.dwellMs);
+          return sample;
         } catch (cause) {
           const shown = await page.locator('#root').innerText().catch(() => '');
           throw new Error(`the app was not ready in 180 s; the page says: ${shown.slice(0, 400)}; console: ${errors.join('; ')}`, { cause });
         }
       };
-      await page.goto(`${baseUrl}/${query}`);
+      await page.goto(s.url);
       result.cold.push(await ready());
-      if (i === coldRuns - 1) {
-        for (let w = 0; w < warmRuns; w++) {
+      if (i === s.coldRuns - 1) {
+        for (let w = 0; w < s.warmRuns; w++) {
           await page.reload();
           result.warm.push(await ready());
         }

@@ -13,13 +13,15 @@ const params = new URLSearchParams(window.location.search);
 const backend = params.get('backend') as BackendChoice | null;
 const base = new URL(import.meta.env.BASE_URL, window.location.href).href;
 
-const controller = new EmbedController(new FlamingoClient(), {
+const client = new FlamingoClient();
+const controller = new EmbedController(client, {
   backend: backend && BACKENDS.includes(backend) ? backend : 'auto',
   modelUrl: new URL(params.get('model') ?? `${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href,
   base,
 });
 controller.start();
 startServiceWorker({
+  after: client.firstLoadSettled,
   beforeReload: () => controller.abandonAll('The embed is reloading to a new version; send the request again after flamingo:ready.'),
 });
 

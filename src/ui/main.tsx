@@ -12,7 +12,8 @@ const client = new FlamingoClient();
 // ONNX Runtime starts in the worker while React renders; the model's load reuses it.
 client.prepare(settingsFromUrl().backend);
 
-startServiceWorker();
+// The offline app installs once the model is up: the precache download waits for the start-up.
+startServiceWorker({ after: client.firstLoadSettled });
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
