@@ -16,6 +16,7 @@ import {
   type WarningEvent,
 } from './api';
 
+export { backendChoice } from './api';
 export type { BackendChoice, LoadEvent, LoadResult, ScoreOptions, ScoreResult, WarningEvent } from './api';
 export type { Pictures, TokenPicture } from '../engine/pictures';
 
