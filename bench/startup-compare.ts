@@ -1,9 +1,12 @@
-// `npx tsx bench/startup-compare.ts --before DIR --after DIR [--rounds 3] [--warm 2] [--dwell 5000]
+// `npx tsx bench/startup-compare.ts --before DIR --after DIR [--rounds 3] [--warm 3] [--dwell 6000]
 // [--port 4393] [--incognito] [--out FILE]`: start-up of two builds of the app (`vite build
-// --outDir DIR`) served side by side and measured in alternation (round r: before, after; the
-// order flips every round), so that both meet the same load on the machine. Each round is one cold
-// visit per build in a fresh Chromium profile (a real on-disk profile unless --incognito) and
-// `--warm` reloads of it. Prints the median of each phase and after/before ratios; numbers only.
+// --outDir DIR`) served side by side and measured in alternation, visit by visit, so that both meet
+// the same load on the machine. Each round opens one fresh Chromium profile per build (a real
+// on-disk profile unless --incognito), then: cold visit, cold visit, warm visit, warm visit, …
+// (`--warm` warm visits each; which build goes first flips every round). The first warm visit is
+// reported apart from the later ones: only from the second on can V8's wasm code cache be there
+// (the first visit's runtime came from the network, not from the service worker's Cache Storage). Prints the
+// median of each phase and after/before ratios, overall and of the paired visits; numbers only.
 import { chromium } from '@playwright/test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -12,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { chromiumLaunchOptions } from '../e2e/browser';
 import { startupPhases } from './report';
 import { startPreview } from './server';
-import { incognitoProfiles, measureStartup, type StartupResult, type StartupSettings } from './startup';
+import { incognitoProfiles, newVisitor, type StartupSample, type StartupSettings } from './startup';
 
 type Phases = ReturnType<typeof startupPhases>;
 
@@ -51,8 +54,8 @@ async function main(): Promise<void> {
       before: { type: 'string' },
       after: { type: 'string' },
       rounds: { type: 'string', default: '3' },
-      warm: { type: 'string', default: '2' },
-      dwell: { type: 'string', default: '5000' },
+      warm: { type: 'string', default: '3' },
+      dwell: { type: 'string', default: '6000' },
       port: { type: 'string', default: '4393' },
       incognito: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -64,25 +67,31 @@ async function main(): Promise<void> {
   const servers = [await startPreview(builds.before, port), await startPreview(builds.after, port + 1)];
   const browser = values.incognito ? await chromium.launch(chromiumLaunchOptions({ webgpu: false })) : undefined;
   const disk = diskProfiles();
-  const results: Record<'before' | 'after', StartupResult> = { before: { cold: [], warm: [] }, after: { cold: [], warm: [] } };
+  const kinds = ['cold', 'first warm visit', 'later warm visits'] as const;
+  type Kind = (typeof kinds)[number];
+  const results = { before: emptyKinds(), after: emptyKinds() };
   const load: number[] = [];
   try {
     for (let round = 0; round < Number(values.rounds); round++) {
       const order = round % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
-      for (const which of order) {
-        const server = servers[which === 'before' ? 0 : 1];
-        const r = await measureStartup({
-          url: `${server.url}/?backend=wasm`,
-          coldRuns: 1,
-          warmRuns: Number(values.warm),
-          dwellMs: Number(values.dwell),
-          newProfile: browser ? incognitoProfiles(browser) : disk.newProfile,
-        });
-        results[which].cold.push(...r.cold);
-        results[which].warm.push(...r.warm);
-        load.push(loadavg()[0]);
-        const show = (xs: { readyMs: number }[]) => xs.map((x) => Math.round(x.readyMs)).join(' / ');
-        console.log(`round ${round + 1} ${which}: cold ${show(r.cold)}, warm ${show(r.warm)} ms (load ${loadavg()[0].toFixed(1)})`);
+      const newProfile = browser ? incognitoProfiles(browser) : disk.newProfile;
+      const visitors = { before: await newVisitor(newProfile, Number(values.dwell)), after: await newVisitor(newProfile, Number(values.dwell)) };
+      const url = { before: `${servers[0].url}/?backend=wasm`, after: `${servers[1].url}/?backend=wasm` };
+      try {
+        for (let v = 0; v <= Number(values.warm); v++) {
+          const kind: Kind = v === 0 ? 'cold' : v === 1 ? 'first warm visit' : 'later warm visits';
+          const line: string[] = [];
+          for (const which of order) {
+            const sample = v === 0 ? await visitors[which].visit(url[which]) : await visitors[which].revisit();
+            results[which][kind].push(sample);
+            line.push(`${which} ${Math.round(sample.readyMs)}`);
+          }
+          load.push(loadavg()[0]);
+          console.log(`round ${round + 1}, ${kind}: ${line.join(', ')} ms (load ${loadavg()[0].toFixed(1)})`);
+        }
+      } finally {
+        await visitors.before.close();
+        await visitors.after.close();
       }
     }
   } finally {
@@ -90,14 +99,27 @@ async function main(): Promise<void> {
     await disk.cleanUp();
     for (const server of servers) await server.close();
   }
-  const phases = {
-    before: { cold: startupPhases(results.before.cold), warm: startupPhases(results.before.warm) },
-    after: { cold: startupPhases(results.after.cold), warm: startupPhases(results.after.warm) },
-  };
   console.log(`\nmedians (ms), load average ${Math.min(...load).toFixed(1)}-${Math.max(...load).toFixed(1)}; spans on the worker's clock`);
-  printComparison('cold', phases.before.cold, phases.after.cold);
-  printComparison('warm', phases.before.warm, phases.after.warm);
+  const phases: Record<string, { before: Phases; after: Phases; pairedReadyRatio: number | null }> = {};
+  for (const kind of kinds) {
+    const before = startupPhases(results.before[kind]);
+    const after = startupPhases(results.after[kind]);
+    const pairedReadyRatio = pairedRatio(results.before[kind], results.after[kind]);
+    phases[kind] = { before, after, pairedReadyRatio };
+    printComparison(kind, before, after);
+    console.log(`  median of the paired visits' ready after/before: ${pairedReadyRatio ?? '—'}`);
+  }
   if (values.out) await writeFile(values.out, JSON.stringify({ builds, load, phases, samples: results }, null, 2) + '\n');
+}
+
+function emptyKinds(): Record<'cold' | 'first warm visit' | 'later warm visits', StartupSample[]> {
+  return { cold: [], 'first warm visit': [], 'later warm visits': [] };
+}
+
+/** Median over visit pairs (same round, same visit) of after's ready time over before's. */
+function pairedRatio(before: StartupSample[], after: StartupSample[]): number | null {
+  const ratios = before.map((b, i) => after[i].readyMs / b.readyMs).sort((x, y) => x - y);
+  return ratios.length ? Number(ratios[Math.floor(ratios.length / 2)].toFixed(2)) : null;
 }
 
 main().catch((error: unknown) => {
