@@ -4,7 +4,7 @@
 import { chromium, type Browser, type Page } from '@playwright/test';
 import { chromiumLaunchOptions } from '../e2e/browser';
 import type { DecodeSample, FlamingoBenchApi, PhaseSample, ShotSample, TransformersBenchApi } from './pages/protocol';
-import { measureStartup, type StartupResult } from './startup';
+import { incognitoProfiles, measureStartup, type StartupResult } from './startup';
 
 export interface BrowserSettings {
   baseUrl: string;
@@ -15,6 +15,8 @@ export interface BrowserSettings {
   shots: number[];
   coldRuns: number;
   warmRuns: number;
+  /** Time on the page after each start-up's ready mark (bench/startup.ts). */
+  startupDwellMs: number;
   /** Also load and decode on WebGPU (SwiftShader here: correctness, not speed). */
   webgpu: boolean;
 }
@@ -78,7 +80,13 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
   const browser = await chromium.launch(chromiumLaunchOptions({ webgpu: false }));
   try {
     console.log('  app start-up, cold and warm …');
-    const startup = await measureStartup(browser, s.baseUrl, '?backend=wasm', s.coldRuns, s.warmRuns);
+    const startup = await measureStartup({
+      url: `${s.baseUrl}/?backend=wasm`,
+      coldRuns: s.coldRuns,
+      warmRuns: s.warmRuns,
+      dwellMs: s.startupDwellMs,
+      newProfile: incognitoProfiles(browser),
+    });
 
     console.log('  our engine: text-prompt decode and shots …');
     const page = await openPage(browser, `${s.baseUrl}/bench/pages/flamingo.html`, 'flamingoBench');

@@ -36,7 +36,7 @@ const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math
 const round = (x: number, digits = 1) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null);
 
 /** Median duration of each phase over start-up samples (spans that overlap stay separate). */
-function startupPhases(samples: StartupSample[]) {
+export function startupPhases(samples: StartupSample[]) {
   const span = (pick: (s: StartupSample) => [number, number] | undefined) =>
     round(median(samples.flatMap((s) => { const p = pick(s); return p ? [p[1] - p[0]] : []; })));
   const graphs = [...new Set(samples.flatMap((s) => Object.keys(s.timings.sessions)))];

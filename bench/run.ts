@@ -1,5 +1,5 @@
 // `npm run bench [-- --out FILE] [--tokens 32] [--repeats 3] [--shots 0,4,8,16,32] [--cold 2]
-// [--warm 3] [--webgpu] [--no-build]`: the whole comparison in one run, on this machine.
+// [--warm 3] [--dwell 5000] [--webgpu] [--no-build]`: the whole comparison in one run, on this machine.
 //   1. the bench build (app + bench pages, `vite build --mode bench` → dist-bench/), and our LM
 //      exported for transformers.js (models/tools/export_lm_transformersjs.py) into it;
 //   2. onnxruntime-node: the CLI bench (src/cli/bench.ts) and the text-prompt decode;
@@ -49,6 +49,8 @@ async function main(): Promise<void> {
       shots: { type: 'string', default: '0,4,8,16,32' },
       cold: { type: 'string', default: '2' },
       warm: { type: 'string', default: '3' },
+      // ms on the page after each start-up, before the next visit (bench/startup.ts)
+      dwell: { type: 'string', default: '5000' },
       port: { type: 'string', default: '4371' },
       webgpu: { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
       shots,
       coldRuns: Number(values.cold),
       warmRuns: Number(values.warm),
+      startupDwellMs: Number(values.dwell),
       webgpu: values.webgpu,
     });
   } finally {

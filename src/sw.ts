@@ -1,7 +1,8 @@
 /// <reference lib="webworker" />
 // The service worker (vite-plugin-pwa, injectManifest: vite.config.ts). It precaches the app shell
 // and ONNX Runtime's runtime files — never the model weights, which live in IndexedDB — and serves
-// them with the cross-origin isolation headers put back (src/pwa/headers.ts).
+// pages and worker scripts with the cross-origin isolation headers put back, everything else
+// straight from Cache Storage, so that V8's code caches keep working (src/pwa/headers.ts).
 //
 // Versions never mix: a new deployment installs a new worker that waits (registerType "prompt");
 // until the user accepts the update, the old worker keeps serving the old version's files from its
@@ -9,7 +10,7 @@
 // (src/pwa/register.ts).
 import { cleanupOutdatedCaches, getCacheKeyForURL, matchPrecache, precache, type PrecacheEntry } from 'workbox-precaching';
 import { EMBED_CONFIG_PATH } from './embed/allowList';
-import { withServedHeaders } from './pwa/headers';
+import { servableAsStored, withServedHeaders } from './pwa/headers';
 
 declare const self: ServiceWorkerGlobalScope & { __WB_MANIFEST: (PrecacheEntry | string)[] };
 
@@ -55,9 +56,11 @@ function precachedUrl(url: URL, navigation: boolean): string | undefined {
 }
 
 async function fromPrecache(url: string, request: Request): Promise<Response> {
+  const path = new URL(url).pathname;
+  const cached = await matchPrecache(url);
+  if (cached && servableAsStored(request, cached, path)) return cached;
   // A precache entry can vanish (the browser evicted the cache): then the network answers.
-  const cached = (await matchPrecache(url)) ?? (await fetch(request));
-  return withServedHeaders(cached, new URL(url).pathname);
+  return withServedHeaders(cached ?? (await fetch(request)), path);
 }
 
 /** The deployer's allow-list is read fresh whenever the network answers; offline, the last copy. */

@@ -39,14 +39,24 @@ export const pwa = {
   },
 };
 
+/** The longest a page's start-up may hold back the service worker's registration. */
+const REGISTER_AFTER_AT_MOST_MS = 30_000;
+
 /**
  * Once per page. `beforeReload` runs just before a version change reloads the page (the embed
- * tells its hosts that their pending requests end there).
+ * tells its hosts that their pending requests end there). `after`: registration waits for it (at
+ * most REGISTER_AFTER_AT_MOST_MS). On a first visit, installing the worker downloads and stores the
+ * whole precache (~40 MB, both ONNX Runtime builds), which on a small machine competes with the
+ * model's own start for the cores and the disk; the pages pass the model's first load here.
  */
-export function startServiceWorker(options: { beforeReload?: () => void } = {}): void {
+export function startServiceWorker(options: { beforeReload?: () => void; after?: Promise<unknown> } = {}): void {
   if (started || !('serviceWorker' in navigator)) return;
   started = true;
+  const cap = new Promise((resolve) => setTimeout(resolve, REGISTER_AFTER_AT_MOST_MS));
+  void Promise.race([options.after?.catch(() => undefined), cap]).then(() => register(options));
+}
 
+function register(options: { beforeReload?: () => void }): void {
   let controlled = navigator.serviceWorker.controller !== null;
   navigator.serviceWorker.addEventListener('controllerchange', () => {
     // The first worker claiming a fresh page is the same version as the page: no reload.

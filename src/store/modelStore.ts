@@ -2,7 +2,9 @@
 // progress, verified against its sha256 and stored. Files are keyed by their sha256, so a file
 // that two models (or two versions) share is stored once, and a changed file is a new key. A
 // graph's external data shards are files of their own, fetched one after another: a download
-// holds one shard in flight, and each is verified and stored before the next starts.
+// holds one shard in flight, and each is verified before the next starts. A downloaded file is
+// handed on as soon as it is verified; its write to IndexedDB (a few hundred ms for the bundled
+// model) goes on beside the sessions' creation, and `stored` settles when every write has.
 // Runs in the worker and in the page (idb-keyval works in both).
 import { clear, createStore, del, delMany, get, keys, set, type UseStore } from 'idb-keyval';
 import {
@@ -41,6 +43,8 @@ export interface LoadedModel {
   /** The variant whose files these are (`float32`: the default files). */
   variant: string;
   warnings: StoreWarning[];
+  /** The cache writes still in flight. Never rejects: a failed write is a warning. Await it before reporting the load. */
+  stored: Promise<void>;
 }
 
 export interface LoadModelOptions {
@@ -82,12 +86,15 @@ export async function loadModel(
   // Files load in parallel; the first failure stops the others (no progress after the error).
   const siblings = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, siblings.signal]) : siblings.signal;
+  const writes: Promise<void>[] = [];
   const loadGraph = async (file: ManifestFile) => {
     const graph = await loadFile(base, file, cache, onProgress, warn, signal);
+    writes.push(graph.stored);
     const shards: { path: string; data: Uint8Array }[] = [];
     let source = graph.source;
     for (const shard of file.external_data ?? []) {
-      const { bytes, source: from } = await loadFile(base, shard, cache, onProgress, warn, signal);
+      const { bytes, source: from, stored } = await loadFile(base, shard, cache, onProgress, warn, signal);
+      writes.push(stored);
       shards.push({ path: shard.path, data: bytes });
       if (from === 'network') source = 'network';
     }
@@ -109,7 +116,7 @@ export async function loadModel(
     if (loaded[i].shards.length) externalData[role] = loaded[i].shards;
     sources[role] = loaded[i].source;
   });
-  return { manifest, files, externalData, sources, variant, warnings };
+  return { manifest, files, externalData, sources, variant, warnings, stored: Promise.all(writes).then(() => undefined) };
 }
 
 /** The manifest alone (validated), e.g. to choose a variant before any file is loaded. */
@@ -149,7 +156,7 @@ async function loadFile(
   onProgress: (event: ProgressEvent) => void,
   warn: (warning: StoreWarning) => void,
   signal?: AbortSignal,
-): Promise<{ bytes: Uint8Array; source: 'cache' | 'network' }> {
+): Promise<{ bytes: Uint8Array; source: 'cache' | 'network'; stored: Promise<void> }> {
   const name = file.path;
   const progress = (phase: ProgressEvent['phase'], loadedBytes: number) =>
     onProgress({ type: 'progress', phase, file: name, loadedBytes, totalBytes: file.bytes });
@@ -160,7 +167,7 @@ async function loadFile(
     try {
       await verifyFile(cached, file, name);
       progress('verify', file.bytes);
-      return { bytes: cached, source: 'cache' };
+      return { bytes: cached, source: 'cache', stored: Promise.resolve() };
     } catch (cause) {
       // A damaged cache entry must not stick: drop it and download the file again.
       warn({
@@ -189,7 +196,18 @@ async function loadFile(
   await verifyFile(bytes, file, name); // a file failing its hash is never stored
   progress('verify', file.bytes);
 
-  if (!cache) return { bytes, source: 'network' };
+  return { bytes, source: 'network', stored: cache ? storeFile(cache, file, bytes, progress, warn) : Promise.resolve() };
+}
+
+/** Writes a verified file to the cache; a failure is a warning (the model runs from memory). */
+async function storeFile(
+  cache: UseStore,
+  file: ManifestFile,
+  bytes: Uint8Array,
+  progress: (phase: ProgressEvent['phase'], loadedBytes: number) => void,
+  warn: (warning: StoreWarning) => void,
+): Promise<void> {
+  const name = file.path;
   progress('cache', 0);
   try {
     // Store a copy the size of the file (the view may sit on a larger buffer).
@@ -207,7 +225,6 @@ async function loadFile(
       cause: causeText(cause),
     });
   }
-  return { bytes, source: 'network' };
 }
 
 /** The file store, or undefined (after one warning) where IndexedDB does not work at all. */

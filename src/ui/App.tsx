@@ -3,7 +3,7 @@ import type { DoneEvent, Prompt } from '../engine/types';
 import { BUNDLED_MODEL_PATH, bundledManifest } from '../store/bundledModel';
 import { isLocalModelUrl } from '../store/modelCatalog';
 import { clearModelCache } from '../store/modelStore';
-import type { BackendChoice, FlamingoClient, ScoreResult } from '../worker/client';
+import { backendChoice, type BackendChoice, type FlamingoClient, type ScoreResult } from '../worker/client';
 import { AnswerPanel, type RunState } from './AnswerPanel';
 import { clipFromFiles, isVideoFile } from './clips';
 import { ConfirmDialog } from './ConfirmDialog';
@@ -27,7 +27,6 @@ interface Notice {
   message: string;
 }
 
-const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm'];
 
 const bundledModelUrl = () => new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href;
 
@@ -42,7 +41,6 @@ function needsConsent(url: string): boolean {
  */
 export function settingsFromUrl() {
   const params = new URLSearchParams(window.location.search);
-  const backend = params.get('backend') as BackendChoice | null;
   const model = params.get('model');
   let requested = bundledModelUrl();
   try {
@@ -51,7 +49,7 @@ export function settingsFromUrl() {
     console.warn(`?model=${model} is not a URL; using the bundled model`);
   }
   return {
-    backend: backend && BACKENDS.includes(backend) ? backend : 'auto',
+    backend: backendChoice(params.get('backend')),
     variant: params.get('variant') ?? 'auto',
     modelUrl: needsConsent(requested) ? bundledModelUrl() : requested,
     askFor: needsConsent(requested) ? requested : undefined,

@@ -19,6 +19,12 @@ import type { VariantChoice } from '../engine/variants';
 import type { StoreWarning } from '../store/modelStore';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
+const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm'];
+
+/** A page's `?backend=` value as a choice ('auto' when absent or unknown). */
+export function backendChoice(value: string | null): BackendChoice {
+  return BACKEND_CHOICES.find((choice) => choice === value) ?? 'auto';
+}
 
 export interface LoadOptions {
   backend: BackendChoice;

@@ -16,6 +16,7 @@ import {
   type WarningEvent,
 } from './api';
 
+export { backendChoice } from './api';
 export type { BackendChoice, LoadEvent, LoadResult, ScoreOptions, ScoreResult, WarningEvent } from './api';
 export type { Pictures, TokenPicture } from '../engine/pictures';
 
@@ -26,6 +27,9 @@ export class FlamingoClient {
   private readonly fallbackListeners = new Set<(warning: WarningEvent) => void>();
   /** The rejecters of calls in flight: a worker that dies never answers them. */
   private readonly inFlight = new Set<(error: Error) => void>();
+  private firstLoadDone = () => {};
+  /** Settles when the first `load` has (ready or failed): start-up's end, for work that can wait. */
+  readonly firstLoadSettled = new Promise<void>((resolve) => (this.firstLoadDone = resolve));
 
   constructor() {
     installErrorTransfer();
@@ -82,7 +86,9 @@ export class FlamingoClient {
   }
 
   load(modelUrl: string, options: LoadOptions, onEvent: (event: LoadEvent) => void): Promise<LoadResult> {
-    return this.call((remote) => remote.load(modelUrl, options, Comlink.proxy(onEvent)));
+    const loading = this.call((remote) => remote.load(modelUrl, options, Comlink.proxy(onEvent)));
+    loading.then(this.firstLoadDone, this.firstLoadDone);
+    return loading;
   }
 
   /**

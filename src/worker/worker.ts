@@ -158,6 +158,8 @@ async function load(
       return loaded;
     };
     const { backend, fallbackReason, model } = await createEngine(runtime, manifest, readFiles, choice, build === 'webgpu', variant, emit);
+    // Downloaded files are written to IndexedDB while the sessions start; a failed write is one of this load's warnings.
+    await model.stored;
     loaded = { url, manifest, variant };
     // The model manager lists what was loaded; a failure to note it costs nothing else.
     await recordModel(url, manifest).catch((cause: unknown) => console.warn('Could not record the model', cause));
