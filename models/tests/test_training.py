@@ -374,3 +374,5 @@ def test_bridge_of_a_run_is_exactly_its_trained_part(tmp_path):
     assert set(bridge["model"]) == set(torch.load(tmp_path / "run" / "last.pt", map_location="cpu")["ema"])
     assert all(torch.equal(bridge["model"][k], final["model"][k]) for k in bridge["model"])
     assert bridge["config"] == final["config"] and bridge["meta"] == final["meta"]
+    last = bridge_of(torch.load(tmp_path / "run" / "last.pt", map_location="cpu"))  # a run stopped before final.pt
+    assert all(torch.equal(last["model"][k], v) for k, v in bridge["model"].items())
