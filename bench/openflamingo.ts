@@ -107,7 +107,16 @@ async function main(): Promise<void> {
 
     await open();
     console.error(`loading ${manifest.name} (${values.variant}) into a fresh profile …`);
-    const cold = await peakDuring(rss, load);
+    let cold;
+    try {
+      cold = await peakDuring(rss, load);
+    } catch (error) {
+      // a model that cannot fit is refused before any download: that message is the result
+      const refused = { model: manifest.name, variant: values.variant, refused: error instanceof Error ? error.message : String(error) };
+      console.log(JSON.stringify(refused, null, 2));
+      if (values.out) writeFileSync(values.out, JSON.stringify(refused, null, 2) + '\n');
+      return;
+    }
     const afterLoad = { rssMb: rss(), uaMemoryMb: await uaMemoryMb() };
     let warm;
     if (values.warm) {
