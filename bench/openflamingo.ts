@@ -2,10 +2,11 @@
 // models/tools/openflamingo_random.py) in Chromium, WASM, through the app's own worker:
 //
 //   npx tsx bench/openflamingo.ts --model DIR [--variant q4] [--tokens 4] [--runs 2] [--warm]
-//                                 [--no-build] [--out FILE]
+//                                 [--profile EMPTY_DIR] [--no-build] [--out FILE]
 //
 // The bench build (`vite build --mode bench`) on `vite preview`; the folder from a second local
-// server (another origin, as `?model=` would fetch it); a fresh browser profile, so the first load
+// server (another origin, as `?model=` would fetch it); a fresh browser profile (off the record, or
+// on disk in --profile, which must be empty), so the first load
 // downloads every file into IndexedDB (sha256 checked) and starts the sessions; `--warm` reloads the
 // page and loads again from IndexedDB. Then `--runs` prompts of one fresh noise image and "Output:",
 // `--tokens` new tokens each. Memory: the renderer processes' resident set (page and worker live
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
       text: { type: 'string', default: 'Output:' },
       port: { type: 'string', default: '4381' },
       warm: { type: 'boolean', default: false },
+      profile: { type: 'string' },
       'no-build': { type: 'boolean', default: false },
       out: { type: 'string' },
     },
@@ -88,10 +90,13 @@ async function main(): Promise<void> {
   const folder = await serveFolder(modelDir, {
     headers: () => ({ 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' }),
   });
-  const browser = await chromium.launch(chromiumLaunchOptions({ webgpu: false }));
+  // --profile DIR: a profile on disk, as a visitor's browser has; else an off-the-record context
+  const context = values.profile
+    ? await chromium.launchPersistentContext(resolve(values.profile), chromiumLaunchOptions({ webgpu: false }))
+    : await (await chromium.launch(chromiumLaunchOptions({ webgpu: false }))).newContext();
   const rss = () => rendererRssMb(process.pid); // Playwright starts Chromium as a child of this process
   try {
-    const page = await (await browser.newContext()).newPage();
+    const page = await context.newPage();
     page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
     page.on('console', (message) => {
       if (message.type() === 'error' || message.type() === 'warning') console.error(`[page] ${message.text()}`);
@@ -136,7 +141,8 @@ async function main(): Promise<void> {
     const report = {
       date: new Date().toISOString(),
       machine: { cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, memoryGb: totalmem() / 2 ** 30, loadAverage: loadavg() },
-      chromium: browser.version(),
+      chromium: context.browser()?.version() ?? 'persistent context',
+      profile: values.profile ? 'on disk (--profile)' : 'off the record (Playwright newContext)',
       model: manifest.name,
       variant: cold.result.variant,
       backend: cold.result.backend,
@@ -150,7 +156,8 @@ async function main(): Promise<void> {
     console.log(json);
     if (values.out) writeFileSync(values.out, json + '\n');
   } finally {
-    await browser.close();
+    await context.close();
+    await context.browser()?.close();
     await folder.close();
     await preview.close();
   }

@@ -106,7 +106,8 @@ const api: FlamingoBenchApi = {
     const result = await client.load(model?.url ?? bundledUrl, { backend, variant: model?.variant }, () => undefined);
     imageSize = result.manifest.vision.image_size;
     const { variant, loadMs, timings, fromCache, fallbackReason } = result;
-    return { backend: result.backend, variant, loadMs, timings, fromCache, fallbackReason };
+    const warnings = result.warnings.map((w) => `${w.code}${w.file ? ` (${w.file})` : ''}: ${w.message}${w.cause ? ` [${w.cause}]` : ''}`);
+    return { backend: result.backend, variant, loadMs, timings, fromCache, fallbackReason, warnings };
   },
 
   async decodeText(text, newTokens): Promise<DecodeSample> {

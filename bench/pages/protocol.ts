@@ -52,7 +52,16 @@ export interface FlamingoBenchApi {
   load(
     backend: 'wasm' | 'webgpu',
     model?: ModelChoice,
-  ): Promise<{ backend: Backend; variant: string; loadMs: number; timings: LoadTimings; fromCache: boolean; fallbackReason?: string }>;
+  ): Promise<{
+    backend: Backend;
+    variant: string;
+    loadMs: number;
+    timings: LoadTimings;
+    fromCache: boolean;
+    fallbackReason?: string;
+    /** The store's and backend's warnings (a file it could not keep in IndexedDB, …): code and message. */
+    warnings?: string[];
+  }>;
   decodeText(text: string, newTokens: number): Promise<DecodeSample>;
   /** One fresh noise image at the loaded model's size, then `text`: timings include its encoding. */
   decodeImage(text: string, newTokens: number, seed: number): Promise<DecodeSample>;
