@@ -31,7 +31,7 @@ import onnx
 import torch
 
 from .export import FORMAT
-from .external_data import SHARD_BYTES, ShardWriter, file_entry, tensor_bytes
+from .external_data import SHARD_BYTES, ShardWriter, file_entry, save_sharded, tensor_bytes
 from .onnx_openflamingo import build_lm, build_xattn_kv, gate_values
 from .openflamingo import (CLIP_MEAN, CLIP_STD, FlamingoLayer, OpenFlamingo, OpenFlamingoConfig,
                            ResidualAttentionBlock)
@@ -255,10 +255,7 @@ def export_graphs(model: OpenFlamingo, out: Path, shard_bytes: int = SHARD_BYTES
         with torch.no_grad():
             torch.onnx.export(graph, (example,), path, opset_version=OPSET, **names)
         del graph
-        traced_graph = onnx.load(str(path))
-        writer = ShardWriter(path, shard_bytes)
-        writer.adopt(traced_graph)
-        shards[role] = writer.save(traced_graph)
+        shards[role] = save_sharded(onnx.load(str(path)), path, shard_bytes)
     return {role: shards[role] for role in GRAPHS}
 
 

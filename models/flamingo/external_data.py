@@ -97,10 +97,9 @@ class ShardWriter:
     def adopt(self, model: onnx.ModelProto, base_dir=None) -> None:
         """Moves into this graph's shards what is not there yet: a loaded graph's large raw_data (one
         traced by torch.onnx.export) and tensors still in another graph's shards (in `base_dir`)."""
-        own = {p.name for p in self.shards}
         for tensor in model.graph.initializer:
             if is_external(tensor):
-                if ExternalDataInfo(tensor).location in own:
+                if ExternalDataInfo(tensor).location in {shard.name for shard in self.shards}:
                     continue
                 data = external_bytes(tensor, base_dir)
             elif len(tensor.raw_data) >= INLINE_BELOW:
@@ -109,7 +108,6 @@ class ShardWriter:
             else:
                 continue
             self._write(tensor, data)
-            own = {p.name for p in self.shards}
 
     def save(self, model: onnx.ModelProto) -> list[Path]:
         """Writes the graph file and checks it (by path: the checker reads the shards too); returns
