@@ -26,7 +26,7 @@ const input: ReportInput = {
     decode: [decode],
     phases: [{ tokens: 32, tokensPerSecond: 100, stepMs: 10, runMs: 9, engineMs: 1 }],
     shots: [[shot(0, 200)], [shot(4, 180)], [shot(8, 170)], [shot(16, 150)], [shot(32, 100)]],
-    loadTimings: { backend: 'wasm', loadMs: 30, timings },
+    loadTimings: { backend: 'wasm', variant: 'float32', loadMs: 30, timings, fromCache: false },
     peakMemoryMb: 40,
     decodeWarmUp: [10, 90, 100],
     transformers: { version: '4.3.2', loadMs: 50, idsMatch: true, warmUp: [10, 80], decode: [{ tokens: 32, tokensPerSecond: 80, ttftMs: 6 }] },

@@ -52,7 +52,9 @@ function pageEngine() {
   })();
   return timedEngine;
 }
-const modelUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href;
+const bundledUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href;
+/** The image size of the model loaded last (the bundled one's until load is given another). */
+let imageSize = bundledManifest.vision.image_size;
 
 function noiseImage(size: number, random: () => number): RgbaImage {
   const data = new Uint8Array(size * size * 4);
@@ -70,9 +72,24 @@ async function timedGenerate(prompt: Prompt, newTokens: number) {
   return { done, arrivals, pageTotalMs: performance.now() - started };
 }
 
+/** Per decode sample: the engine's figures and the same steps seen from the page. */
+function decodeSample({ done, arrivals, pageTotalMs }: Awaited<ReturnType<typeof timedGenerate>>): DecodeSample {
+  const span = arrivals.length > 1 ? arrivals[arrivals.length - 1] - arrivals[0] : NaN;
+  return {
+    promptTokens: done.promptTokens,
+    tokens: done.tokens,
+    tokensPerSecond: done.tokensPerSecond,
+    ttftMs: done.ttftMs,
+    // Token events carry text pieces: a token that completes no character sends none.
+    pageTokensPerSecond: ((arrivals.length - 1) * 1000) / span,
+    pageTotalMs,
+    timings: done.timings,
+  };
+}
+
 /** The same shot prompt as the CLI bench (src/cli/bench.ts), with fresh images from `random`. */
 function shotPrompt(shots: number, random: () => number): Prompt {
-  const size = bundledManifest.vision.image_size;
+  const size = imageSize;
   const prompt: Prompt = [];
   for (let i = 0; i < shots; i++) prompt.push({ image: noiseImage(size, random) }, { text: 'Output: dog face.' });
   prompt.push({ image: noiseImage(size, random) }, { text: 'Output:' });
@@ -85,24 +102,21 @@ function copyPrompt(prompt: Prompt): Prompt {
 }
 
 const api: FlamingoBenchApi = {
-  async load(backend) {
-    const result = await client.load(modelUrl, { backend }, () => undefined);
-    return { backend: result.backend, loadMs: result.loadMs, timings: result.timings, fallbackReason: result.fallbackReason };
+  async load(backend, model) {
+    const result = await client.load(model?.url ?? bundledUrl, { backend, variant: model?.variant }, () => undefined);
+    imageSize = result.manifest.vision.image_size;
+    const { variant, loadMs, timings, fromCache, fallbackReason } = result;
+    const warnings = result.warnings.map((w) => `${w.code}${w.file ? ` (${w.file})` : ''}: ${w.message}${w.cause ? ` [${w.cause}]` : ''}`);
+    return { backend: result.backend, variant, loadMs, timings, fromCache, fallbackReason, warnings };
   },
 
   async decodeText(text, newTokens): Promise<DecodeSample> {
-    const { done, arrivals, pageTotalMs } = await timedGenerate([{ text }], newTokens);
-    const span = arrivals.length > 1 ? arrivals[arrivals.length - 1] - arrivals[0] : NaN;
-    return {
-      promptTokens: done.promptTokens,
-      tokens: done.tokens,
-      tokensPerSecond: done.tokensPerSecond,
-      ttftMs: done.ttftMs,
-      // Token events carry text pieces: a token that completes no character sends none.
-      pageTokensPerSecond: ((arrivals.length - 1) * 1000) / span,
-      pageTotalMs,
-      timings: done.timings,
-    };
+    return decodeSample(await timedGenerate([{ text }], newTokens));
+  },
+
+  async decodeImage(text, newTokens, seed): Promise<DecodeSample> {
+    const prompt: Prompt = [{ image: noiseImage(imageSize, seededRandom(seed)) }, { text }];
+    return decodeSample(await timedGenerate(prompt, newTokens));
   },
 
   async shots(shots, newTokens, seed): Promise<ShotSample> {

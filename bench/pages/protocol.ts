@@ -41,9 +41,30 @@ export interface PhaseSample {
   engineMs: number;
 }
 
+/** A model other than the bundled one (bench/openflamingo.ts: a converted OpenFlamingo): its folder URL. */
+export interface ModelChoice {
+  url: string;
+  /** `float32` or a variant's name (default: the worker's choice). */
+  variant?: string;
+}
+
 export interface FlamingoBenchApi {
-  load(backend: 'wasm' | 'webgpu'): Promise<{ backend: Backend; loadMs: number; timings: LoadTimings; fallbackReason?: string }>;
+  load(
+    backend: 'wasm' | 'webgpu',
+    model?: ModelChoice,
+  ): Promise<{
+    backend: Backend;
+    variant: string;
+    loadMs: number;
+    timings: LoadTimings;
+    fromCache: boolean;
+    fallbackReason?: string;
+    /** The store's and backend's warnings (a file it could not keep in IndexedDB, …): code and message. */
+    warnings?: string[];
+  }>;
   decodeText(text: string, newTokens: number): Promise<DecodeSample>;
+  /** One fresh noise image at the loaded model's size, then `text`: timings include its encoding. */
+  decodeImage(text: string, newTokens: number, seed: number): Promise<DecodeSample>;
   shots(shots: number, newTokens: number, seed: number): Promise<ShotSample>;
   decodePhases(text: string, newTokens: number): Promise<PhaseSample>;
   /** performance.measureUserAgentSpecificMemory (page + worker), MB; null where not allowed. */

@@ -22,18 +22,19 @@ reference of OpenFlamingo's forward (models/tests/test_openflamingo.py, src/engi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
-from .export import FORMAT, file_entry
-from .external_data import SHARD_BYTES, save_sharded
+from .export import FORMAT
+from .external_data import SHARD_BYTES, ShardWriter, file_entry, save_sharded, tensor_bytes
 from .onnx_openflamingo import build_lm, build_xattn_kv, gate_values
-from .openflamingo import CLIP_MEAN, CLIP_STD, OpenFlamingo, OpenFlamingoConfig
+from .openflamingo import (CLIP_MEAN, CLIP_STD, FlamingoLayer, OpenFlamingo, OpenFlamingoConfig,
+                           ResidualAttentionBlock)
 from .quantize import write_variants
 
 OPSET = 17
@@ -144,11 +145,11 @@ def infer_config(sd: dict, lm_config: dict, head_width: int = 64, xattn_dim_head
 
 
 def build_model(checkpoint: dict, clip: dict, lm: dict, lm_config: dict, media_token_id: int, **heads) -> OpenFlamingo:
-    """The reference model with the three sources loaded (strict=False across files, strict within the model)."""
+    """The reference model with the three sources loaded (strict=False across files, strict within
+    the model). It holds the sources' own float32 tensors, not copies."""
     sd = merge(checkpoint, clip, lm)
     cfg = infer_config(sd, lm_config, **heads)
-    model = OpenFlamingo(cfg, media_token_id).eval()
-    own = model.state_dict()
+    model, own = assemble(cfg, media_token_id, sd)
     missing = [k for k in own if k not in sd]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -160,11 +161,44 @@ def build_model(checkpoint: dict, clip: dict, lm: dict, lm_config: dict, media_t
     unknown = [k for k in unknown if not k.startswith("lang_encoder.old_decoder_blocks.")]
     if unknown:
         raise ConversionError(f"weights this layout has no place for: {', '.join(unknown[:5])}")
-    for k, v in own.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise ConversionError(f"{k} has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}")
-    model.load_state_dict({k: sd[k].float() for k in own})
+    for k, shape in own.items():
+        if tuple(sd[k].shape) != shape:
+            raise ConversionError(f"{k} has shape {tuple(sd[k].shape)}, expected {shape}")
     return model
+
+
+def assemble(cfg: OpenFlamingoConfig, media_token_id: int, sd: dict) -> tuple[OpenFlamingo, dict[str, tuple]]:
+    """OpenFlamingo holding sd's tensors themselves, built a layer at a time: each new layer's own
+    initial weights are replaced by sd's as soon as it exists, so that there are never two copies
+    of the 10 GB of OpenFlamingo-3B's weights (torch 1.13 cannot build a model without allocating
+    it). Returns the model and the shape it expects at each of its keys (a key sd lacks or has at
+    another shape keeps its initial weights: build_model refuses the model then)."""
+    model = OpenFlamingo(dataclasses.replace(cfg, n_layers=0, vision_layers=0), media_token_id)
+    model.cfg = cfg
+    expected = take(model, "", sd)
+    resblocks = model.vision_encoder.transformer.resblocks
+    for i in range(cfg.vision_layers):
+        block = ResidualAttentionBlock(cfg.vision_width, cfg.vision_heads, cfg.vision_mlp_ratio, cfg.quick_gelu)
+        expected |= take(block, f"vision_encoder.transformer.resblocks.{i}.", sd)
+        resblocks.append(block)
+    layers = model.lang_encoder.parts()[1]
+    for i in range(cfg.n_layers):
+        layer = FlamingoLayer(cfg, i in cfg.xattn_layers)
+        expected |= take(layer, f"{LAYERS[cfg.lm_arch]}.{i}.", sd)
+        layers.append(layer)
+    return model.eval(), expected
+
+
+def take(module: torch.nn.Module, prefix: str, sd: dict) -> dict[str, tuple]:
+    """Replaces each parameter of `module` by sd[prefix + name] where sd has it at its shape."""
+    expected = {}
+    for name, param in list(module.named_parameters()):
+        key = prefix + name
+        expected[key] = tuple(param.shape)
+        if key in sd and tuple(sd[key].shape) == expected[key]:
+            owner, _, attr = name.rpartition(".")
+            setattr(module.get_submodule(owner), attr, torch.nn.Parameter(sd[key].float()))
+    return expected
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -194,22 +228,35 @@ class ResamplerGraph(torch.nn.Module):
 
 
 def export_graphs(model: OpenFlamingo, out: Path, shard_bytes: int = SHARD_BYTES) -> dict[str, list[Path]]:
-    """The four graphs; weights past shard_bytes go to external data shards (returned per graph)."""
+    """The four graphs; weights past shard_bytes go to external data shards (returned per graph).
+
+    Consumes the model: each part is let go once its graphs are written (the language model first,
+    then the resampler, then the ViT), so that memory falls as the files grow. The LM's graphs are
+    streamed (each weight written to its shard as the builder makes it); the traced two are loaded
+    one at a time, and their weights moved to shards."""
     cfg = model.cfg
     S, n = cfg.image_size, cfg.grid ** 2
-    with torch.no_grad():
-        torch.onnx.export(VisionGraph(model), (torch.randn(2, 3, S, S),), out / "vision_encoder.onnx",
-                          input_names=["pixel_values"], output_names=["image_features"],
-                          dynamic_axes={"pixel_values": {0: "n"}, "image_features": {0: "n"}}, opset_version=OPSET)
-        torch.onnx.export(ResamplerGraph(model), (torch.randn(1, 2, n, cfg.vision_width),), out / "resampler.onnx",
-                          input_names=["image_features"], output_names=["latents", "latent_attention"],
-                          dynamic_axes={"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"},
-                                        "latent_attention": {0: "batch", 3: "keys"}}, opset_version=OPSET)
-    # one graph in memory at a time: each holds a copy of its weights until it is saved
-    build = {"vision_encoder": lambda: onnx.load(str(out / "vision_encoder.onnx")),
-             "resampler": lambda: onnx.load(str(out / "resampler.onnx")),
-             "xattn_kv": lambda: build_xattn_kv(model), "lm": lambda: build_lm(model)}
-    return {role: save_sharded(build[role](), out / f"{role}.onnx", shard_bytes) for role in GRAPHS}
+    shards = {}
+    for role, build in (("xattn_kv", build_xattn_kv), ("lm", build_lm)):
+        writer = ShardWriter(out / f"{role}.onnx", shard_bytes)
+        shards[role] = writer.save(build(model, writer))
+    del model.lang_encoder
+    traced = {"resampler": (ResamplerGraph(model), torch.randn(1, 2, n, cfg.vision_width),
+                            {"input_names": ["image_features"], "output_names": ["latents", "latent_attention"],
+                             "dynamic_axes": {"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"},
+                                              "latent_attention": {0: "batch", 3: "keys"}}}),
+              "vision_encoder": (VisionGraph(model), torch.randn(2, 3, S, S),
+                                 {"input_names": ["pixel_values"], "output_names": ["image_features"],
+                                  "dynamic_axes": {"pixel_values": {0: "n"}, "image_features": {0: "n"}}})}
+    del model.perceiver, model.vision_encoder  # the graphs' modules hold them until they are traced
+    for role in ("resampler", "vision_encoder"):
+        graph, example, names = traced.pop(role)
+        path = out / f"{role}.onnx"
+        with torch.no_grad():
+            torch.onnx.export(graph, (example,), path, opset_version=OPSET, **names)
+        del graph
+        shards[role] = save_sharded(onnx.load(str(path)), path, shard_bytes)
+    return {role: shards[role] for role in GRAPHS}
 
 
 # ----------------------------------------------------------------------------- tokenizer and manifest
@@ -235,8 +282,8 @@ def token_id(tokenizer: dict, content: str) -> int:
     return tokenizer["model"]["vocab"][content]
 
 
-def write_manifest(model: OpenFlamingo, out: Path, meta: dict, shards: dict[str, list[Path]]) -> dict:
-    cfg = model.cfg
+def write_manifest(cfg: OpenFlamingoConfig, gates: list[dict], out: Path, meta: dict,
+                   shards: dict[str, list[Path]]) -> dict:
     manifest = {
         "format": FORMAT,
         "name": meta.get("name", "openflamingo"),
@@ -252,7 +299,7 @@ def write_manifest(model: OpenFlamingo, out: Path, meta: dict, shards: dict[str,
                "head_dim": cfg.d_model // cfg.n_heads, "xattn_layers": cfg.xattn_layers,
                "xattn_heads": cfg.xattn_heads, "xattn_head_dim": cfg.xattn_dim_head,
                "context_length": cfg.max_seq_len, "positions": "alibi" if cfg.lm_arch == "mpt" else "rope",
-               "gates": gate_values(model)},
+               "gates": gates},
         # GPT-NeoX's tokenizer adds no BOS, and OpenFlamingo's prompts start without one: no "bos"
         "special_tokens": {"image": "<image>", "end_of_chunk": "<|endofchunk|>", "pad": "<PAD>", "unk": "<|endoftext|>"},
         "prompt_templates": PROMPT_TEMPLATES,
@@ -284,8 +331,7 @@ def requirements(cfg: OpenFlamingoConfig, out: Path, files: dict) -> dict:
     for f in files.values():
         if f["path"].endswith(".onnx"):
             for t in onnx.load(str(out / f["path"]), load_external_data=False).graph.initializer:
-                item = np.dtype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[t.data_type]).itemsize
-                largest = max(largest, int(np.prod(t.dims, dtype=np.int64)) * item)
+                largest = max(largest, tensor_bytes(t))
     return {"storage_bytes": stored, "memory_bytes": int(stored * 1.2) + kv_cache + 64 * 2 ** 20,
             "largest_tensor_bytes": largest}
 
@@ -311,10 +357,12 @@ def convert(checkpoint: dict, clip: dict, lm: dict, lm_config: dict, tokenizer: 
     n_tokens = max([*tokenizer["model"]["vocab"].values(), *(t["id"] for t in tokenizer["added_tokens"])]) + 1
     if n_tokens > model.cfg.vocab_size:
         raise ConversionError(f"tokenizer.json has {n_tokens} tokens, wte only {model.cfg.vocab_size} rows")
-    shards = export_graphs(model, out, shard_bytes)
+    cfg, gates = model.cfg, gate_values(model)
+    shards = export_graphs(model, out, shard_bytes)  # consumes the model: the weights are in the files now
+    del model
     (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
-    manifest = write_manifest(model, out, meta or {}, shards)
-    return add_variants(model.cfg, out, shard_bytes) if variants else manifest
+    manifest = write_manifest(cfg, gates, out, meta or {}, shards)
+    return add_variants(cfg, out, shard_bytes) if variants else manifest
 
 
 def main():

@@ -8,7 +8,6 @@ computed outside the graph (mask.py), never a boolean CumSum inside it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from .external_data import file_entry
 from .model import Flamingo, FlamingoConfig, PerceiverResampler
 from .onnx_lm import build_lm, build_xattn_kv, gate_values
 from .quantize import write_variants
@@ -63,11 +63,6 @@ def export_graphs(model: Flamingo, out: Path) -> None:
         # The language model's graphs are written op by op (onnx_lm.py), not traced.
         onnx.save(build_xattn_kv(model.flamingo_lm), out / "xattn_kv.onnx")
         onnx.save(build_lm(model.flamingo_lm), out / "lm.onnx")
-
-
-def file_entry(path: Path) -> dict:
-    data = path.read_bytes()
-    return {"path": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 PROMPT_TEMPLATES = {

@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from .external_data import Inline
 from .model import FlamingoLM, GatedXAttnDenseBlock
 
 OPSET = 17
@@ -36,10 +37,13 @@ MASKED = -10000.0
 
 
 class GraphBuilder:
-    """A little helper around onnx.helper: named initializers, one node per call."""
+    """A little helper around onnx.helper: named initializers, one node per call. Each constant is
+    handed to `tensors` as it is made: kept inline (the default), or written straight to the graph's
+    external data shards by an external_data.ShardWriter (OpenFlamingo's 5 GB lm.onnx)."""
 
-    def __init__(self):
+    def __init__(self, tensors=None):
         self.nodes, self.inits, self.count = [], [], 0
+        self.tensors = tensors or Inline()
 
     def name(self, hint: str) -> str:
         self.count += 1
@@ -47,7 +51,7 @@ class GraphBuilder:
 
     def const(self, value, hint: str = "c", dtype=np.float32) -> str:
         name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        self.inits.append(self.tensors.tensor(np.asarray(value, dtype=dtype), name))
         return name
 
     def op(self, op_type: str, inputs, hint: str | None = None, outputs: int | list[str] = 1, domain: str = "",

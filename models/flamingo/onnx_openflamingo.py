@@ -43,9 +43,10 @@ def gelu(g: GraphBuilder, x: str) -> str:
     return g.op("Gelu", [x], domain=MS)  # exact (erf) GELU
 
 
-def build_xattn_kv(model: OpenFlamingo) -> onnx.ModelProto:
+def build_xattn_kv(model: OpenFlamingo, tensors=None) -> onnx.ModelProto:
+    """`tensors`: where the weights go as they are made (GraphBuilder; a ShardWriter streams them)."""
     cfg = model.cfg
-    g = GraphBuilder()
+    g = GraphBuilder(tensors)
     inner, H, dh = cfg.xattn_heads * cfg.xattn_dim_head, cfg.xattn_heads, cfg.xattn_dim_head
     x = g.op("Reshape", ["media_latents", g.const([0, -1, cfg.vision_width], "shape", i64)])  # [B, M*l, dv]
     outputs = []
@@ -62,12 +63,12 @@ def build_xattn_kv(model: OpenFlamingo) -> onnx.ModelProto:
     return unchecked_model(g, "xattn_kv", inputs, outputs)
 
 
-def build_lm(model: OpenFlamingo) -> onnx.ModelProto:
+def build_lm(model: OpenFlamingo, tensors=None) -> onnx.ModelProto:
     cfg = model.cfg
     wte, layers, norm_f, out_weight = model.lang_encoder.parts()
     d, H = cfg.d_model, cfg.n_heads
     dh = d // H
-    g = GraphBuilder()
+    g = GraphBuilder(tensors)
 
     s = g.op("Gather", [g.op("Shape", ["input_ids"]), g.const(1, "one", i64)], axis=0)
     P = g.op("Gather", [g.op("Shape", ["past_key_0"]), g.const(2, "two", i64)], axis=0)
@@ -183,7 +184,7 @@ def linear_b(g: GraphBuilder, x: str, linear) -> str:
 
 def unchecked_model(g: GraphBuilder, name: str, inputs, outputs) -> onnx.ModelProto:
     """GraphBuilder.model without the checker, which cannot take a proto past 2 GB (MPT-1B's lm is
-    5 GB): external_data.save_sharded checks the saved file instead."""
+    5 GB) nor find the shards of a streamed one: external_data.ShardWriter.save checks the saved file."""
     graph = helper.make_graph(g.nodes, name, inputs, outputs, g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
                              producer_name="flamingo-web")

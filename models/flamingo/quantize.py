@@ -24,7 +24,6 @@ dequantised weight = (code − zero_point) · scale, and Y = A · dequant(B)ᵀ.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .external_data import SHARD_BYTES, initializer_bytes, save_sharded
+from .external_data import SHARD_BYTES, Inline, ShardWriter, file_entry, initializer_bytes, read_array
 
 MS_DOMAIN = "com.microsoft"
 # Constants and float32 islands enter float16 clipped to ±2^15, not to the format's 65504: a −1e9
@@ -99,24 +98,31 @@ def dequantize_blocks(B, scales, zero_points, K: int, bits: int, block_size: int
 # ---------------------------------------------------------------- graph helpers
 
 class Constants:
-    """Constant float tensors of a graph by name: initializers and Constant nodes' values."""
+    """Constant tensors of a graph by name: initializers and Constant nodes' values, read when asked
+    for (one at a time: an initializer in external data is read from its shard in `base_dir`)."""
 
-    def __init__(self, graph: onnx.GraphProto):
-        self.graph = graph
-        self.values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    def __init__(self, graph: onnx.GraphProto, base_dir=None):
+        self.base_dir = base_dir
+        self.tensors = {i.name: i for i in graph.initializer}
         self.producers = {o: node for node in graph.node for o in node.output}
         for node in graph.node:
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                self.values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+                self.tensors[node.output[0]] = node.attribute[0].t
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def value(self, name: str) -> np.ndarray:
+        return read_array(self.tensors[name], self.base_dir)
 
     def get(self, name: str):
         """The value, also through a Transpose of a constant (a tied head: MatMul(x, Transpose(wte)))."""
-        if name in self.values:
-            return self.values[name]
+        if name in self.tensors:
+            return self.value(name)
         node = self.producers.get(name)
-        if node is not None and node.op_type == "Transpose" and node.input[0] in self.values:
+        if node is not None and node.op_type == "Transpose" and node.input[0] in self.tensors:
             perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
-            return np.transpose(self.values[node.input[0]], perm)
+            return np.transpose(self.value(node.input[0]), perm)
         return None
 
 
@@ -172,13 +178,16 @@ def with_ms_opset(model: onnx.ModelProto) -> None:
 
 # ---------------------------------------------------------------- q4: MatMul → MatMulNBits
 
-def to_matmul_nbits(model: onnx.ModelProto, bits: int = 4, block_size: int = 32,
-                    symmetric: bool = False) -> tuple[onnx.ModelProto, int]:
-    """A copy of `model` with every constant-weight MatMul as MatMulNBits; and how many were replaced."""
+def to_matmul_nbits(model: onnx.ModelProto, bits: int = 4, block_size: int = 32, symmetric: bool = False,
+                    base_dir=None, tensors=None) -> tuple[onnx.ModelProto, int]:
+    """A copy of `model` with every constant-weight MatMul as MatMulNBits; and how many were replaced.
+    Weights in external data are read from `base_dir` one at a time; the new ones go to `tensors`
+    (inline by default; a ShardWriter writes each to the variant's shards as it is made)."""
+    tensors = tensors or Inline()
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     check_no_subgraphs(graph)
-    constants = Constants(graph)
+    constants = Constants(graph, base_dir)
     taken = all_names(graph)
     packed: dict[str, tuple[str, ...]] = {}  # a weight shared by several MatMuls is stored once
     new_inits = []
@@ -194,10 +203,10 @@ def to_matmul_nbits(model: onnx.ModelProto, bits: int = 4, block_size: int = 32,
             B, scales, zp = quantize_blocks(w, bits, block_size, symmetric)
             stem = node.input[1].replace("::", "_")
             names = [unique_name(taken, f"{stem}_q{bits}"), unique_name(taken, f"{stem}_scales")]
-            new_inits += [numpy_helper.from_array(B, names[0]), numpy_helper.from_array(scales, names[1])]
+            new_inits += [tensors.tensor(B, names[0]), tensors.tensor(scales, names[1])]
             if zp is not None:
                 names.append(unique_name(taken, f"{stem}_zero_points"))
-                new_inits.append(numpy_helper.from_array(zp, names[2]))
+                new_inits.append(tensors.tensor(zp, names[2]))
             packed[node.input[1]] = tuple(names)
         nbits = helper.make_node("MatMulNBits", [node.input[0], *packed[node.input[1]]], list(node.output),
                                  name=unique_name(taken, f"{node.name or 'MatMul'}_Q{bits}"), domain=MS_DOMAIN,
@@ -246,20 +255,22 @@ def cast_to(node: onnx.NodeProto):
     return next(a for a in node.attribute if a.name == "to")
 
 
-def to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
+def to_float16(model: onnx.ModelProto, base_dir=None, tensors=None) -> onnx.ModelProto:
     """A float16 copy of `model` whose inputs and outputs are still float32.
 
     The stream runs in float16: tensors computed from a float input of the graph or from weights.
     Float made from integers (a Cast of positions, a ConstantOfShape) starts a float32 island that
     lasts until it meets the stream (RoPE angles, masks), so that a position like 255 is not
     rounded before its sine is taken; there it is clipped to ±2^15 (a −1e9 mask stays finite,
-    even with a score added) and cast. Constants read by the stream are stored in float16.
+    even with a score added) and cast. Constants read by the stream are stored in float16, each
+    read (from `base_dir` when external) and handed to `tensors` one at a time, as in to_matmul_nbits.
     """
+    tensors = tensors or Inline()
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     check_no_subgraphs(graph)
     floats = float_tensors(model)
-    constants = Constants(graph)
+    constants = Constants(graph, base_dir)
     taken = all_names(graph)
 
     # 1. Inputs: cast once, and the graph reads the float16 copy.
@@ -267,7 +278,7 @@ def to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
     renamed: dict[str, str] = {}
     head: list[onnx.NodeProto] = []
     for inp in graph.input:
-        if inp.type.tensor_type.elem_type == FLOAT and inp.name not in constants.values:
+        if inp.type.tensor_type.elem_type == FLOAT and inp.name not in constants:
             half = unique_name(taken, f"{inp.name}_fp16")
             head.append(helper.make_node("Cast", [inp.name], [half], name=unique_name(taken, f"Cast_{inp.name}"), to=HALF))
             renamed[inp.name] = half
@@ -299,10 +310,10 @@ def to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
                 continue
             if name in half_of:
                 pass
-            elif name in constants.values:  # a constant read by the stream: stored in float16
-                value = np.clip(constants.values[name], -FP16_CLIP, FP16_CLIP).astype(np.float16)
+            elif name in constants:  # a constant read by the stream: stored in float16
+                value = np.clip(constants.value(name), -FP16_CLIP, FP16_CLIP).astype(np.float16)
                 half_of[name] = unique_name(taken, f"{name}_fp16")
-                new_inits.append(numpy_helper.from_array(value, half_of[name]))
+                new_inits.append(tensors.tensor(value, half_of[name]))
             else:  # an island's float32, clipped so that a -1e9 mask stays finite
                 clipped = unique_name(taken, f"{name}_clipped")
                 half = unique_name(taken, f"{name}_fp16")
@@ -344,11 +355,6 @@ def to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 # ---------------------------------------------------------------- variants of a model folder
 
-def file_entry(path: Path) -> dict:  # as export.py writes them
-    data = path.read_bytes()
-    return {"path": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -382,25 +388,24 @@ MIN_SAVING = 0.1
 
 
 def make_variant(model: onnx.ModelProto, variant: Variant, block_size: int = BLOCK_SIZE,
-                 symmetric: bool = SYMMETRIC) -> onnx.ModelProto | None:
-    """The variant of one graph, or None when the float32 graph serves as well."""
+                 symmetric: bool = SYMMETRIC, base_dir=None, tensors=None) -> onnx.ModelProto | None:
+    """The variant of one graph, or None when the float32 graph serves as well (tensors as in
+    to_matmul_nbits; the caller checks the saved file)."""
     changed = False
     if variant.bits:
         before = initializer_bytes(model)
-        model, replaced = to_matmul_nbits(model, variant.bits, block_size, symmetric)
+        model, replaced = to_matmul_nbits(model, variant.bits, block_size, symmetric, base_dir, tensors)
         changed = replaced > 0 and initializer_bytes(model) <= (1 - MIN_SAVING) * before
     if variant.float16:
-        model, changed = to_float16(model), True
-    if not changed:
-        return None
-    if initializer_bytes(model) < 2 ** 31 - 2 ** 24:  # past 2 GB only a saved file can be checked (save_sharded does)
-        onnx.checker.check_model(model)
-    return model
+        model, changed = to_float16(model, base_dir, tensors), True
+    return model if changed else None
 
 
 def write_variants(model_dir: Path, variants=VARIANTS, block_size: int = BLOCK_SIZE,
                    symmetric: bool = SYMMETRIC, shard_bytes: int = SHARD_BYTES) -> dict:
-    """Writes each variant's graphs next to the float32 ones and lists them in manifest.json."""
+    """Writes each variant's graphs next to the float32 ones and lists them in manifest.json. Tensor
+    by tensor: each weight is read from the float32 files, converted and written to the variant's
+    shards before the next is read, so that no whole model is ever in memory."""
     model_dir = Path(model_dir)
     manifest_path = model_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -409,11 +414,15 @@ def write_variants(model_dir: Path, variants=VARIANTS, block_size: int = BLOCK_S
     for variant in variants:
         files = {}
         for role, path in graphs.items():
-            out = make_variant(onnx.load(str(model_dir / path)), variant, block_size, symmetric)
-            if out is None:
-                continue
+            source = onnx.load(str(model_dir / path), load_external_data=False)
             target = model_dir / f"{Path(path).stem}.{variant.name}.onnx"
-            shards = save_sharded(out, target, shard_bytes)  # weights past the shard size as external data
+            writer = ShardWriter(target, shard_bytes)  # weights past the shard size as external data
+            out = make_variant(source, variant, block_size, symmetric, model_dir, writer)
+            if out is None:
+                writer.discard()
+                continue
+            writer.adopt(out, model_dir)  # the float32 weights it keeps (the embedding, norms), copied over
+            shards = writer.save(out)
             files[role] = file_entry(target)
             if shards:
                 files[role]["external_data"] = [file_entry(p) for p in shards]

@@ -7,10 +7,12 @@ converted folder has our graph contracts. That the graphs compute the reference'
 tokens is checked through ONNX Runtime in src/engine/openflamingo.test.ts (no onnxruntime for
 Python here). The fixture is also the sensitive one: a wrong mask rule would move its logits.
 """
+import io
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -18,9 +20,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # models/: tools.openflamingo_parity
 import tools.openflamingo_parity as fixture  # noqa: E402
 from flamingo.byte_bpe import ByteLevelTokenizer, pre_tokenize  # noqa: E402
-from flamingo.convert_openflamingo import ConversionError, build_model, convert  # noqa: E402
+from flamingo.convert_openflamingo import ConversionError, ResamplerGraph, VisionGraph, build_model, convert  # noqa: E402
 from flamingo.mask import media_index  # noqa: E402
+from flamingo.onnx_openflamingo import build_lm, build_xattn_kv  # noqa: E402
 from flamingo.openflamingo import split_state_dict  # noqa: E402
+from flamingo.quantize import VARIANTS, make_variant  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +210,47 @@ def test_weights_past_the_shard_size_go_to_external_data_shards(model, tokenizer
 ])
 def test_gpt2_pre_tokenizer(text, words):
     assert pre_tokenize(text) == words
+
+
+def test_the_streamed_conversion_equals_the_graphs_built_in_memory(model, tokenizer, tmp_path):
+    """The converter hands each weight to its shard as the graph builder makes it, and makes the
+    variants tensor by tensor from the float32 files; built whole in memory instead (weights inline,
+    the variants from the loaded float32 graph), every graph has the same nodes and weights."""
+    manifest = convert(*fixture.user_files(model), fixture.MPT_CONFIG, tokenizer, tmp_path, {}, 200_000,
+                       **fixture.HEADS)
+    assert manifest["files"]["lm"]["external_data"] and manifest["variants"]["fp16"]["files"]["lm"]["external_data"]
+    in_memory = {"xattn_kv": build_xattn_kv(model), "lm": build_lm(model)}
+    for role, graph in (("vision_encoder", VisionGraph(model)), ("resampler", ResamplerGraph(model))):
+        traced = onnx.load(tmp_path / f"{role}.onnx", load_external_data=False)
+        example = [torch.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim]) for i in traced.graph.input]
+        buffer = io.BytesIO()
+        with torch.no_grad():
+            torch.onnx.export(graph, tuple(example), buffer, opset_version=17,
+                              input_names=[i.name for i in traced.graph.input],
+                              output_names=[o.name for o in traced.graph.output])
+        in_memory[role] = onnx.load_from_string(buffer.getvalue())
+    for role, whole in in_memory.items():
+        streamed = onnx.load(str(tmp_path / manifest["files"][role]["path"]))
+        if role in ("xattn_kv", "lm"):  # the traced graphs' dynamic axes differ from the example's: weights only
+            assert_same_graph(streamed, whole)
+        assert_same_weights(streamed, whole)
+        for name, variant in manifest["variants"].items():
+            expected = make_variant(streamed, next(v for v in VARIANTS if v.name == name))
+            if expected is None:
+                assert role not in variant["files"]
+                continue
+            assert_same_graph(onnx.load(str(tmp_path / variant["files"][role]["path"])), expected)
+            assert_same_weights(onnx.load(str(tmp_path / variant["files"][role]["path"])), expected)
+
+
+def assert_same_graph(a: onnx.ModelProto, b: onnx.ModelProto):
+    assert [n.SerializeToString() for n in a.graph.node] == [n.SerializeToString() for n in b.graph.node]
+    assert [i.SerializeToString() for i in a.graph.input] == [i.SerializeToString() for i in b.graph.input]
+    assert [o.SerializeToString() for o in a.graph.output] == [o.SerializeToString() for o in b.graph.output]
+
+
+def assert_same_weights(a: onnx.ModelProto, b: onnx.ModelProto):
+    """The same initializers in the same order, equal values (names of traced graphs aside)."""
+    values = lambda m: [onnx.numpy_helper.to_array(t) for t in m.graph.initializer]  # noqa: E731
+    assert [t.dims for t in a.graph.initializer] == [t.dims for t in b.graph.initializer]
+    assert all(np.array_equal(x, y) for x, y in zip(values(a), values(b)))

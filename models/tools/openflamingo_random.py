@@ -6,8 +6,10 @@ Real widths throughout: CLIP ViT-L/14 at 224 px (256 patch tokens, width 1024), 
 Resampler (64 latents, 8 x 64, 6 layers), MPT-1B (width 2048, 16 heads, ALiBi, OpenFlamingo's
 50280-row wte) and OpenFlamingo-3B's gated blocks (8 x 64, ff x 4, before every layer). With
 --layers and --vision_layers below 24, fewer of the LM's and the ViT's layers: each layer costs the
-same, so a run at 2 layers measures the per-layer cost without 13 GB of weights. The weights are
-random (the real ones cannot be downloaded here): the answers are noise, the cost is not.
+same, so a run at 2 layers measures the per-layer cost in minutes. The full model (2.56 billion
+parameters, 9.9 GiB of float32 files) converts in about 10.4 GiB of RAM (docs/BENCHMARKS.md,
+"OpenFlamingo-3B-shaped"). The weights are random (the real ones cannot be downloaded here): the
+answers are noise, the cost is not.
 """
 from __future__ import annotations
 

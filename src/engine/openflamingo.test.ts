@@ -150,15 +150,16 @@ describe.each(['mpt', 'gpt_neox'])('a converted OpenFlamingo (%s) against the Py
     await engine.release();
   });
 
-  it('its q4 variant (MatMulNBits) loads and stays near the reference', async () => {
-    const { manifest: q4, files, externalData } = await loadModelDir(model, 'q4');
-    expect(q4.files.lm.path).toBe('lm.q4.onnx');
-    const engine = await createNodeEngine(model, { backend: 'cpu' }, 'q4');
+  // q4: MatMulNBits; fp16: float16 weights and arithmetic (made by the converter, run here on the CPU EP)
+  it.each(['q4', 'fp16'])('its %s variant loads and stays near the reference', async (variant) => {
+    const { manifest: chosen, files, externalData } = await loadModelDir(model, variant);
+    expect(chosen.files.lm.path).toBe(`lm.${variant}.onnx`);
+    const engine = await createNodeEngine(model, { backend: 'cpu' }, variant);
     const images = await Promise.all(expected.images.map((p) => readPng(join(dir, p))));
     const done = await engine.generate(textToPrompt(expected.prompt, images, engine.manifest.special_tokens), { maxNewTokens: 4, stopAtNewline: false }, () => undefined);
     expect(done.tokens).toBeGreaterThan(0);
     await engine.release();
-    // the first step's logits, through the q4 lm.onnx: 4-bit weights move them, not far
+    // the first step's logits, through the variant's graphs: 4-bit or 16-bit weights move them, not far
     const lm = await ort.InferenceSession.create(files.lm, { externalData: externalData.lm });
     const xattnKv = await ort.InferenceSession.create(files.xattn_kv);
     const M = expected.images.length;
@@ -176,7 +177,7 @@ describe.each(['mpt', 'gpt_neox'])('a converted OpenFlamingo (%s) against the Py
     const logits = (await lm.run(feeds)).logits.data as Float32Array;
     const diff = maxAbsDiff(logits, expected.step_logits[0]);
     const spread = Math.max(...expected.step_logits[0]) - Math.min(...expected.step_logits[0]);
-    console.log(`OpenFlamingo q4: max abs logit difference ${diff.toExponential(2)} (logits span ${spread.toFixed(2)})`);
+    console.log(`OpenFlamingo ${variant}: max abs logit difference ${diff.toExponential(2)} (logits span ${spread.toFixed(2)})`);
     expect(diff).toBeGreaterThan(0); // it is another graph
     expect(diff).toBeLessThan(0.1 * spread);
   });
