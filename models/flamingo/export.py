@@ -129,6 +129,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--extra", nargs="*", default=[], help="files copied into the model folder (card, splits)")
     ap.add_argument("--no_variants", action="store_true", help="float32 only (default: also the quantize.py variants)")
+    ap.add_argument("--version", help="the manifest's version (default: the checkpoint's meta, else 0.1.0)")
     args = ap.parse_args()
     if args.bridge:  # run from models/: the shipped model is kept as its three stages
         from train.flamingo import load_trained
@@ -142,7 +143,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for extra in args.extra:
         shutil.copy(extra, out / os.path.basename(extra))
-    manifest = export_model(model, tok, out, ckpt.get("meta", {}))
+    meta = {**ckpt.get("meta", {}), **({"version": args.version} if args.version else {})}
+    manifest = export_model(model, tok, out, meta)
     total = sum(f["bytes"] for f in manifest["files"].values())
     print(f"exported to {out}: {total / 1e6:.2f} MB in {len(manifest['files'])} files")
     if not args.no_variants:  # quantised variants of the new graphs (docs/MODEL_FORMAT.md, "Variants")

@@ -34,11 +34,20 @@ if [ "$STAGE" = all ] || [ "$STAGE" = 1 ]; then
   done
 fi
 if [ "$STAGE" = all ] || [ "$STAGE" = 3 ]; then
-  # 3p's recipe (reproduce.sh) on the v2 stages, pages as long as 32-shot prompts. The first run stopped at step 264
-  # (--max_minutes=45); checkpoints/v2/bridge-partial.pt is its final.pt: continue with --init=checkpoints/v2/bridge-partial.pt
+  # 3p's recipe (reproduce.sh) on the v2 stages, pages as long as 32-shot prompts. The run stopped at step 264
+  # (--max_minutes=45), was resumed with the same command and stopped by hand after step 500 (TRAINING_LOG_v2.md):
+  # --steps=500 ends where checkpoints/v2/bridge.pt stands.
   $PY -m train.flamingo $tok --world=v2 --vision="$RUNS/vision/last.pt" --lm="$RUNS/lm/best.pt" \
-    --init=checkpoints/bridge.pt --out="$RUNS/flamingo" --lr=5e-4 --seed=7 --steps=3000 --clip_batch=32 \
+    --init=checkpoints/bridge.pt --out="$RUNS/flamingo" --lr=5e-4 --seed=7 --steps=500 --clip_batch=32 \
     --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
     --max_images=32 --max_way=10 --seq_len=640 --restyle_share=0.5 --similar_share=0.5 --ema=0.99 --match_weight=1 \
     --eval_every=250 --ckpt_every=25
+  $PY tools/bridge_of.py "$RUNS/flamingo/final.pt" "$RUNS/bridge.pt"
+fi
+if [ "$STAGE" = all ] || [ "$STAGE" = export ]; then
+  # the model folder from the three stages (checkpoints/v2/ holds this run's; BRIDGE= another bridge), then the
+  # CLI evaluation on the committed episodes (OpenMoji, held-out concepts)
+  $PY -m flamingo.export --bridge="${BRIDGE:-checkpoints/v2/bridge.pt}" --vision=checkpoints/v2/vision.pt \
+    --lm=checkpoints/v2/lm.pt $tok --version=0.2.0 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
+  node ../bin/flamingo-web.mjs eval --model "$RUNS/export" --episodes eval/episodes/all.jsonl --out "$RUNS/report.json"
 fi
