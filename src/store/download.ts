@@ -3,7 +3,8 @@
 // one that ends before the manifest's size) is
 // tried again after a backoff, resuming from the bytes already fetched with an HTTP Range request
 // when the server answers 206 (from the start when it answers 200). A 404 or a file of the wrong
-// size is not retried: it will not get better. The caller verifies the sha256.
+// size is not retried: it will not get better. The caller verifies the sha256. `onBytes` also
+// gets the buffer, so that the caller can store each part of it as soon as it is complete.
 import { FlamingoError, type ManifestFile } from '../engine/types';
 
 /** Waits before each retry, in ms: three tries after the first. */
@@ -24,13 +25,13 @@ class Transient extends Error {}
 export async function download(
   url: URL,
   file: ManifestFile,
-  onBytes: (loadedBytes: number) => void,
+  onBytes: (loadedBytes: number, bytes: Uint8Array) => void,
   options: DownloadOptions = {},
 ): Promise<Uint8Array> {
   const backoff = options.backoffMs ?? BACKOFF_MS;
   const bytes = new Uint8Array(file.bytes);
   const state = { loaded: 0 };
-  onBytes(0);
+  onBytes(0, bytes);
   for (let attempt = 0; ; attempt++) {
     try {
       await fetchInto(url, file, bytes, state, onBytes, options.signal);
@@ -50,7 +51,7 @@ async function fetchInto(
   file: ManifestFile,
   bytes: Uint8Array,
   state: { loaded: number },
-  onBytes: (loadedBytes: number) => void,
+  onBytes: (loadedBytes: number, bytes: Uint8Array) => void,
   signal?: AbortSignal,
 ): Promise<void> {
   const name = file.path;
@@ -80,7 +81,7 @@ async function fetchInto(
     if (state.loaded + whole.byteLength > file.bytes) throw tooLarge(file);
     bytes.set(whole, state.loaded);
     state.loaded += whole.byteLength;
-    onBytes(state.loaded);
+    onBytes(state.loaded, bytes);
     if (state.loaded < file.bytes) throw new Transient(`The download of model file ${name} broke off after ${state.loaded} of ${file.bytes} bytes.`);
     return;
   }
@@ -92,7 +93,7 @@ async function fetchInto(
       if (state.loaded + value.byteLength > file.bytes) throw tooLarge(file);
       bytes.set(value, state.loaded);
       state.loaded += value.byteLength;
-      onBytes(state.loaded);
+      onBytes(state.loaded, bytes);
     }
   } catch (cause) {
     if (cause instanceof FlamingoError) throw cause;

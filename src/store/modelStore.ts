@@ -4,9 +4,11 @@
 // graph's external data shards are files of their own, fetched one after another: a download
 // holds one shard in flight, and each is verified before the next starts. A downloaded file is
 // handed on as soon as it is verified; its write to IndexedDB (a few hundred ms for the bundled
-// model) goes on beside the sessions' creation, and `stored` settles when every write has.
+// model) goes on beside the sessions' creation, and `stored` settles when every write has. Each
+// file is stored as chunks (src/store/chunkedFiles.ts), written while it downloads; it counts as
+// stored only once verified and complete.
 // Runs in the worker and in the page (idb-keyval works in both).
-import { clear, createStore, del, delMany, get, keys, set, type UseStore } from 'idb-keyval';
+import { clear, createStore, get, type UseStore } from 'idb-keyval';
 import {
   causeText,
   FlamingoError,
@@ -23,6 +25,16 @@ import { download, DOWNLOAD_RETRIES } from './download';
 import { FLOAT32, variantFiles } from '../engine/variants';
 import { clearLatentStore } from './latentStore';
 import { verifyFile } from './verify';
+import {
+  chunkWriter,
+  deleteStoredFiles,
+  idbKeyValue,
+  isFileStored,
+  readStoredFile,
+  storedHashes,
+  storeFileBytes,
+  type KeyValueStore,
+} from './chunkedFiles';
 
 /** Something went wrong that the user should know about, but the model still runs. */
 export interface StoreWarning {
@@ -59,12 +71,11 @@ export interface LoadModelOptions {
 const ROLES: readonly ModelFileRole[] = MODEL_FILE_ROLES;
 
 let fileStore: UseStore | undefined;
-function modelFiles(): UseStore {
+function modelFilesStore(): UseStore {
   fileStore ??= createStore('flamingo-web-models', 'files');
   return fileStore;
 }
-
-const cacheKey = (file: ManifestFile) => `sha256:${file.sha256.toLowerCase()}`;
+const modelFiles = (): KeyValueStore => idbKeyValue(modelFilesStore());
 
 /** `baseUrl` is the model folder (with or without a trailing slash), absolute or page-relative. */
 export async function loadModel(
@@ -152,7 +163,7 @@ async function fetchManifest(base: URL, onProgress: (event: ProgressEvent) => vo
 async function loadFile(
   base: URL,
   file: ManifestFile,
-  cache: UseStore | undefined,
+  cache: KeyValueStore | undefined,
   onProgress: (event: ProgressEvent) => void,
   warn: (warning: StoreWarning) => void,
   signal?: AbortSignal,
@@ -177,31 +188,43 @@ async function loadFile(
         message: `The cached copy of ${name} was damaged; downloading it again.`,
         cause: causeText(cause),
       });
-      await del(cacheKey(file), cache).catch(() => undefined);
+      await deleteStoredFiles(cache, [file.sha256]).catch(() => undefined);
     }
   }
 
-  const bytes = await download(new URL(name, base), file, (loaded) => progress('download', loaded), {
-    signal,
-    onRetry: (attempt, loadedBytes, cause) =>
-      warn({
-        type: 'warning',
-        code: 'download-retry',
-        file: name,
-        message: `The download of ${name} broke off${loadedBytes ? ` after ${formatBytes(loadedBytes)}` : ''}; trying again (${attempt} of ${DOWNLOAD_RETRIES}).`,
-        cause: causeText(cause),
-      }),
-  });
-  progress('verify', 0);
-  await verifyFile(bytes, file, name); // a file failing its hash is never stored
+  const writer = cache && chunkWriter(cache, file);
+  const onBytes = (loaded: number, bytes: Uint8Array) => {
+    progress('download', loaded);
+    writer?.add(bytes, loaded);
+  };
+  let bytes: Uint8Array;
+  try {
+    bytes = await download(new URL(name, base), file, onBytes, {
+      signal,
+      onRetry: (attempt, loadedBytes, cause) =>
+        warn({
+          type: 'warning',
+          code: 'download-retry',
+          file: name,
+          message: `The download of ${name} broke off${loadedBytes ? ` after ${formatBytes(loadedBytes)}` : ''}; trying again (${attempt} of ${DOWNLOAD_RETRIES}).`,
+          cause: causeText(cause),
+        }),
+    });
+    progress('verify', 0);
+    await verifyFile(bytes, file, name);
+  } catch (error) {
+    // A file that failed or failed its hash is never stored: no record, and its chunks go.
+    void writer?.discard().catch(() => undefined);
+    throw error;
+  }
   progress('verify', file.bytes);
 
-  return { bytes, source: 'network', stored: cache ? storeFile(cache, file, bytes, progress, warn) : Promise.resolve() };
+  return { bytes, source: 'network', stored: writer ? storeFile(writer, file, bytes, progress, warn) : Promise.resolve() };
 }
 
 /** Writes a verified file to the cache; a failure is a warning (the model runs from memory). */
 async function storeFile(
-  cache: UseStore,
+  writer: ReturnType<typeof chunkWriter>,
   file: ManifestFile,
   bytes: Uint8Array,
   progress: (phase: ProgressEvent['phase'], loadedBytes: number) => void,
@@ -210,8 +233,7 @@ async function storeFile(
   const name = file.path;
   progress('cache', 0);
   try {
-    // Store a copy the size of the file (the view may sit on a larger buffer).
-    await set(cacheKey(file), bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer : bytes.slice().buffer, cache);
+    await writer.commit(bytes);
     progress('cache', file.bytes);
   } catch (cause) {
     const quota = cause instanceof DOMException && cause.name === 'QuotaExceededError';
@@ -228,11 +250,10 @@ async function storeFile(
 }
 
 /** The file store, or undefined (after one warning) where IndexedDB does not work at all. */
-async function openCache(warn: (warning: StoreWarning) => void): Promise<UseStore | undefined> {
+async function openCache(warn: (warning: StoreWarning) => void): Promise<KeyValueStore | undefined> {
   try {
-    const store = modelFiles();
-    await get('probe', store);
-    return store;
+    await get('probe', modelFilesStore());
+    return modelFiles();
   } catch (cause) {
     warn({
       type: 'warning',
@@ -245,13 +266,12 @@ async function openCache(warn: (warning: StoreWarning) => void): Promise<UseStor
 }
 
 async function readCached(
-  cache: UseStore,
+  cache: KeyValueStore,
   file: ManifestFile,
   warn: (warning: StoreWarning) => void,
 ): Promise<Uint8Array | undefined> {
   try {
-    const value = await get<ArrayBuffer>(cacheKey(file), cache);
-    return value instanceof ArrayBuffer ? new Uint8Array(value) : undefined;
+    return await readStoredFile(cache, file);
   } catch (cause) {
     warn({
       type: 'warning',
@@ -260,6 +280,8 @@ async function readCached(
       message: `Could not read the cached copy of ${file.path}; downloading it again.`,
       cause: causeText(cause),
     });
+    // A record whose chunks are gone must not outlive a download that breaks off.
+    await deleteStoredFiles(cache, [file.sha256]).catch(() => undefined);
     return undefined;
   }
 }
@@ -272,7 +294,7 @@ function folderUrl(baseUrl: string): URL {
 /** Deletes every cached model file (all models), and the image latents computed with them. */
 export async function clearModelCache(): Promise<void> {
   try {
-    await Promise.all([clear(modelFiles()), clearLatentStore()]);
+    await Promise.all([clear(modelFilesStore()), clearLatentStore()]);
   } catch (cause) {
     throw new FlamingoError("Could not clear the model cache in the browser's storage.", { cause });
   }
@@ -280,8 +302,7 @@ export async function clearModelCache(): Promise<void> {
 
 /** The sha256 (lower-case hex) of every file in the cache: what the model manager lists. */
 export async function cachedFileHashes(): Promise<Set<string>> {
-  const all = await keys(modelFiles());
-  return new Set(all.flatMap((key) => (typeof key === 'string' && key.startsWith('sha256:') ? [key.slice(7)] : [])));
+  return storedHashes(modelFiles());
 }
 
 /** Bytes of these files (shards included) already in the cache: what a download would skip. */
@@ -297,7 +318,7 @@ export async function cachedBytes(files: readonly ManifestFile[]): Promise<numbe
 /** Deletes these files from the cache (files another model shares are the caller's to keep). */
 export async function deleteCachedFiles(files: readonly ManifestFile[]): Promise<void> {
   try {
-    await delMany(files.map(cacheKey), modelFiles());
+    await deleteStoredFiles(modelFiles(), files.map((file) => file.sha256));
   } catch (cause) {
     throw new FlamingoError("Could not delete model files from the browser's storage.", { cause });
   }
@@ -307,7 +328,7 @@ export async function deleteCachedFiles(files: readonly ManifestFile[]): Promise
 export async function storeVerifiedFile(file: ManifestFile, bytes: Uint8Array): Promise<void> {
   await verifyFile(bytes, file, file.path);
   try {
-    await set(cacheKey(file), bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer : bytes.slice().buffer, modelFiles());
+    await storeFileBytes(modelFiles(), file, bytes);
   } catch (cause) {
     const quota = cause instanceof DOMException && cause.name === 'QuotaExceededError';
     throw new FlamingoError(
@@ -323,8 +344,8 @@ export async function storeVerifiedFile(file: ManifestFile, bytes: Uint8Array): 
 export async function isModelCached(manifest: Manifest): Promise<boolean> {
   try {
     const all = ROLES.flatMap((role) => withShards(manifest.files[role]));
-    const values = await Promise.all(all.map((file) => get<ArrayBuffer>(cacheKey(file), modelFiles())));
-    return values.every((value) => value instanceof ArrayBuffer);
+    const store = modelFiles();
+    return (await Promise.all(all.map((file) => isFileStored(store, file)))).every(Boolean);
   } catch {
     return false;
   }
