@@ -66,7 +66,8 @@ test('a prompt longer than the model was trained on still answers, with a warnin
   await page.goto('/?backend=wasm');
   await waitForModel(page, 'wasm');
   await page.getByTestId('add-text').click();
-  await page.getByTestId('segment-text').last().fill('Output: a red apple. '.repeat(80) + 'Output:');
+  // ~6 tokens a repeat: past the trained context (manifest lm.context_length), under the 4x that is refused
+  await page.getByTestId('segment-text').last().fill('Output: a red apple. '.repeat(Math.ceil(MANIFEST.lm.context_length / 4)) + 'Output:');
   await generate(page);
   await expect(page.getByTestId('context-warning')).toContainText(/longer than the \d+ tokens the model was trained on/);
 });

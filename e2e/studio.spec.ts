@@ -31,10 +31,10 @@ test('a gallery example answers in two clicks; beam search gives the same answer
   await page.goto('/?backend=wasm');
   await waitForModel(page);
 
-  await example(page, 'naming-novel-1shot-000').click(); // click 1
+  await example(page, 'naming-novel-1shot-003').click(); // click 1
   await expect(page.getByTestId('segment')).toHaveCount(4);
   await page.getByTestId('generate').click(); // click 2
-  expect(await answer(page)).toBe('tractor.');
+  expect(await answer(page)).toBe('green salad.');
   await expect(page.getByTestId('ttft')).toBeVisible();
   await expect(page.getByTestId('tokens-per-second')).toBeVisible();
 
@@ -52,7 +52,7 @@ test('a gallery example answers in two clicks; beam search gives the same answer
   await page.getByTestId('decoding-beam').check();
   await expect(page.getByTestId('decoding-beams')).toHaveValue('3');
   await page.getByTestId('generate').click();
-  expect(await answer(page)).toBe('tractor.');
+  expect(await answer(page)).toBe('green salad.');
 
   await page.getByTestId('decoding-sample').check();
   await page.getByTestId('decoding-seed').fill('7');
@@ -63,16 +63,16 @@ test('a gallery example answers in two clicks; beam search gives the same answer
 test('a classify example ranks its options in two clicks, with prompt ensembling', async ({ page }) => {
   await page.goto('/?backend=wasm');
   await waitForModel(page);
-  await example(page, 'classify-5way-1shot-000').click(); // click 1
-  await expect(page.getByTestId('options')).toHaveValue(/horizontal traffic light/);
+  await example(page, 'classify-5way-1shot-002').click(); // click 1
+  await expect(page.getByTestId('options')).toHaveValue(/chipmunk/);
   await expect(page.getByTestId('task-classify')).toBeChecked();
   await page.getByTestId('rank').click(); // click 2
-  await expect(page.getByTestId('scores').locator('li').first()).toContainText('horizontal traffic light');
+  await expect(page.getByTestId('scores').locator('li').first()).toContainText('chipmunk');
 
   await page.getByTestId('permutations').fill('3');
   await page.getByTestId('rank').click();
   await expect(page.getByTestId('scores').locator('li')).toHaveCount(5);
-  await expect(page.getByTestId('scores').locator('li').first()).toContainText('horizontal traffic light');
+  await expect(page.getByTestId('scores').locator('li').first()).toContainText('chipmunk');
 });
 
 test('task presets rewrite the prompt in the model’s templates', async ({ page }) => {
@@ -102,7 +102,7 @@ test('task presets rewrite the prompt in the model’s templates', async ({ page
 test('the example library: add, export, delete, a bad import changes nothing, import, pick by RICES', async ({ page }) => {
   await page.goto('/?backend=wasm');
   await waitForModel(page);
-  await example(page, 'classify-5way-1shot-000').click();
+  await example(page, 'classify-5way-1shot-002').click();
   await expect(page.getByTestId('segment')).toHaveCount(12);
   const count = page.getByTestId('library-count');
   await expect(count).toHaveText('0 examples in the library.');
@@ -115,7 +115,7 @@ test('the example library: add, export, delete, a bad import changes nothing, im
   const exported = readFileSync(await download.path(), 'utf8');
   expect(JSON.parse(exported).examples).toHaveLength(5);
 
-  await page.getByRole('button', { name: /^Delete Output: boomerang\./ }).click();
+  await page.getByRole('button', { name: /^Delete Output: classical building\./ }).click();
   await expect(count).toHaveText('4 examples in the library.');
 
   const bad = JSON.parse(exported);
@@ -132,7 +132,7 @@ test('the example library: add, export, delete, a bad import changes nothing, im
 
   // A new prompt with only the query: RICES puts the nearest example before it.
   await page.getByTestId('clear-prompt').click();
-  await page.getByTestId('image-input').setInputFiles(join(GALLERY, 'classify-5way-1shot-000-000-05.png'));
+  await page.getByTestId('image-input').setInputFiles(join(GALLERY, 'classify-5way-1shot-002-002-05.png'));
   await page.getByTestId('add-text').click();
   await page.getByTestId('segment-text').last().fill('Output:');
   await page.getByTestId('library-k').fill('5');
@@ -142,20 +142,20 @@ test('the example library: add, export, delete, a bad import changes nothing, im
   await expect(segments.nth(0)).toHaveAttribute('data-kind', 'image');
   await expect(segments.nth(10)).toHaveAttribute('data-kind', 'image');
   // The drawing of the same thing is the most similar: it comes last, right before the query.
-  await expect(page.getByTestId('segment-text').nth(4)).toHaveValue('Output: horizontal traffic light.');
+  await expect(page.getByTestId('segment-text').nth(4)).toHaveValue('Output: chipmunk.');
   await expect(page.getByTestId('segment-text').last()).toHaveValue('Output:');
   await page.getByTestId('task-classify').check();
   await page.getByTestId('apply-task').click();
-  await expect(page.getByTestId('options')).toHaveValue(/horizontal traffic light$/);
+  await expect(page.getByTestId('options')).toHaveValue(/chipmunk$/);
   await page.getByTestId('rank').click();
-  await expect(page.getByTestId('scores').locator('li').first()).toContainText('horizontal traffic light');
+  await expect(page.getByTestId('scores').locator('li').first()).toContainText('chipmunk');
 });
 
 test('the model manager: stored size, persist, delete, a folder from disk, another origin only after confirming', async ({ page, baseURL }) => {
   await page.goto('/?backend=wasm');
   await waitForModel(page);
   const rows = page.getByTestId('model-row');
-  const bundled = rows.filter({ hasText: 'emojiworld 0.1.0' }).first();
+  const bundled = rows.filter({ hasText: 'emojiworld 0.2.0' }).first();
   await expect(bundled.getByTestId('model-stored')).toHaveText(/^(\d+\.\d MB) of \1$/);
   await expect(page.getByTestId('storage-estimate')).toContainText(/This site uses .* of the .* the browser allows it/);
   await page.getByTestId('persist-storage').click();
@@ -180,7 +180,7 @@ test('the model manager: stored size, persist, delete, a folder from disk, anoth
 
     writeFileSync(join(folder, 'tokenizer.json'), tokenizer);
     await page.getByTestId('model-folder-input').setInputFiles(folder);
-    await expect(page.getByTestId('model-ready')).toContainText('my-model 0.1.0');
+    await expect(page.getByTestId('model-ready')).toContainText('my-model 0.2.0');
     await expect(rows.filter({ hasText: 'my-model' })).toHaveAttribute('data-current', 'true');
     await expect(rows.filter({ hasText: 'my-model' })).toContainText('picked from a folder');
   } finally {
@@ -202,7 +202,7 @@ test('the model manager: stored size, persist, delete, a folder from disk, anoth
 
   await page.getByTestId('model-url-load').click();
   await dialog.getByTestId('confirm-ok').click();
-  await expect(page.getByTestId('model-ready')).toContainText('emojiworld 0.1.0');
+  await expect(page.getByTestId('model-ready')).toContainText('emojiworld 0.2.0');
   await expect(rows.filter({ hasText: otherModel })).toHaveAttribute('data-current', 'true');
   expect(new URL(page.url()).searchParams.get('model')).toBe(otherModel);
 

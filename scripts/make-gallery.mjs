@@ -15,8 +15,8 @@ const out = join(root, 'public/examples/gallery');
 const PICKS = [
   ['binding-2way-1shot-000', 'teach', 'Teach two new words', 'Two made-up words, one picture each; which word fits the third picture?'],
   ['binding-5way-1shot-000', 'teach', 'Teach five new words', 'Five made-up words for five held-out things, then a new drawing of one of them.'],
-  ['naming-novel-1shot-000', 'caption', 'Name a thing it never learnt', 'One labelled drawing of a held-out concept, then another drawing of it.'],
-  ['classify-5way-1shot-000', 'classify', 'Classify among options', 'One example per option; the options are ranked by likelihood.'],
+  ['naming-novel-1shot-003', 'caption', 'Name a thing it never learnt', 'One labelled drawing of a held-out concept, then another drawing of it.'],
+  ['classify-5way-1shot-002', 'classify', 'Classify among options', 'One example per option; the options are ranked by likelihood.'],
   ['scene-qa-4shot-003', 'question_answering', 'Answer a question', 'Four scenes with questions and short answers, then a new scene.'],
 ];
 

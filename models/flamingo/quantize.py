@@ -375,7 +375,7 @@ BLOCK_SIZE = 32
 SYMMETRIC = False
 # Manifest order is the worker's preference (first that fits the backend and adapter wins);
 # chosen from the measurements in MODEL_CARD.md, "Variants". q4 is meant for no backend: auto never
-# picks it (it changes 27 % of float32's answers for 60 % fewer bytes); ?variant=q4 asks for it.
+# picks it (it changes about a quarter of float32's answers for 60 % fewer bytes); ?variant=q4 asks for it.
 VARIANTS = (
     Variant("fp16", ("webgpu",), ("shader-f16",), float16=True),
     Variant("q4", (), bits=4),

@@ -55,7 +55,7 @@ def points(change: float) -> str:
 def card_text(summary: dict) -> str:
     f32 = summary["float32"]
     lines = ["| variant | backends (auto picks it for) | model bytes | vs float32 | same answer as float32 | "
-             "accuracy (all 2,100) | decode, CPU ms/token (0 / 8 shots) |",
+             f"accuracy (all {f32['episodes']:,}) | decode, CPU ms/token (0 / 8 shots) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
 
     def speed(entry):
@@ -96,6 +96,7 @@ def main():
     summary = {"measured": args.measured,
                "float32": {"bytes": model_bytes(manifest, None),
                            "accuracy": sum(e["correct"] for e in base["episodes"]) / len(base["episodes"]),
+                           "episodes": len(base["episodes"]),
                            "tasks": {t: v["accuracy"] for t, v in base["tasks"].items()}},
                "variants": {}}
     if "float32" in benches:

@@ -76,14 +76,15 @@ def test_export_writes_a_complete_manifest(tmp_path):
 
 
 def test_reproduce_script_runs_every_stage_end_to_end(tmp_path):
-    """PROFILE=smoke: tokenizer, the three stages, export, episodes, CLI evaluation and report,
-    a few iterations each, into a temporary folder."""
+    """PROFILE=smoke: tokenizer, the three stages, their v2 continuation (train/v2.sh), export, episodes,
+    CLI evaluation and report, a few iterations each, into a temporary folder."""
     env = {**os.environ, "PROFILE": "smoke", "RUNS": str(tmp_path / "runs"), "MODEL_DIR": str(tmp_path / "model"),
            "EPISODES": str(tmp_path / "episodes"), "EPISODES_PER_TASK": "1", "REPORT": str(tmp_path / "report.json")}
-    out = subprocess.run(["bash", "reproduce.sh"], cwd=MODELS, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(["bash", "reproduce.sh"], cwd=MODELS, env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["lm"]["vocab_size"] == 400  # the smoke tokenizer's size reached the exported model
+    assert manifest["version"] == "0.2.0" and manifest["lm"]["context_length"] == 640  # v2's stages exported
     report = json.loads((tmp_path / "report.json").read_text())
     assert "binding-5way-1shot" in report["tasks"] and (tmp_path / "accuracy-vs-shots.png").exists()
 
@@ -376,3 +377,29 @@ def test_bridge_of_a_run_is_exactly_its_trained_part(tmp_path):
     assert bridge["config"] == final["config"] and bridge["meta"] == final["meta"]
     last = bridge_of(torch.load(tmp_path / "run" / "last.pt", map_location="cpu"))  # a run stopped before final.pt
     assert all(torch.equal(last["model"][k], v) for k, v in bridge["model"].items())
+
+
+def test_the_bundled_model_is_exported_from_the_shipped_checkpoints():
+    """public/models/emojiworld comes from train.flamingo.SHIPPED (train/v2.sh, STAGE=export): its gates are
+    the bridge's, and weights of its resampler and encoder are the checkpoints' tensors (export folds some
+    others, such as the first convolution with the input normalisation)."""
+    import onnx
+    from onnx import numpy_helper
+    from train.flamingo import SHIPPED
+    bundled = MODELS.parent / "public/models/emojiworld"
+    manifest = json.loads((bundled / "manifest.json").read_text())
+    bridge = torch.load(MODELS / SHIPPED["bridge"], map_location="cpu")
+    assert manifest["lm"]["context_length"] == bridge["config"]["context_length"]
+    for g in manifest["lm"]["gates"]:
+        assert g["attn"] == pytest.approx(bridge["model"][f"flamingo_lm.xattn.{g['layer']}.attn_gate"].tanh().item())
+
+    def initializers(name):
+        return [numpy_helper.to_array(t) for t in onnx.load(str(bundled / name)).graph.initializer]
+
+    def holds(arrays, weight):  # nn.Linear's [out, in] is MatMul's [in, out]
+        want = weight.numpy().T
+        return any(a.shape == want.shape and np.array_equal(a, want) for a in arrays)
+
+    assert holds(initializers("resampler.onnx"), bridge["model"]["resampler.layers.0.0.to_q.weight"])
+    vision = torch.load(MODELS / SHIPPED["vision"], map_location="cpu")["vision"]
+    assert holds(initializers("vision_encoder.onnx"), vision["proj.weight"])

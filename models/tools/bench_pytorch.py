@@ -24,7 +24,7 @@ import torch
 
 MODELS = Path(__file__).resolve().parents[1]  # models/: `import flamingo`, `import train`
 sys.path.insert(0, str(MODELS))
-from train.flamingo import load_trained  # noqa: E402
+from train.flamingo import load_shipped  # noqa: E402
 
 
 def main() -> None:
@@ -36,8 +36,8 @@ def main() -> None:
     p.add_argument("--expect_tokens", type=int, default=0, help="fail unless bos + prompt is this many tokens")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    os.chdir(MODELS)  # load_trained's default paths are relative to models/
-    model, tok = load_trained("checkpoints/bridge.pt")
+    os.chdir(MODELS)  # the checkpoints' paths are relative to models/
+    model, tok = load_shipped()
     cfg = model.cfg
     special = json.loads((MODELS.parent / "public/models/emojiworld/manifest.json").read_text())["special_tokens"]
     banned = [tok.token_id(t) for t in special.values()]  # as the engine: never chosen, nor <|endofchunk|>

@@ -27,7 +27,7 @@ import torch.nn as nn
 MODELS = Path(__file__).resolve().parents[1]  # models/: `import flamingo`, `import train`
 sys.path.insert(0, str(MODELS))
 from flamingo.model import rotate_half, split_heads, merge_heads  # noqa: E402
-from train.flamingo import load_trained  # noqa: E402
+from train.flamingo import load_shipped  # noqa: E402
 
 OPSET = 17
 
@@ -71,8 +71,8 @@ def main() -> None:
     p.add_argument("--out", required=True)
     a = p.parse_args()
     out = Path(a.out).resolve()
-    os.chdir(MODELS)  # load_trained's default paths are relative to models/
-    model, tok = load_trained("checkpoints/bridge.pt")
+    os.chdir(MODELS)  # the checkpoints' paths are relative to models/
+    model, tok = load_shipped()
     cfg = model.cfg
     lm = model.flamingo_lm.lm.eval()
     manifest_dir = MODELS.parent / "public/models/emojiworld"

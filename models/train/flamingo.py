@@ -358,9 +358,18 @@ def lm_copy_heads(model: Flamingo, tok: Tokenizer, world) -> list[tuple[int, int
                       tok.token_id(ew_text.EOC))[0]
 
 
+# The bundled model's three stages (public/models/emojiworld is exported from them: train/v2.sh, STAGE=export).
+SHIPPED = {"bridge": "checkpoints/v2/bridge.pt", "vision": "checkpoints/v2/vision.pt", "lm": "checkpoints/v2/lm.pt"}
+
+
+def load_shipped():
+    """The bundled model in PyTorch, in eval mode, and its tokenizer (run from models/)."""
+    return load_trained(SHIPPED["bridge"], SHIPPED["vision"], SHIPPED["lm"])
+
+
 def load_trained(bridge: str, vision: str = "checkpoints/vision.pt", lm: str = "checkpoints/lm.pt",
                  tokenizer: str = "../public/models/emojiworld/tokenizer.json"):
-    """A trained stage-3 model (by default the shipped one's stages, models/checkpoints/) in eval
+    """A trained stage-3 model (by default on v1's stages, models/checkpoints/; load_shipped: the bundled one) in eval
     mode, and its tokenizer: for probes and diagnostics (run from models/)."""
     ckpt = torch.load(bridge, map_location="cpu")
     s = Settings(tokenizer=tokenizer, vision=vision, lm=lm)  # the rest of the bridge's shape is the default's

@@ -1,52 +1,69 @@
 #!/usr/bin/env bash
-# Model v2 (issue 18), in training: each stage continues model v1's checkpoints (models/checkpoints/) on what
-# v2 adds, so that two CPU cores get there in hours instead of a day.
+# Model v2 (issue 18), the shipped model: each stage continues model v1's on what v2 adds, so that two CPU
+# cores get there in hours instead of a day.
 #   stage 1: the encoder on all seven training styles (load_world(styles='v2'), EMOJIWORLD.md);
 #   stage 2: the language model on 640-token sequences with long binding episodes (32-shot prompts);
-#   stage 3: the bridge on both, starting from v1's bridge, on pages of up to 32 images.
+#   stage 3: the bridge on both, starting from v1's bridge, on pages of up to 32 images;
+#   export:  the model folder from checkpoints/v2/ (the committed stages) and its CLI evaluation.
 #
 #   cd models && bash train/v2.sh            # every stage resumes from its last checkpoint when run again
-#   STAGE=3 bash train/v2.sh                 # one stage only
+#   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, stages = 1-3, export)
+#   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
-# The committed checkpoints of the stages done so far are in checkpoints/v2/ (checkpoints/README.md).
+# v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
+# writes it) and TOKENIZER say otherwise: reproduce.sh hands over its own v1 run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-/usr/bin/python3}
 RUNS=${RUNS:-runs/v2}
 STAGE=${STAGE:-all}
-tok="--tokenizer=../public/models/emojiworld/tokenizer.json"  # v1's tokenizer: the text side is unchanged
+V1_VISION=${V1_VISION:-checkpoints/vision.pt}
+V1_LM=${V1_LM:-checkpoints/lm.pt}
+V1_BRIDGE=${V1_BRIDGE:-checkpoints/bridge.pt}
+tok="--tokenizer=${TOKENIZER:-../public/models/emojiworld/tokenizer.json}"  # v1's tokenizer: the text side is unchanged
+case "${PROFILE:-full}" in
+  full)
+    lm="--batch=16 --steps=300 --eval_every=100 --ckpt_every=50"
+    vision_steps="500 2000" vision="--batch=256 --eval_every=500 --ckpt_every=50"
+    stage3="--steps=500 --clip_batch=32 --eval_every=250 --ckpt_every=25" ;;
+  smoke)
+    lm="--batch=2 --steps=2 --warmup=1 --eval_every=2 --eval_episodes=4"
+    vision_steps="2" vision="--batch=16 --eval_every=2"
+    stage3="--steps=2 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=2 --eval_episodes=4 --match_heads=1.0,3.0" ;;
+  *) echo "PROFILE must be full or smoke" >&2; exit 2 ;;
+esac
+in_stage() { for s in "$@"; do [ "$STAGE" = "$s" ] && return 0; done; return 1; }
 # glibc hands the pages of large tensors back to the kernel after every op; jemalloc that never does made a stage 2
 # step at 640 tokens 8x faster on two cores (one run, nothing else running). Debian: apt-get install libjemalloc2.
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 if [ -f "$jemalloc" ]; then export LD_PRELOAD=$jemalloc MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1; fi
 mkdir -p "$RUNS"
 
-if [ "$STAGE" = all ] || [ "$STAGE" = 2 ]; then
+if in_stage all stages 2; then
   # checkpoints/v2/lm.pt is this run's best.pt, step 200 (the run was stopped at 220; TRAINING_LOG_v2.md)
-  $PY -m train.lm $tok --init=checkpoints/lm.pt --out="$RUNS/lm" --seq_len=640 --batch=16 --steps=300 --lr=3e-4 \
-    --min_lr=3e-5 --warmup=100 --long_fraction=0.35 --eval_every=100 --ckpt_every=50
+  $PY -m train.lm $tok --init="$V1_LM" --out="$RUNS/lm" --seq_len=640 --lr=3e-4 --min_lr=3e-5 --warmup=100 \
+    --long_fraction=0.35 $lm
 fi
-if [ "$STAGE" = all ] || [ "$STAGE" = 1 ]; then
+if in_stage all stages 1; then
   # 500 steps, then the same run resumed to 2,000 (its cosine restarted at 0.85 of the peak): what checkpoints/v2 holds
-  for steps in 500 2000; do
-    $PY -m train.vision $tok --world=v2 --init=checkpoints/vision.pt --out="$RUNS/vision" --steps=$steps --batch=256 \
-      --lr=1e-3 --eval_every=500 --ckpt_every=50
+  for steps in $vision_steps; do
+    $PY -m train.vision $tok --world=v2 --init="$V1_VISION" --out="$RUNS/vision" --steps=$steps --lr=1e-3 $vision
   done
 fi
-if [ "$STAGE" = all ] || [ "$STAGE" = 3 ]; then
+if in_stage all stages 3; then
   # 3p's recipe (reproduce.sh) on the v2 stages, pages as long as 32-shot prompts. The run stopped at step 264
   # (--max_minutes=45), was resumed with the same command and stopped by hand after step 500 (TRAINING_LOG_v2.md):
   # --steps=500 ends where checkpoints/v2/bridge.pt stands.
   $PY -m train.flamingo $tok --world=v2 --vision="$RUNS/vision/last.pt" --lm="$RUNS/lm/best.pt" \
-    --init=checkpoints/bridge.pt --out="$RUNS/flamingo" --lr=5e-4 --seed=7 --steps=500 --clip_batch=32 \
+    --init="$V1_BRIDGE" --out="$RUNS/flamingo" --lr=5e-4 --seed=7 \
     --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
     --max_images=32 --max_way=10 --seq_len=640 --restyle_share=0.5 --similar_share=0.5 --ema=0.99 --match_weight=1 \
-    --eval_every=250 --ckpt_every=25
+    $stage3
   $PY tools/bridge_of.py "$RUNS/flamingo/final.pt" "$RUNS/bridge.pt"
 fi
-if [ "$STAGE" = all ] || [ "$STAGE" = export ]; then
-  # the model folder from the three stages (checkpoints/v2/ holds this run's; BRIDGE= another bridge), then the
-  # CLI evaluation on the committed episodes (OpenMoji, held-out concepts)
+if in_stage all export; then
+  # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
+  # committed episodes (OpenMoji, held-out concepts)
   $PY -m flamingo.export --bridge="${BRIDGE:-checkpoints/v2/bridge.pt}" --vision=checkpoints/v2/vision.pt \
     --lm=checkpoints/v2/lm.pt $tok --version=0.2.0 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
   node ../bin/flamingo-web.mjs eval --model "$RUNS/export" --episodes eval/episodes/all.jsonl --out "$RUNS/report.json"

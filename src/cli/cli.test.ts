@@ -13,6 +13,8 @@ import { withExifOrientation } from '../../e2e/fixtures/exifOrientation';
 const run = promisify(execFile);
 
 const BIN = join(REPO_ROOT, 'bin/flamingo-web.mjs');
+/** The bundled model's trained context (manifest lm.context_length): the "too long" prompts below exceed it. */
+const CONTEXT_LENGTH: number = JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, 'manifest.json'), 'utf8')).lm.context_length;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -46,11 +48,10 @@ describe('flamingo-web CLI', () => {
   });
 
   it('says when a prompt runs past the length the model was trained on', async () => {
-    const examples = 'Output: a red apple.<|endofchunk|>'.repeat(60); // ~8 tokens each
+    const examples = 'Output: a red apple.<|endofchunk|>'.repeat(Math.ceil(CONTEXT_LENGTH / 6)); // ~8 tokens each
     const r = await cli('generate', '--prompt', `${examples}Output:`, '--max-tokens', '4');
     expect(r.code).toBe(0);
-    const contextLength = JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, 'manifest.json'), 'utf8')).lm.context_length;
-    expect(r.stderr).toMatch(new RegExp(`note: \\d+ tokens, longer than the ${contextLength} the model was trained on`));
+    expect(r.stderr).toMatch(new RegExp(`note: \\d+ tokens, longer than the ${CONTEXT_LENGTH} the model was trained on`));
   });
 
   it('names an unreadable image and exits non-zero with one line', async () => {
@@ -152,8 +153,8 @@ describe('flamingo-web CLI', () => {
     const lines = [
       { id: 'e1', task: 'naming', segments: [{ image: 'red.png' }, { text: 'Output: red.' }, { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
       { id: 'e2', task: 'close', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', options: ['red', 'blue'] },
-      // 40 shots of about 8 tokens each: longer than the trained context
-      { id: 'e3', task: 'long', segments: [...Array(40).fill([{ image: 'red.png' }, { text: 'Output: a red apple.' }]).flat(), { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
+      // 40 shots of over CONTEXT_LENGTH / 40 tokens each: longer than the trained context
+      { id: 'e3', task: 'long', segments: [...Array(40).fill([{ image: 'red.png' }, { text: `Output: a red apple.${' A red apple.'.repeat(Math.ceil(CONTEXT_LENGTH / 120))}` }]).flat(), { image: 'blue.png' }, { text: 'Output:' }], answer: 'blue' },
       // RICES from a pool of two: the identical image is the most similar, so it comes last
       { id: 'e4', task: 'rices', segments: [{ image: 'red.png' }, { text: 'Output:' }], answer: 'red', rices: { shots: 2, pool: 'pool.jsonl' } },
     ];
