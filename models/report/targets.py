@@ -76,7 +76,14 @@ def table(reports: dict[str, dict], weights: dict[str, int | None]) -> str:
     for i, (target, *_rest) in enumerate(measured[names[-1]]):
         cells = [measured[n][i][1] for n in names]
         lines.append(f"| {target} | " + " | ".join(cells) + f" | {mark[measured[names[-1]][i][2]]} |")
+    means = [f"{100 * mean_accuracy(reports[n]['tasks']):.1f} %" for n in names]
+    lines.append("| mean accuracy over the tasks (not a target: v2's ship rule) | " + " | ".join(means) + " | — |")
     return "\n".join(lines)
+
+
+def mean_accuracy(tasks: dict) -> float:
+    """The unweighted mean over tasks (every task has the same number of episodes)."""
+    return sum(t["accuracy"] for t in tasks.values()) / len(tasks)
 
 
 def model_weights_bytes(model_dir: Path) -> int:
