@@ -2,7 +2,8 @@
 
     xattn_kv.onnx  media_latents [B, M, l, dv] -> xattn_key_i, xattn_value_i [B, h, M*l, dh]
     lm.onnx        input_ids, media_index [B, s], logits_to_keep [1], xattn K/V, past K/V
-                   -> logits [B, min(K, s), vocab], present K/V          (docs/MODEL_FORMAT.md)
+                   -> logits [B, min(K, s), vocab], present K/V, the call's own new K/V
+                                                                         (docs/MODEL_FORMAT.md)
 
 Why not torch.onnx.export: traced through torch 1.13 the same LM became 1,435 nodes (454 Constant,
 138 Shape, ... of dynamic-shape bookkeeping) for 53 MatMuls, and onnxruntime-web pays a fixed cost
@@ -59,6 +60,17 @@ class GraphBuilder:
         outs = outputs if isinstance(outputs, list) else [self.name(hint or op_type.lower()) for _ in range(outputs)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, domain=domain or None, **attrs))
         return outs[0] if len(outs) == 1 else outs
+
+    def rename(self, old: str, new: str) -> str:
+        """Gives the value `old` (a node's output) the name `new`, everywhere it is used."""
+        for node in self.nodes:
+            for j, name in enumerate(node.output):
+                if name == old:
+                    node.output[j] = new
+            for j, name in enumerate(node.input):
+                if name == old:
+                    node.input[j] = new
+        return new
 
     def model(self, name: str, inputs, outputs) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
@@ -180,6 +192,7 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
         q, k, v, q_rot, k_rot = g.op("Split", [proj, g.const([d] * 5, "split", i64)], outputs=5, axis=-1)
         q = g.op("Add", [g.op("Mul", [q, cos]), g.op("Mul", [q_rot, sin])])
         k = g.op("Add", [g.op("Mul", [k, cos]), g.op("Mul", [k_rot, sin])])
+        k, v = g.rename(k, f"new_key_{i}"), g.rename(v, f"new_value_{i}")
         attn = g.op("MultiHeadAttention", [q, k, v, "", "", causal, f"past_key_{i}", f"past_value_{i}"],
                     outputs=[g.name("attn"), f"present_key_{i}", f"present_value_{i}"], domain=MS, num_heads=H)[0]
         present += [f"present_key_{i}", f"present_value_{i}"]
@@ -207,7 +220,17 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
     outputs = [helper.make_tensor_value_info("logits", f, ["batch", "kept", cfg.vocab_size])]
     outputs += [helper.make_tensor_value_info(name, f, kv_shape("total")) for name in present]
     outputs += [helper.make_tensor_value_info(f"xattn_query_{i}", f, ["batch", "seq", d]) for i in cfg.xattn_layers]
+    outputs += new_kv_outputs(cfg.n_layers, d)
     return g.model("lm", inputs, outputs)
+
+
+def new_kv_outputs(layers: int, width: int) -> list:
+    """new_key_i, new_value_i [B, s, heads*head_dim]: the keys (position applied) and values of this call's own
+    tokens, the rows present_* appends to past_*. A CPU or WASM decode step fetches these instead of present_*
+    and appends them to its own cache (src/engine/kvCache.ts): outputs are copied out of the WASM heap into new
+    arrays on every run, so the whole cache as an output costs a step more than its arithmetic."""
+    return [helper.make_tensor_value_info(f"new_{kv}_{i}", TensorProto.FLOAT, ["batch", "seq", width])
+            for i in range(layers) for kv in ("key", "value")]
 
 
 def gated_xattn_dense(g: GraphBuilder, y: str, block: GatedXAttnDenseBlock, i: int, xbias: str, has_media: str,

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .onnx_lm import MASKED, MS, OPSET, GraphBuilder, rotate_half_matrix
+from .onnx_lm import MASKED, MS, OPSET, GraphBuilder, new_kv_outputs, rotate_half_matrix
 from .openflamingo import GatedCrossAttentionBlock, OpenFlamingo
 
 i64 = np.int64
@@ -114,7 +114,8 @@ def build_lm(model: OpenFlamingo, tensors=None) -> onnx.ModelProto:
         if layer.gated_cross_attn_layer is not None:
             x = gated_xattn_dense(g, x, layer.gated_cross_attn_layer, i, xbias, has_media, cfg.xattn_heads)
         attend = lambda q, k, v, i=i: g.op(  # noqa: E731
-            "MultiHeadAttention", [q, k, v, "", "", bias, f"past_key_{i}", f"past_value_{i}"],
+            "MultiHeadAttention", [q, g.rename(k, f"new_key_{i}"), g.rename(v, f"new_value_{i}"), "", "", bias,
+                                   f"past_key_{i}", f"past_value_{i}"],
             outputs=[g.name("attn"), f"present_key_{i}", f"present_value_{i}"], domain=MS, num_heads=H)[0]
         if cfg.lm_arch == "mpt":
             x = mpt_layer(g, x, layer.decoder_layer, attend)
@@ -139,6 +140,7 @@ def build_lm(model: OpenFlamingo, tensors=None) -> onnx.ModelProto:
     outputs = [helper.make_tensor_value_info("logits", f, ["batch", "kept", cfg.vocab_size])]
     outputs += [helper.make_tensor_value_info(name, f, ["batch", H, "total", dh]) for name in present]
     outputs += [helper.make_tensor_value_info(f"xattn_query_{i}", f, ["batch", "seq", xh * xdh]) for i in cfg.xattn_layers]
+    outputs += new_kv_outputs(cfg.n_layers, H * dh)
     return unchecked_model(g, "lm", inputs, outputs)
 
 

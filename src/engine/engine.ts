@@ -44,6 +44,8 @@ export interface EngineOptions {
   latentStore?: PersistentLatentStore;
   /** The shards of graphs whose weights are external data (manifest `external_data`). */
   externalData?: ExternalData;
+  /** false: decode steps feed back the graph's present_* instead of appending new_key_* (the plain path, for tests). */
+  appendCache?: boolean;
 }
 
 export interface OptionScore {
@@ -104,13 +106,14 @@ export class FlamingoEngine {
     private readonly sessions: Record<(typeof GRAPHS)[number], Session>,
     readonly backend: Backend,
     latentStore?: PersistentLatentStore,
+    appendCache = true,
   ) {
     const s = manifest.special_tokens;
     this.imageTokenId = tokenizer.tokenId(s.image);
     this.eocId = tokenizer.tokenId(s.end_of_chunk);
     this.bosId = s.bos === undefined ? undefined : tokenizer.tokenId(s.bos);
     this.banned = [s.image, s.bos, s.pad, s.unk].filter((t): t is string => t !== undefined).map((t) => tokenizer.tokenId(t));
-    this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest);
+    this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest, backend, appendCache);
     this.latents = new LatentCache(latentStore);
     this.visionKey = `${manifest.files.vision_encoder.sha256.slice(0, 16)}-${manifest.files.resampler.sha256.slice(0, 16)}`;
   }
@@ -145,7 +148,7 @@ export class FlamingoEngine {
         });
         onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
       }
-      const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend, options.latentStore);
+      const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend, options.latentStore, options.appendCache);
       if (backend === 'webgpu') {
         // WebGPU compiles shaders on a graph's first run: pay that while loading, not on the
         // user's first answer (and fail here, where the caller can fall back, if the GPU cannot run it).

@@ -5,6 +5,7 @@
 //   - beam search with one beam vs greedy decoding
 //   - all options scored in one batched call vs one call each; ensembling over support orders
 //   - latents from the persistent store vs encoding again
+//   - the KV cache appended in place from new_key_* vs the graph's present_* fed back
 // (Cross-attention K/V computed once per prompt vs recomputed at every step: parity.test.ts
 // compares the graphs with PyTorch, which recomputes them in every call.)
 import { readFileSync } from 'node:fs';
@@ -69,7 +70,7 @@ describe('fast paths give the plain paths’ answers', () => {
   it('prefilling the support examples and the query apart gives the logits of one prefill', async () => {
     const { manifest, files } = await loadModelDir(BUNDLED_MODEL_DIR);
     const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes);
-    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest);
+    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest, 'cpu');
     const tok = engine.tokenizer;
     const image = tok.tokenId(manifest.special_tokens.image);
     const ids = [tok.tokenId(manifest.special_tokens.bos!), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
@@ -91,7 +92,7 @@ describe('fast paths give the plain paths’ answers', () => {
   it('decode steps given only the last image’s K/V compute the logits of steps given every image’s', async () => {
     const { manifest, files } = await loadModelDir(BUNDLED_MODEL_DIR);
     const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes);
-    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest);
+    const lm = new LanguageModel(ort, await session(files.lm), await session(files.xattn_kv), manifest, 'cpu');
     const tok = engine.tokenizer;
     const ids = [tok.tokenId(manifest.special_tokens.bos!), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output: kelo.<|endofchunk|><image>Output:')];
     const midx = Array.from(mediaIndex(ids, tok.tokenId(manifest.special_tokens.image)), Number);
@@ -112,6 +113,63 @@ describe('fast paths give the plain paths’ answers', () => {
     }
     expect(worst).toBeLessThan(1e-5);
   });
+
+  it('the KV cache appended from new_key_* gives the logits of present_* fed back, through forks and beams', async () => {
+    const { manifest, files } = await loadModelDir(BUNDLED_MODEL_DIR);
+    const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes);
+    const [lmSession, kvSession] = [await session(files.lm), await session(files.xattn_kv)];
+    const appended = new LanguageModel(ort, lmSession, kvSession, manifest, 'cpu');
+    const plain = new LanguageModel(ort, lmSession, kvSession, manifest, 'cpu', false);
+    expect([appended.appends, plain.appends]).toEqual([true, false]);
+    const tok = engine.tokenizer;
+    const ids = [tok.tokenId(manifest.special_tokens.bos!), ...tok.encode('<image>Output: toma.<|endofchunk|><image>Output:')];
+    const midx = Array.from(mediaIndex(ids, tok.tokenId(manifest.special_tokens.image)), Number);
+    const { n_latents } = manifest.resampler;
+    const d = manifest.vision.d_vision;
+    const cross = await appended.crossAttentionKv(Float32Array.from({ length: 2 * n_latents * d }, (_, i) => Math.sin(i * 0.23)), [2, n_latents, d], 1);
+    let worst = 0;
+    const compare = (a: Float32Array, b: Float32Array) => a.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - b[i]))));
+    const prefixA = await appended.step([ids], [midx], cross, appended.emptyCache(1), 1);
+    const prefixP = await plain.step([ids], [midx], cross, plain.emptyCache(1), 1);
+    compare(prefixA.logits, prefixP.logits);
+    // two continuations of one prefix (the second appends to a store the first has grown: a fork),
+    // each long enough to grow the store past its first capacity
+    for (const first of [3, 11]) {
+      let [a, p] = [prefixA.present, prefixP.present];
+      for (let step = 0, token = first; step < 70; step++, token = (token * 7 + 5) % 100) {
+        const [sa, sp] = [await appended.step([[token]], [[1]], cross, a, 1), await plain.step([[token]], [[1]], cross, p, 1)];
+        compare(sa.logits, sp.logits);
+        [a, p] = [sa.present, sp.present];
+      }
+      expect(a.length).toBe(ids.length + 70);
+      // beams: rows picked (one repeated), then batched steps
+      const crossB = await appended.crossAttentionKv(Float32Array.from({ length: 2 * n_latents * d }, (_, i) => Math.sin(i * 0.23)), [2, n_latents, d], 3);
+      let [ba, bp] = [await appended.selectRows(a, [0, 0, 0]), await plain.selectRows(p, [0, 0, 0])];
+      for (let step = 0; step < 3; step++) {
+        const tokens = [[4 + step], [9], [20 + step]];
+        const [sa, sp] = [await appended.step(tokens, [[1], [1], [1]], crossB, ba, 1), await plain.step(tokens, [[1], [1], [1]], crossB, bp, 1)];
+        compare(sa.logits, sp.logits);
+        [ba, bp] = [await appended.selectRows(sa.present, [2, 0, 1]), await plain.selectRows(sp.present, [2, 0, 1])];
+      }
+    }
+    expect(worst).toBeLessThan(1e-5);
+  }, 60_000);
+
+  it('the engine answers the same with the appended KV cache as with present_* fed back', async () => {
+    const plain = await createNodeEngine(BUNDLED_MODEL_DIR, { backend: 'cpu', appendCache: false });
+    for (const { episode, prompt } of [...(await episodes('naming-2shot', 4)), ...(await episodes('classify-5way-1shot', 3))]) {
+      for (const options of [{ maxNewTokens: 12 }, { maxNewTokens: 12, beams: 3 }]) {
+        const [a, b] = [await engine.generate(prompt, options, quiet), await plain.generate(prompt, options, quiet)];
+        expect(a.text).toBe(b.text);
+        expect(a.tokens).toBe(b.tokens);
+      }
+      if (episode.options) {
+        const [a, b] = [await engine.score(prompt, episode.options), await plain.score(prompt, episode.options)];
+        a.forEach((s, i) => expect(Math.abs(s.logLikelihood - b[i].logLikelihood)).toBeLessThan(1e-4));
+      }
+    }
+    await plain.release();
+  }, 120_000);
 
   it('beam search with one beam is greedy decoding', async () => {
     for (const { prompt } of [...(await episodes('naming-2shot', 5)), ...(await episodes('binding-5way-1shot', 5))]) {

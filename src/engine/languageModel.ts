@@ -2,29 +2,19 @@
 //   crossAttentionKv(latents)  xattn_kv.onnx, once per prompt: the gated blocks' K/V of every image
 //   step(tokens, cache)        lm.onnx: new tokens after a KV cache -> logits of the last K positions
 // What one decode step costs can be read off `step`: one input tensor each for the token, its image
-// index and the (constant) number of logits kept, the prompt's cross-attention K/V and the cache as
-// they are, one session.run, and a read of `vocab` floats. On WebGPU the KV cache and the
-// cross-attention K/V are kept on the GPU (gpu-buffer outputs fed back) and only logits come back.
+// index and the (constant) number of logits kept, the prompt's cross-attention K/V as they are, the
+// cache's rows, one session.run, and a read of `vocab` floats. On the CPU and WASM the step fetches
+// only its own token's K/V and appends them to the cache (kvCache.ts: AppendKv); on WebGPU the KV
+// cache and the cross-attention K/V are kept on the GPU (gpu-buffer outputs fed back, TensorKv) and
+// only logits come back.
 import type * as Ort from 'onnxruntime-common';
+import { AppendKv, TensorKv, type KvCache, type KvShape } from './kvCache';
 import type { Backend, Manifest } from './types';
 
+export type { KvCache } from './kvCache';
 type Tensor = Ort.Tensor;
 type Session = Ort.InferenceSession;
 export type OrtModule = Pick<typeof Ort, 'InferenceSession' | 'Tensor'>;
-
-/** Per layer past/present K/V of a batch of sequences, [B, heads, length, head_dim] each. */
-export class KvCache {
-  constructor(
-    readonly tensors: Tensor[],
-    readonly batch: number,
-    readonly length: number,
-  ) {}
-
-  /** GPU tensors are freed by hand (ORT does not track them); CPU ones are left to the GC. */
-  dispose(): void {
-    for (const t of this.tensors) if (t.location === 'gpu-buffer') t.dispose();
-  }
-}
 
 /** The gated blocks' keys and values of a prompt's images: one tensor per name, fed to every step. */
 export interface CrossKv {
@@ -43,19 +33,28 @@ export class LanguageModel {
   private readonly layers: number;
   private readonly heads: number;
   private readonly headDim: number;
-  /** What a plain step reads: logits and the new cache (not the pictures' queries). */
+  private readonly shape: KvShape;
+  /** The cache is AppendKv (the graph has new_key_* and the backend is not WebGPU), else TensorKv. */
+  readonly appends: boolean;
+  /** What a plain step reads: logits and the cache's new rows (not the pictures' queries). */
   private readonly fetches: string[];
   private readonly queryNames: string[];
 
+  /** `appendCache`: false keeps present_* even where new_key_* could be appended (the plain path, for tests). */
   constructor(
     private readonly ort: OrtModule,
     private readonly lm: Session,
     private readonly xattnKv: Session,
     manifest: Manifest,
+    backend: Backend,
+    appendCache = true,
   ) {
     ({ layers: this.layers, heads: this.heads, head_dim: this.headDim } = manifest.lm);
+    this.shape = { layers: this.layers, heads: this.heads, headDim: this.headDim };
+    this.appends = appendCache && backend !== 'webgpu' && lm.outputNames.includes('new_key_0');
+    const kv = this.appends ? 'new' : 'present';
     this.fetches = ['logits'];
-    for (let i = 0; i < this.layers; i++) this.fetches.push(`present_key_${i}`, `present_value_${i}`);
+    for (let i = 0; i < this.layers; i++) this.fetches.push(`${kv}_key_${i}`, `${kv}_value_${i}`);
     this.queryNames = manifest.lm.xattn_layers.map((i) => `xattn_query_${i}`);
   }
 
@@ -73,8 +72,9 @@ export class LanguageModel {
   }
 
   emptyCache(batch: number): KvCache {
+    if (this.appends) return AppendKv.empty(this.shape, batch);
     const empty = new this.ort.Tensor('float32', new Float32Array(0), [batch, this.heads, 0, this.headDim]);
-    return new KvCache(Array.from({ length: 2 * this.layers }, () => empty), batch, 0);
+    return new TensorKv(Array.from({ length: 2 * this.layers }, () => empty), batch, 0);
   }
 
   /** media [M × n_latents × d_vision] (M ≥ 1), repeated for a batch of `batch` sequences. */
@@ -114,15 +114,28 @@ export class LanguageModel {
       media_index: new this.ort.Tensor('int64', midx, [B, S]),
       logits_to_keep: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]),
     };
+    // an AppendKv's rows go in through its store's scratch, unless another step is reading it now
+    const scratch = past instanceof AppendKv && !past.store.busy ? past.store : undefined;
+    const pastTensors = past instanceof AppendKv ? past.pastTensors(this.ort.Tensor, !scratch) : (past as TensorKv).tensors;
     for (let i = 0; i < this.layers; i++) {
-      feeds[`past_key_${i}`] = past.tensors[2 * i];
-      feeds[`past_value_${i}`] = past.tensors[2 * i + 1];
+      feeds[`past_key_${i}`] = pastTensors[2 * i];
+      feeds[`past_value_${i}`] = pastTensors[2 * i + 1];
     }
     const t1 = performance.now();
-    const out = await this.lm.run(feeds, withQueries ? [...this.fetches, ...this.queryNames] : this.fetches);
+    let out: Record<string, Tensor>;
+    if (scratch) scratch.busy = true;
+    try {
+      out = await this.lm.run(feeds, withQueries ? [...this.fetches, ...this.queryNames] : this.fetches);
+    } finally {
+      if (scratch) scratch.busy = false;
+    }
     const t2 = performance.now();
-    const present: Tensor[] = [];
-    for (let i = 0; i < this.layers; i++) present.push(out[`present_key_${i}`], out[`present_value_${i}`]);
+    let present: KvCache;
+    if (past instanceof AppendKv) {
+      present = past.append(this.fetches.slice(1).map((name) => out[name].data as Float32Array), S);
+    } else {
+      present = new TensorKv(this.fetches.slice(1).map((name) => out[name]), B, past.length + S);
+    }
     const logits = out.logits.data as Float32Array;
     if (timings) {
       timings.feedsMs += t1 - t0;
@@ -130,7 +143,7 @@ export class LanguageModel {
       timings.outputsMs += performance.now() - t2;
     }
     const queries = withQueries ? Object.fromEntries(this.queryNames.map((n) => [n, out[n].data as Float32Array])) : undefined;
-    return { logits, present: new KvCache(present, B, past.length + S), queries };
+    return { logits, present, queries };
   }
 
   /** A tensor's floats on the CPU (read back from the GPU when it lives there). */
@@ -144,15 +157,17 @@ export class LanguageModel {
    * for greedy decoding).
    */
   async selectRows(cache: KvCache, rows: number[]): Promise<KvCache> {
+    if (cache instanceof AppendKv) return cache.selectRows(rows);
+    const { tensors } = cache as TensorKv;
     const per = this.heads * cache.length * this.headDim;
-    const tensors: Tensor[] = [];
-    for (const t of cache.tensors) {
+    const selected: Tensor[] = [];
+    for (const t of tensors) {
       const data = await LanguageModel.cpuData(t);
       const out = new Float32Array(rows.length * per);
       rows.forEach((r, i) => out.set(data.subarray(r * per, (r + 1) * per), i * per));
-      tensors.push(new this.ort.Tensor('float32', out, [rows.length, this.heads, cache.length, this.headDim]));
+      selected.push(new this.ort.Tensor('float32', out, [rows.length, this.heads, cache.length, this.headDim]));
     }
-    return new KvCache(tensors, rows.length, cache.length);
+    return new TensorKv(selected, rows.length, cache.length);
   }
 }
 

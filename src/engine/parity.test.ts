@@ -109,6 +109,7 @@ describe('parity with the Python reference', () => {
     let ids = expected.input_ids;
     let midx = expected.media_index;
     let worst = 0;
+    let newRowsWorst = 0;
     for (let step = 0; step <= expected.greedy_tokens.length; step++) {
       const feeds: Record<string, ort.Tensor> = {
         ...crossKv,
@@ -123,6 +124,19 @@ describe('parity with the Python reference', () => {
       const out = await lm.run(feeds);
       expect(out.logits.dims).toEqual([1, 1, manifest.lm.vocab_size]);
       worst = Math.max(worst, maxAbsDiff(out.logits.data as Float32Array, expected.step_logits[step]));
+      // new_key_i / new_value_i [1, S, heads*head_dim] are present_*'s last S rows (what AppendKv appends)
+      const P = past[0].dims[2];
+      for (let i = 0; i < layers; i++) {
+        for (const kv of ['key', 'value']) {
+          const present = out[`present_${kv}_${i}`].data as Float32Array;
+          const rows = out[`new_${kv}_${i}`];
+          expect(rows.dims).toEqual([1, ids.length, heads * head_dim]);
+          const data = rows.data as Float32Array;
+          for (let h = 0; h < heads; h++)
+            for (let s = 0; s < ids.length; s++)
+              for (let d = 0; d < head_dim; d++) newRowsWorst = Math.max(newRowsWorst, Math.abs(data[(s * heads + h) * head_dim + d] - present[(h * (P + ids.length) + P + s) * head_dim + d]));
+        }
+      }
       past = [];
       for (let i = 0; i < layers; i++) past.push(out[`present_key_${i}`], out[`present_value_${i}`]);
       if (step < expected.greedy_tokens.length) {
@@ -132,6 +146,7 @@ describe('parity with the Python reference', () => {
     }
     console.log(`ONNX vs PyTorch: max abs logit difference ${worst.toExponential(2)} over ${expected.greedy_tokens.length + 1} calls`);
     expect(worst).toBeLessThan(1e-3);
+    expect(newRowsWorst).toBe(0);
   });
 
   it('ONNX Runtime matches PyTorch on every prefill position (logits_to_keep = S)', async () => {
