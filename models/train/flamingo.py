@@ -64,6 +64,10 @@ class Settings:
     pair_weight: float = 0.2
     clip_weight: float = 0.03
     max_images: int = 5
+    # with this probability a page has at most short_max_images instead (drawn only when > 0, so that 0 keeps the
+    # original pages): long-context training that still sees pages as short as few-shot prompts
+    short_page_share: float = 0.0
+    short_max_images: int = 8
     max_way: int = 4  # distinct concepts on a binding / names page (samples.interleaved_page)
     novel_name_share: float = 0.0  # binding pages labelled with made-up names of real words (samples.interleaved_page)
     coined_word_share: float = 0.0  # each word of a made-up name a coined word (concepts.coined_word) with this probability
@@ -127,6 +131,12 @@ def collate(samples, tok: Tokenizer):
     return {"input_ids": inputs, "targets": targets, "media": media, "n_media": M}
 
 
+def page_max_images(s: Settings, rng) -> int:
+    if s.short_page_share > 0 and rng.random() < s.short_page_share:
+        return s.short_max_images
+    return s.max_images
+
+
 class Batches(torch.utils.data.Dataset):
     """Step `i` -> one batch from each dataset, a pure function of (seed, rank, step)."""
 
@@ -141,7 +151,7 @@ class Batches(torch.utils.data.Dataset):
         s, w = self.s, self.world
         rng = np.random.default_rng([s.seed, self.rank, self.first + i])
         make = {
-            "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=s.max_images,
+            "pages": (s.page_batch, lambda: interleaved_page(w, rng, "train", max_images=page_max_images(s, rng),
                                                              novel_name_share=s.novel_name_share,
                                                              coined_word_share=s.coined_word_share,
                                                              max_way=s.max_way, other_name_share=s.other_name_share,
