@@ -27,6 +27,7 @@ from flamingo.convert_openflamingo import convert, with_added_tokens  # noqa: E4
 from flamingo.mask import media_index  # noqa: E402
 from flamingo.openflamingo import CLIP_MEAN, CLIP_STD, OpenFlamingo, OpenFlamingoConfig, split_state_dict  # noqa: E402
 from flamingo.preprocess import preprocess  # noqa: E402
+from tools.parity import write_noise_pngs  # noqa: E402
 
 # as promptToText writes it: a text chunk followed by an image is closed with <|endofchunk|>
 PROMPT = "A picture:<|endofchunk|><image>Output: a red cat.<|endofchunk|><image>Output:"
@@ -112,18 +113,6 @@ def user_files(model: OpenFlamingo) -> tuple[dict, dict, dict]:
     return checkpoint, clip, lm
 
 
-def make_images(out: Path) -> list[Path]:
-    rng = np.random.default_rng(0)
-    paths = []
-    for k, (h, w) in enumerate([(50, 60), (42, 42)]):
-        rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
-        rgba[..., 3] = 255  # opaque: a browser decodes it to the same bytes as pngjs (no premultiplied alpha)
-        p = out / f"image{k}.png"
-        Image.fromarray(rgba, "RGBA").save(p)
-        paths.append(p)
-    return paths
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -138,7 +127,8 @@ def main():
             {"name": f"openflamingo-parity-{args.arch}"}, SHARD_BYTES, **HEADS)
     tok = ByteLevelTokenizer(tokenizer)
 
-    images = make_images(out)
+    # opaque: a browser decodes them to the same bytes as pngjs (no premultiplied alpha)
+    images = write_noise_pngs(out, [(50, 60), (42, 42)])
     pixels = [preprocess(np.asarray(Image.open(p).convert("RGBA")), 42, CLIP_MEAN, CLIP_STD, (255, 255, 255))
               for p in images]
     ids = tok.encode(PROMPT)

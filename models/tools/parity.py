@@ -47,12 +47,14 @@ def tiny_world_texts() -> list[str]:
            [f"<image>Question: how many {n}? Short answer: {k}<|endofchunk|>" for k, n in enumerate(names)]
 
 
-def make_images(out: Path) -> list[Path]:
+def write_noise_pngs(out: Path, sizes, opaque_fraction: float = 1.0) -> list[Path]:
+    """out/image0.png, image1.png, ...: random RGBA noise of `sizes` [(h, w)], seeded; the top `opaque_fraction`
+    of the rows opaque, the rest with random alpha (compositing on the background is exercised)."""
     rng = np.random.default_rng(0)
     paths = []
-    for k, (h, w) in enumerate([(80, 100), (64, 64)]):
+    for k, (h, w) in enumerate(sizes):
         rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
-        rgba[: h // 2, :, 3] = 255  # half opaque, half random alpha: compositing is exercised
+        rgba[: int(h * opaque_fraction), :, 3] = 255
         p = out / f"image{k}.png"
         Image.fromarray(rgba, "RGBA").save(p)
         paths.append(p)
@@ -79,7 +81,7 @@ def main():
             block.ff_gate.fill_(0.5)
     export_model(model, tok, out / "model", {"name": "parity-fixture"})
 
-    images = make_images(out)
+    images = write_noise_pngs(out, [(80, 100), (64, 64)], opaque_fraction=0.5)
     rgbas = [np.asarray(Image.open(p).convert("RGBA")) for p in images]
     pixels = [preprocess(a, cfg.image_size, cfg.mean, cfg.std, cfg.background) for a in rgbas]
 

@@ -4,9 +4,8 @@
 // pixels, latents, the LM's logits at every prompt position and over KV-cached decode steps
 // (ALiBi, q/k LayerNorms, 8-head-style gated blocks, only-the-last-image mask, no BOS), and the
 // engine's and the CLI's greedy answers, all through onnxruntime-node.
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
@@ -16,6 +15,7 @@ import { createNodeEngine, loadModelDir, readPng, REPO_ROOT } from '../cli/node'
 import { preprocessImage } from './image';
 import { mediaIndex } from './mask';
 import { textToPrompt } from './prompt';
+import { maxAbsDiff, pythonFixture } from './pythonFixture';
 import { Tokenizer } from './tokenizer';
 import type { Manifest } from './types';
 
@@ -35,14 +35,6 @@ interface Expected {
   corpus_decoded: string[];
 }
 
-const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 // OpenFlamingo-3B's language model layout (MPT: ALiBi, q/k LayerNorms, tied output) and 4B's
 // (GPT-NeoX: partial rotary, parallel residual, biases, untied output)
@@ -54,11 +46,8 @@ describe.each(['mpt', 'gpt_neox'])('a converted OpenFlamingo (%s) against the Py
   let tokenizerJson: string;
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), `openflamingo-parity-${arch}-`));
+    ({ dir, expected, manifest } = pythonFixture<Expected>('openflamingo_parity.py', ['--arch', arch], `openflamingo-parity-${arch}-`));
     model = join(dir, 'model');
-    execFileSync(PYTHON, [join(REPO_ROOT, 'models/tools/openflamingo_parity.py'), dir, '--arch', arch], { stdio: 'pipe' });
-    expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
-    manifest = JSON.parse(readFileSync(join(model, 'manifest.json'), 'utf8')) as Manifest;
     tokenizerJson = readFileSync(join(model, 'tokenizer.json'), 'utf8');
   }, 120_000);
 

@@ -1,16 +1,15 @@
 // Cross-language parity: the Python reference (models/tools/parity.py) and this engine, fed the same
 // prompt, PNGs and ONNX graphs, must agree on tokens, the per-image mask, pixels, and the LM's
 // logits over a prefill and 20 KV-cached decode steps (onnxruntime-node vs PyTorch).
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BUNDLED_MODEL_DIR, createNodeEngine, loadModelDir, readPng, REPO_ROOT } from '../cli/node';
+import { BUNDLED_MODEL_DIR, createNodeEngine, loadModelDir, readPng } from '../cli/node';
 import { preprocessImage } from './image';
 import { mediaIndex } from './mask';
 import { textToPrompt } from './prompt';
+import { maxAbsDiff, pythonFixture } from './pythonFixture';
 import { Tokenizer } from './tokenizer';
 import type { Manifest } from './types';
 
@@ -35,24 +34,12 @@ interface Expected {
   bundled_corpus_ids?: number[][];
 }
 
-export const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
-
 let dir: string;
 let expected: Expected;
 let manifest: Manifest;
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'flamingo-parity-'));
-  execFileSync(PYTHON, [join(REPO_ROOT, 'models/tools/parity.py'), dir, '--bundled', BUNDLED_MODEL_DIR], { stdio: 'pipe' });
-  expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
-  manifest = JSON.parse(readFileSync(join(dir, 'model/manifest.json'), 'utf8')) as Manifest;
+  ({ dir, expected, manifest } = pythonFixture<Expected>('parity.py', ['--bundled', BUNDLED_MODEL_DIR], 'flamingo-parity-'));
 }, 120_000);
 
 describe('parity with the Python reference', () => {
