@@ -4,10 +4,11 @@
 #   stage 1: the encoder on all seven training styles (load_world(styles='v2'), EMOJIWORLD.md);
 #   stage 2: the language model on 640-token sequences with long binding episodes (32-shot prompts);
 #   stage 3: the bridge on both, starting from v1's bridge, on pages of up to 32 images;
+#   stage 3s: stage 3's bridge continued with half the pages short again (at most 8 images): the shipped bridge;
 #   export:  the model folder from checkpoints/v2/ (the committed stages) and its CLI evaluation.
 #
 #   cd models && bash train/v2.sh            # every stage resumes from its last checkpoint when run again
-#   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, stages = 1-3, export)
+#   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, 3s, stages = 1-3s, export)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -25,11 +26,13 @@ case "${PROFILE:-full}" in
   full)
     lm="--batch=16 --steps=300 --eval_every=100 --ckpt_every=50"
     vision_steps="500 2000" vision="--batch=256 --eval_every=500 --ckpt_every=50"
-    stage3="--steps=500 --clip_batch=32 --eval_every=250 --ckpt_every=25" ;;
+    stage3="--steps=500 --clip_batch=32 --eval_every=250 --ckpt_every=25"
+    stage3s="--steps=250 --clip_batch=32 --eval_every=250 --ckpt_every=25" ;;
   smoke)
     lm="--batch=2 --steps=2 --warmup=1 --eval_every=2 --eval_episodes=4"
     vision_steps="2" vision="--batch=16 --eval_every=2"
-    stage3="--steps=2 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=2 --eval_episodes=4 --match_heads=1.0,3.0" ;;
+    stage3="--steps=2 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=2 --eval_episodes=4 --match_heads=1.0,3.0"
+    stage3s="$stage3" ;;
   *) echo "PROFILE must be full or smoke" >&2; exit 2 ;;
 esac
 in_stage() { for s in "$@"; do [ "$STAGE" = "$s" ] && return 0; done; return 1; }
@@ -50,21 +53,27 @@ if in_stage all stages 1; then
     $PY -m train.vision $tok --world=v2 --init="$V1_VISION" --out="$RUNS/vision" --steps=$steps --lr=1e-3 $vision
   done
 fi
+# 3p's recipe (reproduce.sh) on the v2 stages; stage 3s adds pages as short as few-shot prompts back
+recipe="--world=v2 --vision=$RUNS/vision/last.pt --lm=$RUNS/lm/best.pt --clip_questions=balanced --clip_weight=1
+  --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 --max_images=32 --max_way=10 --seq_len=640
+  --restyle_share=0.5 --similar_share=0.5 --ema=0.99 --match_weight=1"
 if in_stage all stages 3; then
-  # 3p's recipe (reproduce.sh) on the v2 stages, pages as long as 32-shot prompts. The run stopped at step 264
-  # (--max_minutes=45), was resumed with the same command and stopped by hand after step 500 (TRAINING_LOG_v2.md):
-  # --steps=500 ends where checkpoints/v2/bridge.pt stands.
-  $PY -m train.flamingo $tok --world=v2 --vision="$RUNS/vision/last.pt" --lm="$RUNS/lm/best.pt" \
-    --init="$V1_BRIDGE" --out="$RUNS/flamingo" --lr=5e-4 --seed=7 \
-    --clip_questions=balanced --clip_weight=1 --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 \
-    --max_images=32 --max_way=10 --seq_len=640 --restyle_share=0.5 --similar_share=0.5 --ema=0.99 --match_weight=1 \
-    $stage3
-  $PY tools/bridge_of.py "$RUNS/flamingo/final.pt" "$RUNS/bridge.pt"
+  # pages as long as 32-shot prompts. The run stopped at step 264 (--max_minutes=45), was resumed with the same
+  # command and stopped by hand after step 500 (TRAINING_LOG_v2.md): --steps=500 ends where that bridge stood
+  # (model 0.2.0's, in git history: checkpoints/README.md).
+  $PY -m train.flamingo $tok $recipe --init="$V1_BRIDGE" --out="$RUNS/flamingo" --lr=5e-4 --seed=7 $stage3
+  $PY tools/bridge_of.py "$RUNS/flamingo/final.pt" "$RUNS/bridge-long.pt"
+fi
+if in_stage all stages 3s; then
+  # half the pages at most 8 images, the other half up to 32: checkpoints/v2/bridge.pt (model 0.2.1)
+  $PY -m train.flamingo $tok $recipe --init="$RUNS/bridge-long.pt" --out="$RUNS/flamingo-short" --lr=3e-4 --seed=11 \
+    --short_page_share=0.5 --short_max_images=8 $stage3s
+  $PY tools/bridge_of.py "$RUNS/flamingo-short/final.pt" "$RUNS/bridge.pt"
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
   # committed episodes (OpenMoji, held-out concepts)
   $PY -m flamingo.export --bridge="${BRIDGE:-checkpoints/v2/bridge.pt}" --vision=checkpoints/v2/vision.pt \
-    --lm=checkpoints/v2/lm.pt $tok --version=0.2.0 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
+    --lm=checkpoints/v2/lm.pt $tok --version=0.2.1 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
   node ../bin/flamingo-web.mjs eval --model "$RUNS/export" --episodes eval/episodes/all.jsonl --out "$RUNS/report.json"
 fi
