@@ -3,7 +3,7 @@
 // `vite preview` with the app's COOP/COEP headers.
 import { chromium, type Browser, type Page } from '@playwright/test';
 import { chromiumLaunchOptions } from '../e2e/browser';
-import type { DecodeSample, FlamingoBenchApi, PhaseSample, ShotSample, TransformersBenchApi } from './pages/protocol';
+import type { DecodeSample, FlamingoBenchApi, LmFetch, PhaseSample, ShotSample, TransformersBenchApi } from './pages/protocol';
 import { incognitoProfiles, measureStartup, type StartupResult } from './startup';
 
 export interface BrowserSettings {
@@ -27,6 +27,8 @@ export interface BrowserResult {
   decode: DecodeSample[];
   /** The same decode on the page's thread, session.run timed. */
   phases: PhaseSample[];
+  /** lm.onnx's session.run alone, median ms, per fetched output set and cached positions. */
+  lmRuns: { outputs: LmFetch; past: number; ms: number }[];
   shots: ShotSample[][];
   loadTimings: Awaited<ReturnType<FlamingoBenchApi['load']>>;
   peakMemoryMb: number | null;
@@ -50,11 +52,12 @@ async function openPage(browser: Browser, url: string, global: 'flamingoBench' |
  * V8 first runs a wasm module's functions from its baseline compiler and recompiles the hot ones
  * optimised in the background: on two busy cores the first decodes of a fresh page ran 5-15x
  * slower than later ones, and the climb took dozens of runs (a run of 32 tokens: 60 -> 1,000 tokens/s
- * over 40 runs at load 2), with plateaus on the way. So every runtime in the page is warmed up the
- * same way before it is timed: at least MIN_WARM_UP runs, then until three in a row agree within
- * 15 % (at most MAX_WARM_UP). Returns the warm-up runs' speeds.
+ * over 40 runs at load 2; about 1,000 decode steps in onnxruntime-web under Node too), with plateaus
+ * on the way. So every runtime in the page is warmed up the same way before it is timed: at least
+ * MIN_WARM_UP runs, then until three in a row agree within 15 % (at most MAX_WARM_UP). Returns the
+ * warm-up runs' speeds: what a fresh page's first answers get.
  */
-const MIN_WARM_UP = 8;
+const MIN_WARM_UP = 40;
 const MAX_WARM_UP = 60;
 async function warmUp(run: () => Promise<number>): Promise<number[]> {
   const speeds: number[] = [];
@@ -103,6 +106,13 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
     for (let r = 0; r < s.repeats; r++) {
       phases.push(await page.evaluate(([text, n]) => window.flamingoBench!.decodePhases(text, n), [s.promptText, s.newTokens] as const));
     }
+    // what a step costs by what it fetches: the whole cache back (present_*), its new rows, logits only
+    const lmRuns: BrowserResult['lmRuns'] = [];
+    for (const past of [4, 228]) {
+      for (const outputs of ['present', 'new', 'logits'] as const) {
+        lmRuns.push({ outputs, past, ms: await page.evaluate(([o, p]) => window.flamingoBench!.lmRuns(o, p, 300), [outputs, past] as const) });
+      }
+    }
     const shots: ShotSample[][] = [];
     for (const k of s.shots) {
       const runs: ShotSample[] = [];
@@ -135,6 +145,7 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
       startup,
       decode,
       phases,
+      lmRuns,
       shots,
       loadTimings,
       peakMemoryMb,

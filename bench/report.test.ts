@@ -25,6 +25,7 @@ const input: ReportInput = {
     startup: { cold: [sample], warm: [sample] },
     decode: [decode],
     phases: [{ tokens: 32, tokensPerSecond: 100, stepMs: 10, runMs: 9, engineMs: 1 }],
+    lmRuns: [{ outputs: 'present', past: 4, ms: 2 }, { outputs: 'new', past: 4, ms: 0.5 }, { outputs: 'logits', past: 4, ms: 0.4 }],
     shots: [[shot(0, 200)], [shot(4, 180)], [shot(8, 170)], [shot(16, 150)], [shot(32, 100)]],
     loadTimings: { backend: 'wasm', variant: 'float32', loadMs: 30, timings, fromCache: false },
     peakMemoryMb: 40,

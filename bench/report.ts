@@ -96,6 +96,14 @@ export function buildReport(input: ReportInput) {
           engine_around_run: round(median(browser.phases.map((p) => p.engineMs)), 3),
           tokens_per_s_on_page_thread: round(median(browser.phases.map((p) => p.tokensPerSecond))),
         },
+        // lm.onnx's session.run alone on the page's thread (one decode step, zero inputs), median ms, by what
+        // it fetches: present_* (the whole cache, as before the appended cache), new_* (the engine now), logits
+        browser_wasm_lm_run_ms: Object.fromEntries(
+          [...new Set(browser.lmRuns.map((r) => r.past))].map((past) => [
+            `past_${past}`,
+            Object.fromEntries(browser.lmRuns.filter((r) => r.past === past).map((r) => [r.outputs, round(r.ms, 3)])),
+          ]),
+        ),
         onnxruntime_node_tokens_per_s: round(input.nodeDecode),
         pytorch: { ...input.pytorch, decode_tokens_per_s: round(input.pytorch.decode_tokens_per_s) },
         transformersjs: {
@@ -156,6 +164,9 @@ export function printReport(r: BenchReport): void {
   line(`  transformers.js ${d.decode_text_prompt.transformersjs.version} (WASM)`, d.decode_text_prompt.transformersjs.tokens_per_s);
   const step = d.decode_text_prompt.browser_wasm_per_step_ms;
   line('  browser step ms: whole / session.run / around', `${step.step} / ${step.session_run} / ${step.engine_around_run}`);
+  for (const [past, ms] of Object.entries(d.decode_text_prompt.browser_wasm_lm_run_ms)) {
+    line(`  lm.onnx run ms, ${past.replace('_', ' ')}: present / new / logits`, `${ms.present} / ${ms.new} / ${ms.logits}`);
+  }
   if (d.decode_text_prompt.browser_wasm_engine_timings_ms) line('  engine timings (ms, summed over steps)', JSON.stringify(d.decode_text_prompt.browser_wasm_engine_timings_ms));
   console.log('  shots  images  tokens  TTFT fresh ms  TTFT cached ms  encode ms/img  decode tok/s');
   for (const [k, s] of Object.entries(d.shots)) {

@@ -7,7 +7,7 @@ import { FlamingoEngine, type OrtModule } from '../../src/engine/engine';
 import type { DoneEvent, ModelFileRole, Prompt, RgbaImage } from '../../src/engine/types';
 import { bundledManifest, BUNDLED_MODEL_PATH } from '../../src/store/bundledModel';
 import { FlamingoClient } from '../../src/worker/client';
-import type { DecodeSample, FlamingoBenchApi, PhaseSample, ShotSample } from './protocol';
+import type { DecodeSample, FlamingoBenchApi, LmFetch, PhaseSample, ShotSample } from './protocol';
 
 const client = new FlamingoClient();
 
@@ -52,6 +52,7 @@ function pageEngine() {
   })();
   return timedEngine;
 }
+let lmSession: Promise<InferenceSession> | undefined;
 const bundledUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href).href;
 /** The image size of the model loaded last (the bundled one's until load is given another). */
 let imageSize = bundledManifest.vision.image_size;
@@ -148,6 +149,35 @@ const api: FlamingoBenchApi = {
     const stepMs = 1000 / done.tokensPerSecond;
     const runMs = steps.reduce((sum, ms) => sum + ms, 0) / steps.length;
     return { tokens: done.tokens, tokensPerSecond: done.tokensPerSecond, stepMs, runMs, engineMs: stepMs - runMs };
+  },
+
+  async lmRuns(outputs: LmFetch, past: number, runs: number): Promise<number> {
+    const ort = await import('onnxruntime-web/wasm');
+    ort.env.wasm.wasmPaths = new URL(`${import.meta.env.BASE_URL}ort/`, window.location.href).href;
+    const base = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, window.location.href);
+    lmSession ??= ort.InferenceSession.create(new Uint8Array(await (await fetch(new URL(bundledManifest.files.lm.path, base))).arrayBuffer()), {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+    });
+    const session = await lmSession;
+    const { layers } = bundledManifest.lm;
+    const dims: Record<string, number> = { batch: 1, seq: 1, past, media_latents: bundledManifest.resampler.n_latents };
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    for (const meta of session.inputMetadata) {
+      if (!meta.isTensor) continue;
+      const shape = meta.shape.map((d) => (typeof d === 'number' ? d : dims[d]));
+      const count = shape.reduce((a, b) => a * b, 1);
+      feeds[meta.name] = meta.type === 'int64' ? new ort.Tensor('int64', new BigInt64Array(count).fill(meta.name === 'logits_to_keep' ? 1n : 0n), shape) : new ort.Tensor('float32', new Float32Array(count), shape);
+    }
+    const fetches = ['logits'];
+    if (outputs !== 'logits') for (let i = 0; i < layers; i++) fetches.push(`${outputs}_key_${i}`, `${outputs}_value_${i}`);
+    const ms: number[] = [];
+    for (let r = 0; r < 2 * runs; r++) {
+      const t0 = performance.now();
+      await session.run(feeds, fetches);
+      if (r >= runs) ms.push(performance.now() - t0);
+    }
+    return ms.sort((a, b) => a - b)[Math.floor(ms.length / 2)];
   },
 
   async memoryMb() {

@@ -48,6 +48,9 @@ export interface ModelChoice {
   variant?: string;
 }
 
+/** What a decode step fetches: logits and the whole cache (present_*), its new rows (new_*), or logits alone. */
+export type LmFetch = 'present' | 'new' | 'logits';
+
 export interface FlamingoBenchApi {
   load(
     backend: 'wasm' | 'webgpu',
@@ -67,6 +70,11 @@ export interface FlamingoBenchApi {
   decodeImage(text: string, newTokens: number, seed: number): Promise<DecodeSample>;
   shots(shots: number, newTokens: number, seed: number): Promise<ShotSample>;
   decodePhases(text: string, newTokens: number): Promise<PhaseSample>;
+  /**
+   * lm.onnx alone on this page's thread: the median ms of `runs` session.run calls of one decode
+   * step (zero K/V, `past` cached positions, one image), fetching `outputs` (after as many runs to warm up).
+   */
+  lmRuns(outputs: LmFetch, past: number, runs: number): Promise<number>;
   /** performance.measureUserAgentSpecificMemory (page + worker), MB; null where not allowed. */
   memoryMb(): Promise<number | null>;
 }
