@@ -26,6 +26,8 @@ installErrorTransfer();
 let engine: FlamingoEngine | undefined;
 /** The running generate or score call, so that a reload can stop it and wait for it. */
 let running: { controller: AbortController; done: Promise<unknown> } | undefined;
+/** The warm-up after a WASM load (warmUpInBackground); a request stops it and waits for its current run. */
+let warming: { controller: AbortController; done: Promise<unknown> } | undefined;
 /** Loads run one after another (a backend switch while loading waits its turn). */
 let loadQueue: Promise<unknown> = Promise.resolve();
 /** What the last load ran: a lost GPU device is replaced by the same model on WASM. */
@@ -50,10 +52,13 @@ const api: FlamingoWorkerApi = {
     // Characters of the answer already streamed: an answer that starts again on WASM (the GPU
     // was lost) does not send them twice; greedy answers are the same on both backends.
     let sent = 0;
+    const arrived = performance.now();
     try {
-      return await exclusive((signal) => {
+      return await exclusive(async (signal) => {
+        // the time to first token counts from the request: a warm-up it waited for included
+        const waited = performance.now() - arrived;
         let text = '';
-        return currentEngine().generate(
+        const done = await currentEngine().generate(
           prompt,
           options,
           (event) => {
@@ -63,11 +68,14 @@ const api: FlamingoWorkerApi = {
               if (text.length <= sent) return;
               event = { ...event, text: text.slice(Math.max(start, sent)) };
               sent = text.length;
+            } else if (event.type === 'done' && event.tokens > 0) {
+              event = { ...event, ttftMs: event.ttftMs + waited };
             }
             void onEvent(event);
           },
           signal,
         );
+        return done.tokens > 0 ? { ...done, ttftMs: done.ttftMs + waited } : done;
       });
     } finally {
       releaseCallback(onEvent);
@@ -158,6 +166,7 @@ async function load(
       return loaded;
     };
     const { backend, fallbackReason, model } = await createEngine(runtime, manifest, readFiles, choice, build === 'webgpu', variant, emit);
+    if (backend === 'wasm') warmUpInBackground(currentEngine(), variantFiles(manifest, model.variant));
     // Downloaded files are written to IndexedDB while the sessions start; a failed write is one of this load's warnings.
     await model.stored;
     loaded = { url, manifest, variant };
@@ -232,6 +241,30 @@ async function createEngine(
   return { backend: engine.backend, fallbackReason, model };
 }
 
+/**
+ * On WASM a graph's first run compiles the runtime's code for it (V8 compiles wasm functions when
+ * first called): the bundled model's first answer took about 0.8 s longer than the next. A WebGPU
+ * engine warms up inside its load (its shaders); a WASM one does it here, after the load, while the
+ * visitor is still building a prompt, so "ready" comes no later. A request stops it at its next
+ * step (engine.warmUp's signal) and waits for the graph run under way. Only for models of up to
+ * WARM_UP_MAX_BYTES: a larger one's warm-up is a long prefill, which a request could not cut short.
+ */
+const WARM_UP_MAX_BYTES = 64 * 2 ** 20;
+function warmUpInBackground(on: FlamingoEngine, files: Record<string, { bytes: number }>): void {
+  const bytes = Object.values(files).reduce((sum, f) => sum + f.bytes, 0);
+  if (bytes > WARM_UP_MAX_BYTES) return;
+  const controller = new AbortController();
+  warming = { controller, done: on.warmUp(controller.signal).catch(() => undefined) };
+}
+
+async function stopWarmUp(): Promise<void> {
+  const current = warming;
+  if (!current) return;
+  current.controller.abort();
+  await current.done;
+  if (warming === current) warming = undefined;
+}
+
 /** What this browser offers against what the manifest says the model needs (src/engine/requirements.ts). */
 async function checkCapacity(manifest: Manifest, variant: string, backend: Backend): Promise<void> {
   if (!manifest.requirements && !Object.values(manifest.variants ?? {}).some((v) => v.requirements)) return;
@@ -259,6 +292,7 @@ function currentEngine(): FlamingoEngine {
  * that fails because the WebGPU device was lost runs once more, on WASM (moveToWasm).
  */
 async function exclusive<T>(task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  await stopWarmUp();
   if (running) throw new FlamingoError('The model is busy with another request; stop it first.');
   const controller = new AbortController();
   const attempt = async () => {
@@ -343,6 +377,7 @@ function moveToWasm(lost: FlamingoEngine, reason: string): Promise<void> {
 }
 
 async function releaseEngine(): Promise<void> {
+  await stopWarmUp();
   if (running) {
     running.controller.abort();
     await running.done;
