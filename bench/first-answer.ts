@@ -1,0 +1,71 @@
+// The first answers of a fresh page, for two builds side by side: what the background warm-up
+// after a WASM load buys (docs/BENCHMARKS.md, "Decode in the browser: the outputs").
+//
+//   npx tsx bench/first-answer.ts --before DIR --after DIR [--rounds 3] [--idle 3000] [--answers 3]
+//                                 [--port 4398] [--out FILE]
+//
+// DIR: `vite build --mode bench --outDir DIR` of each build. Per round and build: a fresh browser
+// context loads the bundled model on WASM through the bench page, waits `--idle` ms (a visitor
+// building a prompt), then asks `--answers` questions about one fresh noise image each (4 new
+// tokens) and records each time to first token; the builds' order flips every round. Prints the
+// medians per answer and writes the raw figures as JSON; asserts nothing.
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { chromium } from '@playwright/test';
+import { chromiumLaunchOptions } from '../e2e/browser';
+import { startPreview } from './server';
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    before: { type: 'string' },
+    after: { type: 'string' },
+    rounds: { type: 'string', default: '3' },
+    idle: { type: 'string', default: '3000' },
+    answers: { type: 'string', default: '3' },
+    port: { type: 'string', default: '4398' },
+    out: { type: 'string' },
+  },
+});
+if (!values.before || !values.after) throw new Error('usage: first-answer.ts --before DIR --after DIR');
+const builds = { before: values.before, after: values.after };
+const rounds = Number(values.rounds);
+const answers = Number(values.answers);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const browser = await chromium.launch(chromiumLaunchOptions({ webgpu: false }));
+const ttft: Record<keyof typeof builds, number[][]> = { before: [], after: [] };
+try {
+  for (let round = 0; round < rounds; round++) {
+    for (const name of round % 2 ? (['after', 'before'] as const) : (['before', 'after'] as const)) {
+      const server = await startPreview(builds[name], Number(values.port));
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        await page.goto(`${server.url}/bench/pages/flamingo.html`);
+        await page.waitForFunction(() => 'flamingoBench' in window, undefined, { timeout: 60_000 });
+        await page.evaluate(() => window.flamingoBench!.load('wasm'));
+        await page.waitForTimeout(Number(values.idle));
+        const run: number[] = [];
+        for (let i = 0; i < answers; i++) {
+          const sample = await page.evaluate(([seed]) => window.flamingoBench!.decodeImage('Output:', 4, seed), [1000 * round + i] as const);
+          run.push(sample.ttftMs);
+        }
+        ttft[name].push(run);
+      } finally {
+        await context.close();
+        await server.close();
+      }
+    }
+  }
+} finally {
+  await browser.close();
+}
+
+for (const name of ['before', 'after'] as const) {
+  const perAnswer = Array.from({ length: answers }, (_, i) => Math.round(median(ttft[name].map((r) => r[i]))));
+  console.log(`${name.padEnd(6)} TTFT ms, answers 1..${answers} (median of ${rounds}): ${perAnswer.join(', ')}`);
+}
+const result = { date: new Date().toISOString(), settings: { rounds, idleMs: Number(values.idle), answers, builds }, ttft_ms: ttft };
+if (values.out) await writeFile(values.out, `${JSON.stringify(result, null, 2)}\n`);
