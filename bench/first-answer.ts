@@ -13,22 +13,19 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
 import { chromiumLaunchOptions } from '../e2e/browser';
+import { buildOrder, PAIRED_OPTIONS, pairedBuilds } from './paired';
 import { startPreview } from './server';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
-    before: { type: 'string' },
-    after: { type: 'string' },
-    rounds: { type: 'string', default: '3' },
+    ...PAIRED_OPTIONS,
     idle: { type: 'string', default: '3000' },
     answers: { type: 'string', default: '3' },
     port: { type: 'string', default: '4398' },
-    out: { type: 'string' },
   },
 });
-if (!values.before || !values.after) throw new Error('usage: first-answer.ts --before DIR --after DIR');
-const builds = { before: values.before, after: values.after };
+const builds = pairedBuilds(values, 'first-answer');
 const rounds = Number(values.rounds);
 const answers = Number(values.answers);
 
@@ -38,7 +35,7 @@ const browser = await chromium.launch(chromiumLaunchOptions({ webgpu: false }));
 const ttft: Record<keyof typeof builds, number[][]> = { before: [], after: [] };
 try {
   for (let round = 0; round < rounds; round++) {
-    for (const name of round % 2 ? (['after', 'before'] as const) : (['before', 'after'] as const)) {
+    for (const name of buildOrder(round)) {
       const server = await startPreview(builds[name], Number(values.port));
       const context = await browser.newContext();
       try {

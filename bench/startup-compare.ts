@@ -10,10 +10,11 @@
 import { chromium } from '@playwright/test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromiumLaunchOptions } from '../e2e/browser';
 import { startupPhases } from './report';
+import { buildOrder, PAIRED_OPTIONS, pairedBuilds } from './paired';
 import { startPreview } from './server';
 import { incognitoProfiles, newVisitor, type StartupSample, type StartupSettings } from './startup';
 
@@ -51,18 +52,14 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      before: { type: 'string' },
-      after: { type: 'string' },
-      rounds: { type: 'string', default: '3' },
+      ...PAIRED_OPTIONS,
       warm: { type: 'string', default: '3' },
       dwell: { type: 'string', default: '6000' },
       port: { type: 'string', default: '4393' },
       incognito: { type: 'boolean', default: false },
-      out: { type: 'string' },
     },
   });
-  if (!values.before || !values.after) throw new Error('startup-compare: --before DIR and --after DIR are required');
-  const builds = { before: resolve(values.before), after: resolve(values.after) };
+  const builds = pairedBuilds(values, 'startup-compare');
   const port = Number(values.port);
   const servers = [await startPreview(builds.before, port), await startPreview(builds.after, port + 1)];
   const browser = values.incognito ? await chromium.launch(chromiumLaunchOptions({ webgpu: false })) : undefined;
@@ -73,7 +70,7 @@ async function main(): Promise<void> {
   const load: number[] = [];
   try {
     for (let round = 0; round < Number(values.rounds); round++) {
-      const order = round % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
+      const order = buildOrder(round);
       const newProfile = browser ? incognitoProfiles(browser) : disk.newProfile;
       const visitors = { before: await newVisitor(newProfile, Number(values.dwell)), after: await newVisitor(newProfile, Number(values.dwell)) };
       const url = { before: `${servers[0].url}/?backend=wasm`, after: `${servers[1].url}/?backend=wasm` };
