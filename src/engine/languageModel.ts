@@ -38,6 +38,8 @@ export class LanguageModel {
   readonly appends: boolean;
   /** What a plain step reads: logits and the cache's new rows (not the pictures' queries). */
   private readonly fetches: string[];
+  /** The K/V outputs among them, per layer key then value: present_* or new_*. */
+  private readonly kvNames: string[];
   private readonly queryNames: string[];
 
   /** `appendCache`: false keeps present_* even where new_key_* could be appended (the plain path, for tests). */
@@ -53,8 +55,8 @@ export class LanguageModel {
     this.shape = { layers: this.layers, heads: this.heads, headDim: this.headDim };
     this.appends = appendCache && backend !== 'webgpu' && lm.outputNames.includes('new_key_0');
     const kv = this.appends ? 'new' : 'present';
-    this.fetches = ['logits'];
-    for (let i = 0; i < this.layers; i++) this.fetches.push(`${kv}_key_${i}`, `${kv}_value_${i}`);
+    this.kvNames = Array.from({ length: this.layers }, (_, i) => [`${kv}_key_${i}`, `${kv}_value_${i}`]).flat();
+    this.fetches = ['logits', ...this.kvNames];
     this.queryNames = manifest.lm.xattn_layers.map((i) => `xattn_query_${i}`);
   }
 
@@ -132,9 +134,9 @@ export class LanguageModel {
     const t2 = performance.now();
     let present: KvCache;
     if (past instanceof AppendKv) {
-      present = past.append(this.fetches.slice(1).map((name) => out[name].data as Float32Array), S);
+      present = past.append(this.kvNames.map((name) => out[name].data as Float32Array), S);
     } else {
-      present = new TensorKv(this.fetches.slice(1).map((name) => out[name]), B, past.length + S);
+      present = new TensorKv(this.kvNames.map((name) => out[name]), B, past.length + S);
     }
     const logits = out.logits.data as Float32Array;
     if (timings) {
