@@ -12,9 +12,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
+import { feeds, type Ort } from './feeds';
 
-type Ort = { InferenceSession: typeof InferenceSession; Tensor: typeof OrtTensor; env: { wasm: { numThreads?: number } } };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -25,23 +24,6 @@ function externalData(file: string) {
     .map((name) => ({ path: name, data: new Uint8Array(readFileSync(join(dirname(file), name))) }));
 }
 
-function feeds(ort: Ort, session: InferenceSession, dims: Record<string, number>): Record<string, OrtTensor> {
-  const out: Record<string, OrtTensor> = {};
-  for (const meta of session.inputMetadata) {
-    if (!meta.isTensor) throw new Error(`input ${meta.name} is not a tensor`);
-    const shape = meta.shape.map((d) => {
-      if (typeof d === 'number' && d >= 0) return d;
-      const size = dims[String(d)];
-      if (size === undefined) throw new Error(`input ${meta.name}: no size for dimension ${String(d)} (--dims ${String(d)}=N)`);
-      return size;
-    });
-    const count = shape.reduce((a, b) => a * b, 1);
-    if (meta.type === 'int64') out[meta.name] = new ort.Tensor('int64', new BigInt64Array(count).fill(1n), shape);
-    else if (meta.type === 'float32') out[meta.name] = new ort.Tensor('float32', new Float32Array(count), shape);
-    else throw new Error(`input ${meta.name}: type ${meta.type} not handled`);
-  }
-  return out;
-}
 
 async function timeGraph(ort: Ort, backend: string, file: string, dims: Record<string, number>, runs: number, threads: number) {
   const t0 = performance.now();

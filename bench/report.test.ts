@@ -11,12 +11,13 @@ const sample = { readyMs: 100, pageToLoadMs: 5, timings };
 const decode = { promptTokens: 64, tokens: 32, tokensPerSecond: 100, ttftMs: 5, pageTokensPerSecond: 99, pageTotalMs: 400 };
 const shot = (shots: number, tps: number) => ({
   shots, images: shots + 1, promptTokens: 4 + 7 * shots, encodeMs: 2 * (shots + 1), ttftMs: 3, ttftFreshMs: 9, tokensPerSecond: tps,
+  timings: { encodeMs: 1, prefillMs: 2, feedsMs: 3.1, runMs: 31, outputsMs: 0.31, sampleMs: 0.1, detokenizeMs: 0.1, steps: 31 },
 });
 
 const input: ReportInput = {
   date: '2026-12-01T00:00:00.000Z',
   machine: { cpus: 2, cpuModel: 'test', memoryGb: 24, os: 'Linux', node: 'v20' },
-  settings: { promptTokens: 64, newTokens: 32, repeats: 1, shots: [0, 4, 8, 16, 32], promptText: 'Output: dog face.' },
+  settings: { promptTokens: 64, newTokens: 32, repeats: 1, shotRepeats: 1, shots: [0, 4, 8, 16, 32], promptText: 'Output: dog face.' },
   nodeDecode: 400,
   cli: { rows: [] },
   pytorch: { decode_tokens_per_s: 50, runtime: 'PyTorch eager, 2 threads', runs: [50] },
@@ -45,5 +46,6 @@ describe('bench report', () => {
     expect(report.vs_transformersjs_ratio).toBe(1.25);
     expect(report.shots32_vs_0_per_token_ratio).toBe(2);
     expect(report.details.startup.cold.sessions_ms).toEqual({ 'lm.onnx': 10 });
+    expect(report.details.shots['32'].per_step_us).toEqual({ feeds: 100, run: 1000, outputs: 10 });
   });
 });

@@ -7,7 +7,7 @@ import type { StartupSample } from './startup';
 export interface ReportInput {
   date: string;
   machine: { cpus: number; cpuModel: string; memoryGb: number; os: string; node: string };
-  settings: { promptTokens: number; newTokens: number; repeats: number; shots: number[]; promptText: string };
+  settings: { promptTokens: number; newTokens: number; repeats: number; shotRepeats: number; shots: number[]; promptText: string };
   /** onnxruntime-node, the same text prompt: median tokens/s. */
   nodeDecode: number;
   /** src/cli/bench.ts's JSON, as it wrote it. */
@@ -125,6 +125,10 @@ export function buildReport(input: ReportInput) {
             ttft_cached_images_ms: round(median(runs.map((s) => s.ttftMs))),
             encode_ms_per_image: round(median(runs.map((s) => s.encodeMs / s.images)), 2),
             decode_tokens_per_s: round(shotTps(k)),
+            // per decode step, µs (medians over the answers): where a longer context costs
+            per_step_us: Object.fromEntries((['feedsMs', 'runMs', 'outputsMs'] as const).map((phase) => [
+              phase.replace('Ms', ''), round(median(runs.map((s) => (1000 * s.timings[phase]) / Math.max(1, s.timings.steps)))),
+            ])),
           }];
         }),
       ),

@@ -1,4 +1,4 @@
-// `npm run bench [-- --out FILE] [--tokens 32] [--repeats 3] [--shots 0,4,8,16,32] [--cold 2]
+// `npm run bench [-- --out FILE] [--tokens 32] [--repeats 3] [--shots 0,4,8,16,32] [--shot-repeats 7] [--cold 2]
 // [--warm 3] [--dwell 5000] [--webgpu] [--no-build]`: the whole comparison in one run, on this machine.
 //   1. the bench build (app + bench pages, `vite build --mode bench` → dist-bench/), and our LM
 //      exported for transformers.js (models/tools/export_lm_transformersjs.py) into it;
@@ -47,6 +47,7 @@ async function main(): Promise<void> {
       tokens: { type: 'string', default: '32' },
       repeats: { type: 'string', default: '3' },
       shots: { type: 'string', default: '0,4,8,16,32' },
+      'shot-repeats': { type: 'string', default: '7' },
       cold: { type: 'string', default: '2' },
       warm: { type: 'string', default: '3' },
       // ms on the page after each start-up, before the next visit (bench/startup.ts)
@@ -114,6 +115,7 @@ async function main(): Promise<void> {
       newTokens,
       repeats,
       shots,
+      shotRepeats: Number(values['shot-repeats']),
       coldRuns: Number(values.cold),
       warmRuns: Number(values.warm),
       startupDwellMs: Number(values.dwell),
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
       os: `${osType()} ${release()}`,
       node: process.version,
     },
-    settings: { promptTokens: PROMPT_TOKENS, newTokens, repeats, shots, promptText: prompt.text },
+    settings: { promptTokens: PROMPT_TOKENS, newTokens, repeats, shotRepeats: Number(values['shot-repeats']), shots, promptText: prompt.text },
     nodeDecode: median(nodeDecode),
     cli,
     pytorch,

@@ -137,6 +137,7 @@ const api: FlamingoBenchApi = {
       ttftMs: cached.done.ttftMs,
       ttftFreshMs: fresh.done.ttftMs,
       tokensPerSecond: cached.done.tokensPerSecond,
+      timings: cached.done.timings,
     };
   },
 

@@ -28,6 +28,8 @@ export interface ShotSample {
   /** generate() with fresh images: what a visitor waits for a new prompt. */
   ttftFreshMs: number;
   tokensPerSecond: number;
+  /** The engine's per-phase sums of the cached-images decode (DoneEvent.timings). */
+  timings: DecodeTimings;
 }
 
 /** One decode on the page's own thread with every session.run timed (no worker, no events). */

@@ -7,10 +7,12 @@
 
 Why not torch.onnx.export: traced through torch 1.13 the same LM became 1,435 nodes (454 Constant,
 138 Shape, ... of dynamic-shape bookkeeping) for 53 MatMuls, and onnxruntime-web pays a fixed cost
-per node on every decode step. Written by hand, one decoder layer is about 30 nodes:
+per node on every decode step. Written by hand, a decoder layer with its gated block is about 25 nodes:
   - head splits are Reshapes with literal sizes (0 copies a dimension), no Shape arithmetic;
-  - RoPE is q*cos + rot(q)*sin, with rot(q) = x @ (Wq R) computed by the same MatMul as q, k, v
-    (R is rotate_half as a matrix), so no Split/Neg/Concat per layer;
+  - RoPE is com.microsoft.RotaryEmbedding (non-interleaved: rotate_half), one node each for q and k,
+    given cos/sin rows of the call's own positions only (position_ids 0), so no table has a length limit;
+  - a residual add followed by a LayerNorm is one SkipLayerNormalization (with the MLP's output bias
+    folded in as its bias): ORT's optimiser fuses that on GPU providers only, and the WASM EP pays per node;
   - attention is com.microsoft.MultiHeadAttention (past/present K/V, an additive bias), which the
     CPU, WASM and WebGPU execution providers all implement;
   - the causal bias, the per-image cross-attention bias (Flamingo's phi, from media_index) and the
@@ -90,8 +92,40 @@ def layer_norm(g: GraphBuilder, x: str, ln: torch.nn.LayerNorm) -> str:
                                        g.const(ln.bias.detach().numpy(), "ln_b")], axis=-1, epsilon=ln.eps)
 
 
-def linear(g: GraphBuilder, x: str, w: np.ndarray, b: np.ndarray | None = None) -> str:
-    y = g.op("MatMul", [x, g.const(w, "w")])
+class Residual:
+    """The residual stream: `add` leaves its sum pending, so that the next `norm` writes the add and the
+    LayerNorm as one SkipLayerNormalization (input + skip + bias, normalised; the sum is its 4th output)."""
+
+    def __init__(self, g: GraphBuilder, x: str):
+        self.g, self.x, self.pending = g, x, None
+
+    def add(self, delta: str, bias: np.ndarray | None = None) -> None:
+        self.value()
+        self.pending = (delta, bias)
+
+    def norm(self, ln: torch.nn.LayerNorm) -> str:
+        if self.pending is None:
+            return layer_norm(self.g, self.x, ln)
+        g, (delta, bias) = self.g, self.pending
+        inputs = [self.x, delta, g.const(ln.weight.detach().numpy(), "ln_w"), g.const(ln.bias.detach().numpy(), "ln_b")]
+        if bias is not None:
+            inputs.append(g.const(bias, "b"))
+        self.x = g.name("residual")
+        self.pending = None
+        return g.op("SkipLayerNormalization", inputs, outputs=[g.name("skip_ln"), "", "", self.x], domain=MS,
+                    epsilon=ln.eps)[0]
+
+    def value(self) -> str:
+        if self.pending is not None:
+            delta, bias = self.pending
+            self.pending = None
+            self.x = self.g.op("Add", [self.x, linear(self.g, delta, None, bias) if bias is not None else delta])
+        return self.x
+
+
+def linear(g: GraphBuilder, x: str, w: np.ndarray | None, b: np.ndarray | None = None) -> str:
+    """x @ w + b; w None: x + b."""
+    y = g.op("MatMul", [x, g.const(w, "w")]) if w is not None else x
     return g.op("Add", [y, g.const(b, "b")]) if b is not None else y
 
 
@@ -103,15 +137,6 @@ def to_heads(g: GraphBuilder, x: str, heads: int, head_dim: int) -> str:
     """[B, n, h*dh] -> [B, h, n, dh]."""
     x = g.op("Reshape", [x, g.const([0, 0, heads, head_dim], "shape", np.int64)])
     return g.op("Transpose", [x], perm=[0, 2, 1, 3])
-
-
-def rotate_half_matrix(head_dim: int, heads: int) -> np.ndarray:
-    """R with (x @ R) == rotate_half(x) per head: [x1, x2] -> [-x2, x1]."""
-    half = head_dim // 2
-    r = np.zeros((head_dim, head_dim), np.float32)
-    r[half:, :half] = -np.eye(half)
-    r[:half, half:] = np.eye(half)
-    return np.kron(np.eye(heads, dtype=np.float32), r)
 
 
 # ----------------------------------------------------------------------------- xattn_kv.onnx
@@ -151,12 +176,13 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
     qpos = g.op("Range", [P, T, g.const(1, "one", i64)])  # absolute positions of the new tokens [s]
     kpos = g.op("Range", [g.const(0, "zero", i64), T, g.const(1, "one", i64)])  # [T]
 
-    # RoPE angles [s, h*dh], the same for q and k of every layer.
-    inv_freq = lm.inv_freq.detach().numpy()
-    inv_full = np.tile(np.concatenate([inv_freq, inv_freq]), H).astype(np.float32)
+    # RoPE's cos/sin rows [s, dh/2] of the new tokens' positions, shared by q and k of every layer;
+    # RotaryEmbedding reads row position_ids + t for token t, so its position_ids is 0.
+    inv_freq = lm.inv_freq.detach().numpy().astype(np.float32)
     angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [qpos], to=TensorProto.FLOAT), g.const([1], "ax", i64)]),
-                          g.const(inv_full, "inv_freq")])
+                          g.const(inv_freq, "inv_freq")])
     cos, sin = g.op("Cos", [angles]), g.op("Sin", [angles])
+    first_row = g.const([0], "position_ids", i64)
 
     # Causal bias [1, 1, s, T]: query at absolute position qpos sees keys at kpos <= qpos.
     sees = g.op("LessOrEqual", [g.op("Unsqueeze", [kpos, g.const([0], "ax", i64)]),
@@ -179,32 +205,29 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
         xbias = g.op("Unsqueeze", [xbias, g.const([1], "ax", i64)])  # [B, 1, s, M*l]
         has_media = g.op("Cast", [g.op("GreaterOrEqual", [midx, g.const(0, "zero", i64)])], to=TensorProto.FLOAT)
 
-    x = g.op("Gather", [g.const(lm.wte.weight.detach().numpy(), "wte"), "input_ids"], axis=0)  # [B, s, d]
-    rot = rotate_half_matrix(dh, H)
+    x = Residual(g, g.op("Gather", [g.const(lm.wte.weight.detach().numpy(), "wte"), "input_ids"], axis=0))  # [B, s, d]
     present = []
     for i, (block, gated) in enumerate(zip(lm.blocks, flm.xattn)):
         if isinstance(gated, GatedXAttnDenseBlock):
-            x = gated_xattn_dense(g, x, gated, i, xbias, has_media, H)
-        # self-attention: one MatMul gives q, k, v and their rotate_half partners
-        h = layer_norm(g, x, block.ln1)
-        wq, wk, wv = np.split(weight(block.attn.qkv), 3, axis=1)
-        proj = g.op("MatMul", [h, g.const(np.concatenate([wq, wk, wv, wq @ rot, wk @ rot], axis=1), "w_qkv")])
-        q, k, v, q_rot, k_rot = g.op("Split", [proj, g.const([d] * 5, "split", i64)], outputs=5, axis=-1)
-        q = g.op("Add", [g.op("Mul", [q, cos]), g.op("Mul", [q_rot, sin])])
-        k = g.op("Add", [g.op("Mul", [k, cos]), g.op("Mul", [k_rot, sin])])
+            gated_xattn_dense(g, x, gated, i, xbias, has_media, H)
+        # self-attention: one MatMul gives q, k, v
+        h = x.norm(block.ln1)
+        q, k, v = g.op("Split", [g.op("MatMul", [h, g.const(weight(block.attn.qkv), "w_qkv")]),
+                                 g.const([d] * 3, "split", i64)], outputs=3, axis=-1)
+        q, k = (g.op("RotaryEmbedding", [t, first_row, cos, sin], domain=MS, num_heads=H, interleaved=0) for t in (q, k))
         k, v = g.rename(k, f"new_key_{i}"), g.rename(v, f"new_value_{i}")
         attn = g.op("MultiHeadAttention", [q, k, v, "", "", causal, f"past_key_{i}", f"past_value_{i}"],
                     outputs=[g.name("attn"), f"present_key_{i}", f"present_value_{i}"], domain=MS, num_heads=H)[0]
         present += [f"present_key_{i}", f"present_value_{i}"]
-        x = g.op("Add", [x, linear(g, attn, weight(block.attn.out))])
-        # MLP
+        x.add(linear(g, attn, weight(block.attn.out)))
+        # MLP (its output bias goes into the next SkipLayerNormalization)
         m = block.mlp
-        h = gelu(g, linear(g, layer_norm(g, x, block.ln2), weight(m[0]), m[0].bias.detach().numpy()))
-        x = g.op("Add", [x, linear(g, h, weight(m[2]), m[2].bias.detach().numpy())])
+        h = gelu(g, linear(g, x.norm(block.ln2), weight(m[0]), m[0].bias.detach().numpy()))
+        x.add(linear(g, h, weight(m[2])), m[2].bias.detach().numpy())
 
     # logits for the last K positions only: generation needs one row, scoring all of them
     start = g.op("Neg", ["logits_to_keep"])
-    x = g.op("Slice", [x, start, g.const([np.iinfo(np.int64).max], "end", i64), g.const([1], "ax", i64)])
+    x = g.op("Slice", [x.value(), start, g.const([np.iinfo(np.int64).max], "end", i64), g.const([1], "ax", i64)])
     x = layer_norm(g, x, lm.ln_f)
     g.op("MatMul", [x, g.const(lm.lm_head.weight.detach().numpy().T.copy(), "lm_head")], outputs=["logits"])
 
@@ -233,21 +256,21 @@ def new_kv_outputs(layers: int, width: int) -> list:
             for i in range(layers) for kv in ("key", "value")]
 
 
-def gated_xattn_dense(g: GraphBuilder, y: str, block: GatedXAttnDenseBlock, i: int, xbias: str, has_media: str,
-                      heads: int) -> str:
+def gated_xattn_dense(g: GraphBuilder, y: Residual, block: GatedXAttnDenseBlock, i: int, xbias: str, has_media: str,
+                      heads: int) -> None:
     """y += tanh(alpha) * xattn(y, media); y += tanh(beta) * ffw(y), gates folded into the weights."""
     alpha, beta = (float(t) for t in block.gates())
     xa = block.xattn
     # The query is also a graph output (xattn_query_i), for the pictures: which latents a token
     # looked at is softmax(q k^T / sqrt(dh)) over its image's latents, computed where it is asked for.
-    q = g.op("MatMul", [layer_norm(g, y, xa.norm), g.const(weight(xa.to_q), "w_q")], outputs=[f"xattn_query_{i}"])
+    q = g.op("MatMul", [y.norm(xa.norm), g.const(weight(xa.to_q), "w_q")], outputs=[f"xattn_query_{i}"])
     out = g.op("MultiHeadAttention", [q, f"xattn_key_{i}", f"xattn_value_{i}", "", "", xbias], domain=MS,
                num_heads=heads)
     out = g.op("Mul", [out, has_media])  # text before any image: exactly 0
-    y = g.op("Add", [y, g.op("MatMul", [out, g.const(alpha * weight(xa.to_out), "w_out")])])
+    y.add(g.op("MatMul", [out, g.const(alpha * weight(xa.to_out), "w_out")]))
     ff = block.ff  # LayerNorm, Linear, GELU, Linear (no biases)
-    h = gelu(g, g.op("MatMul", [layer_norm(g, y, ff[0]), g.const(weight(ff[1]), "w_ff")]))
-    return g.op("Add", [y, g.op("MatMul", [h, g.const(beta * weight(ff[3]), "w_ff_out")])])
+    h = gelu(g, g.op("MatMul", [y.norm(ff[0]), g.const(weight(ff[1]), "w_ff")]))
+    y.add(g.op("MatMul", [h, g.const(beta * weight(ff[3]), "w_ff_out")]))
 
 
 def gate_values(flm: FlamingoLM) -> list[dict]:

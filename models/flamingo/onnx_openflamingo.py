@@ -21,10 +21,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .onnx_lm import MASKED, MS, OPSET, GraphBuilder, new_kv_outputs, rotate_half_matrix
+from .onnx_lm import MASKED, MS, OPSET, GraphBuilder, new_kv_outputs
 from .openflamingo import GatedCrossAttentionBlock, OpenFlamingo
 
 i64 = np.int64
+
+
+def rotate_half_matrix(head_dim: int, heads: int) -> np.ndarray:
+    """R with (x @ R) == rotate_half(x) per head: [x1, x2] -> [-x2, x1]."""
+    half = head_dim // 2
+    r = np.zeros((head_dim, head_dim), np.float32)
+    r[half:, :half] = -np.eye(half)
+    r[:half, half:] = np.eye(half)
+    return np.kron(np.eye(heads, dtype=np.float32), r)
 
 
 def w(linear) -> np.ndarray:
