@@ -270,6 +270,28 @@ def test_stage1_vision_channels_set_the_encoder_widths(tmp_path):
     VisionEncoder(cfg).load_state_dict(ckpt["vision"])  # the checkpoint is a stage-1 encoder of those widths
 
 
+def test_stage1_pairs_draw_each_concept_again_alone_in_another_style(monkeypatch):
+    """train.vision --pairs: the batch's second half is its first half's concepts, alone, in another training
+    style (same captions, masked as non-negatives); `paired` marks the first-half images that are single emoji."""
+    from emojiworld.concepts import load_world
+    from flamingo.tokenizer import Tokenizer
+    from train.vision import Batches, Settings, caption_of
+    monkeypatch.chdir(MODELS)
+    world = load_world()
+    s = Settings(batch=16, pairs=1.0, steps=1, styles="twemoji,noto")
+    cfg = FlamingoConfig(vocab_size=1024)
+    tok = Tokenizer.load("../public/models/emojiworld/tokenizer.json")
+    pixels, ids, offsets, same, paired = Batches(s, world, tok, cfg, 0)[0]
+    n = s.batch // 2
+    assert pixels.shape[0] == s.batch and paired.shape == (n,) and paired.any()
+    assert all(same[i, n + i] for i in range(n) if paired[i])  # a pair shares its caption: not a negative
+    assert not (pixels[:n][paired] == pixels[n:][paired]).flatten(1).all(1).any()  # another drawing, not a copy
+    rng = np.random.default_rng([s.seed, 0])
+    concepts = rng.choice(world.split("train"), size=n, replace=False)
+    decode = lambda i: tok.decode(ids[offsets[i]:offsets[i + 1] if i + 1 < len(offsets) else len(ids)].tolist())
+    assert [decode(n + i) for i in range(n)] == [caption_of(world, concept=int(c)) for c in concepts]
+
+
 def test_rices_embedding_cares_less_than_the_token_grid_where_an_emoji_sits(monkeypatch):
     from emojiworld.concepts import load_world
     from emojiworld.samples import draw_single

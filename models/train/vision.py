@@ -19,6 +19,9 @@ Leave-one-style-out validation (--styles=twemoji,noto --validation_style=fluent-
 the left-out TRAINING style plays the unseen style, for choices made without OpenMoji.
 Also tried that way (models/eval/style-transfer/, none adopted): a wider CNN (--vision_channels), longer
 training (--steps), random convolutions (--randconv).
+Cross-style pairs (--pairs=W): half the batch is the other half's concepts drawn alone in another training
+style, and an image <-> image InfoNCE between each pair (weight W) joins the caption loss: one concept's
+drawings by different artists are pulled together directly, not only through their shared caption.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ class Settings:
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
     randconv: float = 0.0  # probability that a training image passes through a random convolution (random_convolution)
+    pairs: float = 0.0  # weight of the cross-style pair loss: half the batch is the other half's concepts in another style
     teacher: str = ""  # a vision checkpoint: style-invariance distillation instead of the contrastive loss
     init: str = ""  # a vision checkpoint whose encoder a fresh contrastive run starts from (new heads)
     world: str = "v1"  # training styles (emojiworld.concepts.WORLD_STYLES): v1's three, or v2's seven
@@ -139,10 +143,11 @@ class Batches(torch.utils.data.Dataset):
     def __getitem__(self, i):
         s, world = self.s, self.world
         rng = np.random.default_rng([s.seed, self.first + i])
-        concepts = rng.choice(world.split("train"), size=s.batch, replace=False)
-        clean, restyled, captions = [], [], []
+        concepts = rng.choice(world.split("train"), size=s.batch // 2 if s.pairs else s.batch, replace=False)
+        clean, restyled, captions, styles = [], [], [], []
         for c in concepts:
             style = self.styles[int(rng.integers(len(self.styles)))]
+            styles.append(style)
             restyle = random_restyle(rng) if s.restyle and rng.random() < s.restyle else None
             state = rng.bit_generator.state
             img, caption = self.draw(int(c), style, rng, None if s.teacher else restyle)
@@ -154,12 +159,19 @@ class Batches(torch.utils.data.Dataset):
         to_pixels = lambda imgs: torch.from_numpy(normalize(np.stack(imgs), self.cfg.mean, self.cfg.std))
         if s.teacher:
             return to_pixels(clean), to_pixels(restyled)
+        paired = torch.zeros(0, dtype=torch.bool)
+        if s.pairs:  # each concept again, alone, in another training style: its pair
+            paired = torch.tensor([cap == caption_of(world, concept=int(c)) for c, cap in zip(concepts, captions)])
+            for c, style in zip(concepts, styles):
+                other = [x for x in self.styles if x != style]
+                clean.append(draw_single(world, int(c), other[int(rng.integers(len(other)))], rng, size=self.cfg.image_size))
+                captions.append(caption_of(world, concept=int(c)))
         ids = [self.tok.encode(t) for t in captions]
         offsets = torch.tensor(np.cumsum([0] + [len(x) for x in ids[:-1]]))
         # the same caption twice in a batch (scenes can collide) must not count as a negative
         same = torch.tensor([[a == b for b in captions] for a in captions])
         pixels = random_convolution(to_pixels(clean), rng, s.randconv) if s.randconv else to_pixels(clean)
-        return pixels, torch.tensor(sum(ids, [])), offsets, same
+        return pixels, torch.tensor(sum(ids, [])), offsets, same, paired
 
 
 def training_styles(s: Settings, world) -> tuple:
@@ -325,13 +337,24 @@ def main():
         if s.teacher:
             loss = model.loss(*batch)
         else:
-            pixels, ids, offsets, same = batch
+            pixels, ids, offsets, same, paired = batch
             img, txt = model.embed_images(pixels), model.embed_texts(ids, offsets)
-            logits = model.log_scale.exp().clamp(max=100) * img @ txt.t()
+            scale = model.log_scale.exp().clamp(max=100)
+            logits = scale * img @ txt.t()
             logits = logits.masked_fill(same & ~torch.eye(len(same), dtype=torch.bool, device=s.device), -1e4)
             target = torch.arange(len(logits), device=s.device)
             loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
             metrics["batch_acc"] = (logits.argmax(1) == target).float().mean().item()
+            if s.pairs and paired.any():
+                # image <-> image InfoNCE between a concept's two drawings (single emoji, two styles); the
+                # other pairs' concepts are distinct, so every off-diagonal entry is a true negative
+                n = len(paired)
+                a, b = img[:n][paired], img[n:][paired]
+                pair_logits = scale * a @ b.t()
+                pair_target = torch.arange(len(a), device=s.device)
+                pair_loss = (F.cross_entropy(pair_logits, pair_target) + F.cross_entropy(pair_logits.t(), pair_target)) / 2
+                loss = loss + s.pairs * pair_loss
+                metrics["pair_acc"] = (pair_logits.argmax(1) == pair_target).float().mean().item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
