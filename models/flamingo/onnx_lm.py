@@ -119,13 +119,14 @@ class Residual:
         if self.pending is not None:
             delta, bias = self.pending
             self.pending = None
-            self.x = self.g.op("Add", [self.x, linear(self.g, delta, None, bias) if bias is not None else delta])
+            if bias is not None:
+                delta = self.g.op("Add", [delta, self.g.const(bias, "b")])
+            self.x = self.g.op("Add", [self.x, delta])
         return self.x
 
 
-def linear(g: GraphBuilder, x: str, w: np.ndarray | None, b: np.ndarray | None = None) -> str:
-    """x @ w + b; w None: x + b."""
-    y = g.op("MatMul", [x, g.const(w, "w")]) if w is not None else x
+def linear(g: GraphBuilder, x: str, w: np.ndarray, b: np.ndarray | None = None) -> str:
+    y = g.op("MatMul", [x, g.const(w, "w")])
     return g.op("Add", [y, g.const(b, "b")]) if b is not None else y
 
 
