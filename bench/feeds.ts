@@ -1,11 +1,16 @@
-// Inputs for a graph made from its own metadata (bench/graphs.ts, bench/lm-compare.ts): symbolic
-// dimensions from `dims`, float inputs zero, int64 inputs one (a token id, an image index,
-// logits_to_keep).
+// Inputs for a graph made from its own metadata (bench/graphs.ts, bench/lm-compare.ts,
+// bench/outputs.ts): symbolic dimensions from `dims`, float inputs `float(i)` (default zero), int64
+// inputs one (a token id, an image index, logits_to_keep).
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 
 export type Ort = { InferenceSession: typeof InferenceSession; Tensor: typeof OrtTensor; env: { wasm: { numThreads?: number } } };
 
-export function feeds(ort: Ort, session: InferenceSession, dims: Record<string, number>): Record<string, OrtTensor> {
+export function feeds(
+  ort: Ort,
+  session: InferenceSession,
+  dims: Record<string, number>,
+  float: (i: number) => number = () => 0,
+): Record<string, OrtTensor> {
   const out: Record<string, OrtTensor> = {};
   for (const meta of session.inputMetadata) {
     if (!meta.isTensor) throw new Error(`input ${meta.name} is not a tensor`);
@@ -17,7 +22,7 @@ export function feeds(ort: Ort, session: InferenceSession, dims: Record<string, 
     });
     const count = shape.reduce((a, b) => a * b, 1);
     if (meta.type === 'int64') out[meta.name] = new ort.Tensor('int64', new BigInt64Array(count).fill(1n), shape);
-    else if (meta.type === 'float32') out[meta.name] = new ort.Tensor('float32', new Float32Array(count), shape);
+    else if (meta.type === 'float32') out[meta.name] = new ort.Tensor('float32', Float32Array.from({ length: count }, (_, i) => float(i)), shape);
     else throw new Error(`input ${meta.name}: type ${meta.type} not handled`);
   }
   return out;

@@ -13,6 +13,7 @@ import { chromium } from '@playwright/test';
 import * as ortWeb from 'onnxruntime-web/wasm';
 import { chromiumLaunchOptions } from '../e2e/browser';
 import { BUNDLED_MODEL_DIR } from '../src/cli/node';
+import { feeds, type Ort } from './feeds';
 
 const { values } = parseArgs({ args: process.argv.slice(2), options: { out: { type: 'string' } } });
 const SIZES_KB = [1, 16, 32, 48, 64, 128, 256];
@@ -36,18 +37,10 @@ async function preallocatedOutputFilled(): Promise<boolean> {
   const session = await ortWeb.InferenceSession.create(new Uint8Array(readFileSync(join(BUNDLED_MODEL_DIR, 'lm.onnx'))), { executionProviders: ['wasm'] });
   const manifest = JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, 'manifest.json'), 'utf8')) as { resampler: { n_latents: number } };
   const dims: Record<string, number> = { batch: 1, seq: 1, past: 8, media_latents: manifest.resampler.n_latents };
-  const feeds: Record<string, ortWeb.Tensor> = {};
-  for (const meta of session.inputMetadata) {
-    if (!meta.isTensor) continue;
-    const shape = meta.shape.map((d) => (typeof d === 'number' ? d : dims[d]));
-    const n = shape.reduce((a, b) => a * b, 1);
-    feeds[meta.name] = meta.type === 'int64'
-      ? new ortWeb.Tensor('int64', new BigInt64Array(n).fill(meta.name === 'logits_to_keep' ? 1n : 0n), shape)
-      : new ortWeb.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Math.sin(i)), shape);
-  }
-  const plain = (await session.run(feeds, ['present_key_0'])).present_key_0.data as Float32Array;
+  const inputs = feeds(ortWeb as unknown as Ort, session, dims, Math.sin) as Record<string, ortWeb.Tensor>;
+  const plain = (await session.run(inputs, ['present_key_0'])).present_key_0.data as Float32Array;
   const mine = new Float32Array(plain.length).fill(7);
-  await session.run(feeds, { present_key_0: new ortWeb.Tensor('float32', mine, [...(feeds.past_key_0.dims.slice(0, 2)), 9, feeds.past_key_0.dims[3]]) });
+  await session.run(inputs, { present_key_0: new ortWeb.Tensor('float32', mine, [...inputs.past_key_0.dims.slice(0, 2), 9, inputs.past_key_0.dims[3]]) });
   await session.release();
   return mine.every((x, i) => x === plain[i]);
 }
