@@ -15,8 +15,9 @@ per node on every decode step. Written by hand, a decoder layer with its gated b
     folded in as its bias): ORT's optimiser fuses that on GPU providers only, and the WASM EP pays per node;
   - attention is com.microsoft.MultiHeadAttention (past/present K/V, an additive bias), which the
     CPU, WASM and WebGPU execution providers all implement;
-  - the causal bias, the per-image cross-attention bias (Flamingo's phi, from media_index) and the
-    RoPE angles are built once and shared by every layer;
+  - self-attention's causal mask is MHA's own (unidirectional=1, offset by the past), no bias tensor;
+    the per-image cross-attention bias (Flamingo's phi, from media_index) and the RoPE angles are
+    built once and shared by every layer;
   - tanh(alpha) and tanh(beta) are folded into the gated blocks' last projections, and the
     softmax scale is MHA's default 1/sqrt(head_dim), as in the PyTorch model.
 The einsum letters of model.py apply. The PyTorch model stays the reference: models/tools/parity.py
@@ -175,7 +176,6 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
     P = g.op("Gather", [g.op("Shape", ["past_key_0"]), g.const(2, "two", i64)], axis=0)
     T = g.op("Add", [P, s])
     qpos = g.op("Range", [P, T, g.const(1, "one", i64)])  # absolute positions of the new tokens [s]
-    kpos = g.op("Range", [g.const(0, "zero", i64), T, g.const(1, "one", i64)])  # [T]
 
     # RoPE's cos/sin rows [s, dh/2] of the new tokens' positions, shared by q and k of every layer;
     # RotaryEmbedding reads row position_ids + t for token t, so its position_ids is 0.
@@ -184,12 +184,6 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
                           g.const(inv_freq, "inv_freq")])
     cos, sin = g.op("Cos", [angles]), g.op("Sin", [angles])
     first_row = g.const([0], "position_ids", i64)
-
-    # Causal bias [1, 1, s, T]: query at absolute position qpos sees keys at kpos <= qpos.
-    sees = g.op("LessOrEqual", [g.op("Unsqueeze", [kpos, g.const([0], "ax", i64)]),
-                                g.op("Unsqueeze", [qpos, g.const([1], "ax", i64)])])
-    causal = g.op("Where", [sees, g.const(0.0, "zero_f"), g.const(MASKED, "masked")])
-    causal = g.op("Unsqueeze", [causal, g.const([0, 1], "ax", i64)])
 
     # Flamingo's per-image mask as a bias [B, 1, s, M*l]: token t sees the latents of image
     # media_index[t] only; tokens before the first image (-1) see none, and their cross-attention
@@ -217,8 +211,10 @@ def build_lm(flm: FlamingoLM) -> onnx.ModelProto:
                                  g.const([d] * 3, "split", i64)], outputs=3, axis=-1)
         q, k = (g.op("RotaryEmbedding", [t, first_row, cos, sin], domain=MS, num_heads=H, interleaved=0) for t in (q, k))
         k, v = g.rename(k, f"new_key_{i}"), g.rename(v, f"new_value_{i}")
-        attn = g.op("MultiHeadAttention", [q, k, v, "", "", causal, f"past_key_{i}", f"past_value_{i}"],
-                    outputs=[g.name("attn"), f"present_key_{i}", f"present_value_{i}"], domain=MS, num_heads=H)[0]
+        # unidirectional: new token t (absolute position P + t) sees keys 0 .. P + t, the causal mask
+        attn = g.op("MultiHeadAttention", [q, k, v, "", "", "", f"past_key_{i}", f"past_value_{i}"],
+                    outputs=[g.name("attn"), f"present_key_{i}", f"present_value_{i}"], domain=MS, num_heads=H,
+                    unidirectional=1)[0]
         present += [f"present_key_{i}", f"present_value_{i}"]
         x.add(linear(g, attn, weight(block.attn.out)))
         # MLP (its output bias goes into the next SkipLayerNormalization)
