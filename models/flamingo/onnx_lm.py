@@ -13,7 +13,7 @@ per node on every decode step. Written by hand, a decoder layer with its gated b
     given cos/sin rows of the call's own positions only (position_ids 0), so no table has a length limit;
   - a residual add followed by a LayerNorm is one SkipLayerNormalization (with the MLP's output bias
     folded in as its bias): ORT's optimiser fuses that on GPU providers only, and the WASM EP pays per node;
-  - attention is com.microsoft.MultiHeadAttention (past/present K/V, an additive bias), which the
+  - attention is com.microsoft.MultiHeadAttention (past/present K/V; cross-attention with a bias), which the
     CPU, WASM and WebGPU execution providers all implement;
   - self-attention's causal mask is MHA's own (unidirectional=1, offset by the past), no bias tensor;
     the per-image cross-attention bias (Flamingo's phi, from media_index) and the RoPE angles are
