@@ -166,12 +166,13 @@ async function load(
       return loaded;
     };
     const { backend, fallbackReason, model } = await createEngine(runtime, manifest, readFiles, choice, build === 'webgpu', variant, emit);
-    if (backend === 'wasm') warmUpInBackground(currentEngine(), variantFiles(manifest, model.variant));
     // Downloaded files are written to IndexedDB while the sessions start; a failed write is one of this load's warnings.
     await model.stored;
     loaded = { url, manifest, variant };
     // The model manager lists what was loaded; a failure to note it costs nothing else.
     await recordModel(url, manifest).catch((cause: unknown) => console.warn('Could not record the model', cause));
+    // Last: nothing of the load may wait behind the warm-up's graph runs.
+    if (backend === 'wasm') warmUpInBackground(currentEngine(), variantFiles(manifest, model.variant));
     const span = runtimeSpan(build);
     return {
       manifest,
@@ -254,7 +255,12 @@ function warmUpInBackground(on: FlamingoEngine, files: Record<string, { bytes: n
   const bytes = Object.values(files).reduce((sum, f) => sum + f.bytes, 0);
   if (bytes > WARM_UP_MAX_BYTES) return;
   const controller = new AbortController();
-  warming = { controller, done: on.warmUp(controller.signal).catch(() => undefined) };
+  // A WASM graph run holds this thread until it ends, so the warm-up starts a task later: the load's
+  // reply (posted from microtasks) reaches the page first. Starting it at once had "ready" wait
+  // 0.3-0.5 s behind its first run (docs/BENCHMARKS.md, "Start-up: ready no longer waits").
+  const afterReply = new Promise<void>((resolve) => setTimeout(resolve, 0));
+  const done = afterReply.then(() => (controller.signal.aborted ? undefined : on.warmUp(controller.signal)));
+  warming = { controller, done: done.catch(() => undefined) };
 }
 
 async function stopWarmUp(): Promise<void> {
