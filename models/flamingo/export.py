@@ -19,30 +19,13 @@ import torch
 from .external_data import file_entry
 from .model import Flamingo, FlamingoConfig, PerceiverResampler
 from .onnx_lm import build_lm, build_xattn_kv, gate_values
+from .onnx_resampler import build_resampler
 from .quantize import write_variants
 from .tokenizer import Tokenizer
 
 OPSET = 17
 FORMAT = "flamingo-web/2"
 GRAPH_ROLES = ("vision_encoder", "resampler", "xattn_kv", "lm")
-
-
-class ResamplerGraph(torch.nn.Module):
-    """The resampler with a second output: its last layer's attention of each latent over the
-    frames' grid cells and the latents [b, h, l, t*n + l], which the app's pictures carry back onto
-    the image. Nothing reads it on the plain path (an output that is not fetched is not copied)."""
-
-    def __init__(self, resampler: PerceiverResampler):
-        super().__init__()
-        self.resampler = resampler
-
-    def forward(self, features):
-        last = self.resampler.layers[-1][0]
-        last.keep_attention = True
-        try:
-            return self.resampler(features), last.attention
-        finally:
-            last.keep_attention = False
 
 
 def export_graphs(model: Flamingo, out: Path) -> None:
@@ -53,14 +36,15 @@ def export_graphs(model: Flamingo, out: Path) -> None:
         torch.onnx.export(model.vision_encoder, (torch.randn(2, 3, S, S),), out / "vision_encoder.onnx",
                           input_names=["pixel_values"], output_names=["image_features"],
                           dynamic_axes={"pixel_values": {0: "n"}, "image_features": {0: "n"}}, opset_version=OPSET)
-        resampler, names = model.resampler, ["latents"]
-        dyn = {"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"}}
-        if isinstance(resampler, PerceiverResampler):
-            resampler, names = ResamplerGraph(resampler), ["latents", "latent_attention"]
-            dyn["latent_attention"] = {0: "batch", 3: "keys"}
-        torch.onnx.export(resampler, (torch.randn(1, 2, n, dv),), out / "resampler.onnx",
-                          input_names=["image_features"], output_names=names, dynamic_axes=dyn, opset_version=OPSET)
-        # The language model's graphs are written op by op (onnx_lm.py), not traced.
+        # The Perceiver Resampler and the language model's graphs are written op by op (onnx_resampler.py,
+        # onnx_lm.py), not traced; the MLP resampler (an ablation) is traced.
+        if isinstance(model.resampler, PerceiverResampler):
+            onnx.save(build_resampler(model.resampler, n), out / "resampler.onnx")
+        else:
+            torch.onnx.export(model.resampler, (torch.randn(1, 2, n, dv),), out / "resampler.onnx",
+                              input_names=["image_features"], output_names=["latents"],
+                              dynamic_axes={"image_features": {0: "batch", 1: "frames"}, "latents": {0: "batch"}},
+                              opset_version=OPSET)
         onnx.save(build_xattn_kv(model.flamingo_lm), out / "xattn_kv.onnx")
         onnx.save(build_lm(model.flamingo_lm), out / "lm.onnx")
 

@@ -119,7 +119,7 @@ class PerceiverAttention(nn.Module):
         self.to_q = nn.Linear(d, d, bias=False)
         self.to_kv = nn.Linear(d, 2 * d, bias=False)
         self.to_out = nn.Linear(d, d, bias=False)
-        self.keep_attention = False  # export only: keep the probabilities (the app's pictures)
+        self.keep_attention = False  # keep the probabilities (tools/parity.py: the reference of the app's pictures)
         self.attention = None
 
     def forward(self, x: torch.Tensor, latents: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
