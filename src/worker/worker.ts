@@ -256,8 +256,8 @@ function warmUpInBackground(on: FlamingoEngine, files: Record<string, { bytes: n
   if (bytes > WARM_UP_MAX_BYTES) return;
   const controller = new AbortController();
   // A WASM graph run holds this thread until it ends, so the warm-up starts a task later: the load's
-  // reply (posted from microtasks) reaches the page first. Starting it at once had "ready" wait
-  // 0.3-0.5 s behind its first run (docs/BENCHMARKS.md, "Start-up: ready no longer waits").
+  // reply (posted from microtasks) reaches the page first. Started inside the load, it held "ready"
+  // back by up to 0.4 s (docs/BENCHMARKS.md, 'Start-up: "ready" no longer waits behind the warm-up').
   const afterReply = new Promise<void>((resolve) => setTimeout(resolve, 0));
   const done = afterReply.then(() => (controller.signal.aborted ? undefined : on.warmUp(controller.signal)));
   warming = { controller, done: done.catch(() => undefined) };
