@@ -9,7 +9,7 @@
 #
 #   cd models && bash train/v2.sh            # every stage resumes from its last checkpoint when run again
 #   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, 3s, stages = 1-3s, export)
-#   STAGE=1w bash train/v2.sh; STAGE=3w ...  # the candidate after 0.2.1, by name only (below)
+#   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -29,13 +29,13 @@ case "${PROFILE:-full}" in
     vision_steps="500 2000" vision="--batch=256 --eval_every=500 --ckpt_every=50"
     stage3="--steps=500 --clip_batch=32 --eval_every=250 --ckpt_every=25"
     stage3s="--steps=250 --clip_batch=32 --eval_every=250 --ckpt_every=25"
-    vision_w_steps=3000 vision_w="--batch=256 --eval_every=600 --ckpt_every=100"
-    stage3w="--steps=750 --clip_batch=32 --eval_every=250 --ckpt_every=25" ;;
+    vision_wide_steps=3000 vision_wide="--batch=256 --eval_every=600 --ckpt_every=100"
+    stage3wide="--steps=750 --clip_batch=32 --eval_every=250 --ckpt_every=25" ;;
   smoke)
     lm="--batch=2 --steps=2 --warmup=1 --eval_every=2 --eval_episodes=4"
     vision_steps="2" vision="--batch=16 --eval_every=2"
     stage3="--steps=2 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=2 --eval_episodes=4 --match_heads=1.0,3.0"
-    stage3s="$stage3" vision_w_steps=2 vision_w="$vision" stage3w="$stage3" ;;
+    stage3s="$stage3" vision_wide_steps=2 vision_wide="$vision" stage3wide="$stage3" ;;
   *) echo "PROFILE must be full or smoke" >&2; exit 2 ;;
 esac
 in_stage() { for s in "$@"; do [ "$STAGE" = "$s" ] && return 0; done; return 1; }
@@ -76,17 +76,17 @@ if in_stage all stages 3s; then
     --short_page_share=0.5 --short_max_images=8 $stage3s
   $PY tools/bridge_of.py "$RUNS/flamingo-short/final.pt" "$RUNS/bridge.pt"
 fi
-# The candidate after 0.2.1 (TRAINING_LOG_v2.md, "Stage 1w"), not part of `all` or `stages`: a wider encoder from
-# scratch on the seven styles (1w), then v2's committed bridge continued on it and v2's committed LM with stage 3s's
-# settings (3w).
-if in_stage 1w; then
-  $PY -m train.vision $tok --world=v2 --out="$RUNS/vision-w" --vision_channels=48,96,192,128 --steps=$vision_w_steps \
-    --lr=2e-3 $vision_w
+# The candidate after 0.2.1 (TRAINING_LOG_v2.md, "Stage 1 wide"), not part of `all` or `stages`: a wider encoder from
+# scratch on the seven styles (1wide; its last.pt is checkpoints/v2-wide/vision.pt), then v2's committed bridge
+# continued on that encoder and v2's committed LM with stage 3s's settings (3wide).
+if in_stage 1wide; then
+  $PY -m train.vision $tok --world=v2 --out="$RUNS/vision-wide" --vision_channels=48,96,192,128 --steps=$vision_wide_steps \
+    --lr=2e-3 $vision_wide
 fi
-if in_stage 3w; then
-  $PY -m train.flamingo $tok $(recipe_on "$RUNS/vision-w/last.pt" checkpoints/v2/lm.pt) --init=checkpoints/v2/bridge.pt \
-    --out="$RUNS/flamingo-w" --lr=3e-4 --seed=13 --short_page_share=0.5 --short_max_images=8 $stage3w
-  $PY tools/bridge_of.py "$RUNS/flamingo-w/final.pt" "$RUNS/bridge-w.pt"
+if in_stage 3wide; then
+  $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-wide/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2/bridge.pt \
+    --out="$RUNS/flamingo-wide" --lr=3e-4 --seed=13 --short_page_share=0.5 --short_max_images=8 $stage3wide
+  $PY tools/bridge_of.py "$RUNS/flamingo-wide/final.pt" "$RUNS/bridge-wide.pt"
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
