@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from .model import PerceiverResampler
-from .onnx_lm import GraphBuilder, Residual, gelu, to_heads, weight
+from .onnx_lm import GraphBuilder, Residual, gelu, layer_norm, to_heads, weight
 
 i64 = np.int64
 
@@ -62,9 +62,7 @@ def build_resampler(resampler: PerceiverResampler, n_tokens: int) -> onnx.ModelP
         h = y.norm(attn.norm_latents)
         q = to_heads(g, g.op("MatMul", [h, g.const(weight(attn.to_q), "w_q")]), heads, dh)
         # keys and values of [features ; latents] (where Flamingo departs from the Perceiver)
-        kv_in = g.op("Concat", [g.op("LayerNormalization", [x, g.const(attn.norm_media.weight.detach().numpy(), "ln_w"),
-                                                            g.const(attn.norm_media.bias.detach().numpy(), "ln_b")],
-                                      axis=-1, epsilon=attn.norm_media.eps), h], axis=1)
+        kv_in = g.op("Concat", [layer_norm(g, x, attn.norm_media), h], axis=1)
         k, v = g.op("Split", [g.op("MatMul", [kv_in, g.const(weight(attn.to_kv), "w_kv")]),
                               g.const([d, d], "split", i64)], outputs=2, axis=-1)
         k_t = g.op("Transpose", [g.op("Reshape", [k, g.const([0, 0, heads, dh], "shape", i64)])], perm=[0, 2, 3, 1])
