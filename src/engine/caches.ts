@@ -8,8 +8,9 @@ import type { KvCache } from './languageModel';
 
 /** Where latents survive a reload (src/store/latentStore.ts in the browser). */
 export interface PersistentLatentStore {
-  get(key: string): Promise<Float32Array | undefined>;
-  set(key: string, latents: Float32Array): Promise<void>;
+  /** One lookup for all of a prompt's images (one IndexedDB transaction, not one per image). */
+  getMany(keys: string[]): Promise<(Float32Array | undefined)[]>;
+  setMany(entries: [string, Float32Array][]): Promise<void>;
 }
 
 /** A content key: sha256 of the preprocessed pixels, prefixed by the model's vision graphs. */
@@ -19,8 +20,19 @@ export async function contentKey(pixels: Float32Array, modelKey: string): Promis
   return `${modelKey}:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
+/**
+ * Latents by content key: memory first, then the persistent store. Writes go behind: `set`
+ * answers at once (memory serves the latents meanwhile) and the entries set in one turn of the
+ * event loop reach the store in one `setMany` a task later. Awaiting each image's lookup and
+ * write one by one cost a 32-shot prompt 50-80 ms of its first token (docs/BENCHMARKS.md).
+ */
 export class LatentCache {
   private readonly memory = new Map<string, Float32Array>();
+  /** Set but not yet handed to the store, and the batches being written (found by `getMany` even if memory dropped them). */
+  private queued = new Map<string, Float32Array>();
+  private readonly inFlight = new Set<Map<string, Float32Array>>();
+  private writing: Promise<void> = Promise.resolve();
+  private flushScheduled = false;
   /** Set when a write to the persistent store failed: the app says so, the model keeps running. */
   persistError: unknown;
 
@@ -29,19 +41,55 @@ export class LatentCache {
     private readonly maxEntries = 4096,
   ) {}
 
-  async get(key: string): Promise<Float32Array | undefined> {
-    const hit = this.memory.get(key);
-    if (hit) return hit;
-    const stored = await this.persistent?.get(key).catch(() => undefined);
-    if (stored) this.remember(key, stored);
-    return stored;
+  /** Each key's latents, or undefined where neither memory nor the store has them. */
+  async getMany(keys: string[]): Promise<(Float32Array | undefined)[]> {
+    const found = keys.map((k) => this.memory.get(k) ?? this.unwritten(k));
+    const missing = [...new Set(keys.filter((_, i) => !found[i]))];
+    if (missing.length === 0 || !this.persistent) return found;
+    const stored = await this.persistent.getMany(missing).catch(() => missing.map(() => undefined));
+    const byKey = new Map<string, Float32Array>();
+    missing.forEach((k, i) => {
+      const latents = stored[i];
+      if (latents) {
+        byKey.set(k, latents);
+        this.remember(k, latents);
+      }
+    });
+    return found.map((f, i) => f ?? byKey.get(keys[i]));
   }
 
-  async set(key: string, latents: Float32Array): Promise<void> {
+  set(key: string, latents: Float32Array): void {
     this.remember(key, latents);
-    await this.persistent?.set(key, latents).catch((err: unknown) => {
-      this.persistError = err;
-    });
+    if (!this.persistent) return;
+    this.queued.set(key, latents);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setTimeout(() => void this.flush(), 0);
+    }
+  }
+
+  /** Hands every queued entry to the store; resolves when all writes so far have settled. */
+  flush(): Promise<void> {
+    this.flushScheduled = false;
+    const store = this.persistent;
+    if (store && this.queued.size > 0) {
+      const batch = this.queued;
+      this.queued = new Map();
+      this.inFlight.add(batch);
+      this.writing = this.writing
+        .then(() => store.setMany([...batch]))
+        .catch((err: unknown) => {
+          this.persistError = err;
+        })
+        .finally(() => this.inFlight.delete(batch));
+    }
+    return this.writing;
+  }
+
+  private unwritten(key: string): Float32Array | undefined {
+    let latents = this.queued.get(key);
+    for (const batch of this.inFlight) latents ??= batch.get(key);
+    return latents;
   }
 
   clearMemory(): void {

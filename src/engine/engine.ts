@@ -186,6 +186,7 @@ export class FlamingoEngine {
   }
 
   async release(): Promise<void> {
+    await this.latents.flush();
     this.clearCaches();
     await Promise.all(Object.values(this.sessions).map((s) => s.release()));
   }
@@ -214,19 +215,41 @@ export class FlamingoEngine {
 
   /** One image or clip → its content key and resampler latents [n_latents × d_vision], cached by content. */
   async encodeMedia(frames: RgbaImage[], persist = true): Promise<{ key: string; latents: Float32Array }> {
+    return (await this.encodeAll([frames], persist))[0];
+  }
+
+  /**
+   * Several images or clips: every content key first, one cache lookup for them all, then the
+   * graphs for the misses (an image that comes twice is encoded once). New latents are written
+   * behind (LatentCache.set): nothing here waits for IndexedDB but the one lookup.
+   */
+  private async encodeAll(media: RgbaImage[][], persist: boolean): Promise<{ key: string; latents: Float32Array }[]> {
+    const inputs = media.map((frames) => this.pixelsOf(frames));
+    const keys = await Promise.all(inputs.map(({ pixels }) => contentKey(pixels, this.visionKey)));
+    const found = await this.latents.getMany(keys);
+    const fresh = new Map<string, Float32Array>();
+    for (let i = 0; i < keys.length; i++) {
+      if (found[i]) continue;
+      let latents = fresh.get(keys[i]);
+      if (!latents) {
+        latents = await this.resample(keys[i], inputs[i].pixels, inputs[i].frames);
+        fresh.set(keys[i], latents);
+        if (persist) this.latents.set(keys[i], latents);
+      }
+      found[i] = latents;
+    }
+    return keys.map((key, i) => ({ key, latents: found[i]! }));
+  }
+
+  /** vision_encoder → resampler for one image or clip: its latents [n_latents × d_vision]. */
+  private async resample(key: string, pixels: Float32Array, frames: number): Promise<Float32Array> {
     const v = this.manifest.vision;
-    const { pixels, frames: T } = this.pixelsOf(frames);
-    const key = await contentKey(pixels, this.visionKey);
-    const cached = await this.latents.get(key);
-    if (cached) return { key, latents: cached };
-    const features = await this.visionFeatures(key, pixels, T);
+    const features = await this.visionFeatures(key, pixels, frames);
     const { latents } = await this.sessions.resampler.run(
-      { image_features: new this.ort.Tensor('float32', features, [1, T, v.n_tokens, v.d_vision]) },
+      { image_features: new this.ort.Tensor('float32', features, [1, frames, v.n_tokens, v.d_vision]) },
       ['latents'],
     );
-    const out = new Float32Array(latents.data as Float32Array);
-    if (persist) await this.latents.set(key, out);
-    return { key, latents: out };
+    return new Float32Array(latents.data as Float32Array);
   }
 
   /** Set when latents could not be written to the persistent store (the model still runs). */
@@ -268,12 +291,9 @@ export class FlamingoEngine {
     checkPromptTokens(ids.length, this.manifest);
     const per = this.manifest.resampler.n_latents * this.manifest.vision.d_vision;
     const latents = new Float32Array(Math.max(1, media.length) * per); // no images: one zero image no token looks at
-    const mediaKeys: string[] = [];
-    for (let i = 0; i < media.length; i++) {
-      const encoded = await this.encodeMedia(media[i], persist);
-      latents.set(encoded.latents, i * per);
-      mediaKeys.push(encoded.key);
-    }
+    const encoded = await this.encodeAll(media, persist);
+    encoded.forEach((e, i) => latents.set(e.latents, i * per));
+    const mediaKeys = encoded.map((e) => e.key);
     return { ids, mediaIdx: Array.from(mediaIndex(ids, this.imageTokenId), Number), latents, mediaKeys, nMedia: media.length };
   }
 

@@ -4,7 +4,7 @@
 //   - one prefill call vs the support examples and the query prefilled apart
 //   - beam search with one beam vs greedy decoding
 //   - all options scored in one batched call vs one call each; ensembling over support orders
-//   - latents from the persistent store vs encoding again
+//   - latents from the persistent store vs encoding again (one lookup per prompt, written behind)
 //   - the KV cache appended in place from new_key_* vs the graph's present_* fed back
 // (Cross-attention K/V computed once per prompt vs recomputed at every step: parity.test.ts
 // compares the graphs with PyTorch, which recomputes them in every call.)
@@ -223,18 +223,43 @@ describe('fast paths give the plain paths’ answers', () => {
 
   it('reads latents back from the persistent store instead of encoding again', async () => {
     const saved = new Map<string, Float32Array>();
-    const store: PersistentLatentStore = { get: async (k) => saved.get(k), set: async (k, v) => void saved.set(k, v) };
+    const store: PersistentLatentStore = {
+      getMany: async (keys) => keys.map((k) => saved.get(k)),
+      setMany: async (entries) => entries.forEach(([k, v]) => saved.set(k, v)),
+    };
     const first = await createNodeEngine(BUNDLED_MODEL_DIR, { backend: 'cpu', latentStore: store });
     const [{ prompt }] = await episodes('naming-2shot', 1);
     const image = (prompt[0] as { image: Parameters<FlamingoEngine['encodeMedia']>[0][number] }).image;
     const encoded = await first.encodeMedia([image]);
+    await first.release(); // written behind: release waits for the write
     expect(saved.get(encoded.key)).toEqual(encoded.latents);
-    await first.release();
     // a fresh engine (as after a reload): the stored latents come back, the graphs do not run
     const marked = encoded.latents.map((x, i) => (i === 0 ? 42 : x));
     saved.set(encoded.key, marked);
     const second = await createNodeEngine(BUNDLED_MODEL_DIR, { backend: 'cpu', latentStore: store });
     expect((await second.encodeMedia([image])).latents[0]).toBe(42);
     await second.release();
+  }, 60_000);
+
+  it('looks a prompt’s images up in one call, encodes a repeated image once and answers as without a store', async () => {
+    const saved = new Map<string, Float32Array>();
+    const lookups: string[][] = [];
+    const writes: string[][] = [];
+    const store: PersistentLatentStore = {
+      getMany: async (keys) => (lookups.push(keys), keys.map((k) => saved.get(k))),
+      setMany: async (entries) => (writes.push(entries.map(([k]) => k)), entries.forEach(([k, v]) => saved.set(k, v))),
+    };
+    const withStore = await createNodeEngine(BUNDLED_MODEL_DIR, { backend: 'cpu', latentStore: store });
+    const [{ prompt }] = await episodes('naming-2shot', 1);
+    const images = prompt.filter((s) => 'image' in s);
+    expect(images.length).toBeGreaterThan(1);
+    const repeated: Prompt = [...prompt.slice(0, -1), images[0], ...prompt.slice(-1)]; // the first image again before the last text
+    const plain = await engine.generate(repeated, { maxNewTokens: 8, reusePrefix: false }, quiet);
+    const stored = await withStore.generate(repeated, { maxNewTokens: 8, reusePrefix: false }, quiet);
+    expect(stored.text).toBe(plain.text);
+    expect(lookups).toHaveLength(1);
+    expect(lookups[0]).toHaveLength(images.length); // distinct images only
+    await withStore.release();
+    expect(writes.flat().sort()).toEqual([...lookups[0]].sort()); // each written once
   }, 60_000);
 });

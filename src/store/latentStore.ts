@@ -1,7 +1,7 @@
 // Resampler latents that survive a reload: IndexedDB database `flamingo-web-latents`, one entry
 // per image or clip, keyed by the vision graphs and the sha256 of its preprocessed pixels
 // (src/engine/caches.ts makes the key). A support image used again is never encoded again.
-import { clear, createStore, get, set, type UseStore } from 'idb-keyval';
+import { clear, createStore, getMany, setMany, type UseStore } from 'idb-keyval';
 import type { PersistentLatentStore } from '../engine/caches';
 
 let store: UseStore | undefined;
@@ -11,12 +11,15 @@ function latents(): UseStore {
 }
 
 export const indexedDbLatentStore: PersistentLatentStore = {
-  async get(key) {
-    const buffer = await get<ArrayBuffer>(key, latents());
-    return buffer ? new Float32Array(buffer) : undefined;
+  async getMany(keys) {
+    const buffers = await getMany<ArrayBuffer>(keys, latents());
+    return buffers.map((buffer) => (buffer ? new Float32Array(buffer) : undefined));
   },
-  async set(key, value) {
-    await set(key, value.slice().buffer, latents());
+  async setMany(entries) {
+    await setMany(
+      entries.map(([key, value]) => [key, value.slice().buffer]),
+      latents(),
+    );
   },
 };
 
