@@ -12,6 +12,8 @@ export interface BrowserSettings {
   promptIds: number[];
   newTokens: number;
   repeats: number;
+  /** Rounds of the text-prompt decode in turns with the other runtimes. */
+  rounds: number;
   shots: number[];
   /** Answers per shot count (the counts interleaved, round by round). */
   shotRepeats: number;
@@ -21,7 +23,26 @@ export interface BrowserSettings {
   startupDwellMs: number;
   /** Also load and decode on WebGPU (SwiftShader here: correctness, not speed). */
   webgpu: boolean;
+  /** The same text-prompt decode in the other runtimes (tokens/s of one decode), taken in turns with ours. */
+  rivals: Record<'node' | 'pytorch', () => Promise<number>>;
 }
+
+/**
+ * One round of the text-prompt decode: each runtime's turn, one right after the other (the order
+ * turning every round), tokens/s (the median of the turn's decodes). A ratio is taken within each round, then the median over
+ * rounds: on this shared host speed drifts by 2x within seconds (one engine, same prompt:
+ * 0.45-0.93 ms a step over one minute), which a ratio of medians taken minutes apart absorbs
+ * and a ratio within a round does not see.
+ */
+export type DecodeRound = Record<'ours' | 'transformers' | 'node' | 'pytorch', number>;
+
+/**
+ * Idle time before each turn (the last runtime's thread pools stop spinning), and decodes per
+ * turn, of which the median counts: a single 32-token decode (20-100 ms) varies by 2x here.
+ */
+const TURN_GAP_MS = 300;
+const TURN_DECODES = 3;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface BrowserResult {
   chromium: string;
@@ -36,6 +57,7 @@ export interface BrowserResult {
   peakMemoryMb: number | null;
   /** tokens/s of the warm-up runs, first to last: the first decodes of a fresh page. */
   decodeWarmUp: number[];
+  rounds: DecodeRound[];
   transformers: { version: string; loadMs: number; idsMatch: boolean; warmUp: number[]; decode: Awaited<ReturnType<TransformersBenchApi['decodeIds']>>[] };
   webgpu?: { backend: string; decode: DecodeSample[]; fallbackReason?: string };
 }
@@ -71,18 +93,15 @@ async function warmUp(run: () => Promise<number>): Promise<number[]> {
   return speeds;
 }
 
-async function flamingoDecode(page: Page, s: BrowserSettings): Promise<{ warmUp: number[]; samples: DecodeSample[] }> {
-  const once = async () => {
+/** Our text-prompt decode on a loaded bench page, checked for its length. */
+function flamingoDecoder(page: Page, s: BrowserSettings): () => Promise<DecodeSample> {
+  return async () => {
     const sample = await page.evaluate(([text, n]) => window.flamingoBench!.decodeText(text, n), [s.promptText, s.newTokens] as const);
     if (sample.promptTokens !== s.promptIds.length || sample.tokens !== s.newTokens) {
       throw new Error(`bench: the browser decoded ${sample.tokens} tokens after ${sample.promptTokens}, expected ${s.newTokens} after ${s.promptIds.length}`);
     }
     return sample;
   };
-  const warm = await warmUp(async () => (await once()).tokensPerSecond);
-  const samples: DecodeSample[] = [];
-  for (let r = 0; r < s.repeats; r++) samples.push(await once());
-  return { warmUp: warm, samples };
 }
 
 export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult> {
@@ -102,7 +121,8 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
     const loadTimings = await page.evaluate(() => window.flamingoBench!.load('wasm'));
     if (loadTimings.backend !== 'wasm') throw new Error(`bench: asked for WASM, got ${loadTimings.backend}`);
     let peakMemoryMb = await page.evaluate(() => window.flamingoBench!.memoryMb());
-    const { warmUp: decodeWarmUp, samples: decode } = await flamingoDecode(page, s);
+    const ours = flamingoDecoder(page, s);
+    const decodeWarmUp = await warmUp(async () => (await ours()).tokensPerSecond);
     const phases: PhaseSample[] = [];
     await warmUp(async () => (await page.evaluate(([text, n]) => window.flamingoBench!.decodePhases(text, n), [s.promptText, s.newTokens] as const)).tokensPerSecond);
     for (let r = 0; r < s.repeats; r++) {
@@ -128,7 +148,7 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
       const mb = await page.evaluate(() => window.flamingoBench!.memoryMb());
       if (mb !== null) peakMemoryMb = Math.max(peakMemoryMb ?? 0, mb);
     }
-    await page.context().close();
+    for (let i = 0; i < 5; i++) await ours(); // untimed: back to the text prompt after the shots
 
     console.log('  transformers.js …');
     const tjs = await openPage(browser, `${s.baseUrl}/bench/pages/transformers.html`, 'transformersBench');
@@ -141,9 +161,30 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
       return sample;
     };
     const tjsWarmUp = await warmUp(async () => (await tjsOnce()).tokensPerSecond);
-    const tjsDecode = [];
-    for (let r = 0; r < s.repeats; r++) tjsDecode.push(await tjsOnce());
+
+    console.log('  the text-prompt decode in turns: ours, transformers.js, onnxruntime-node, PyTorch …');
+    const decode: DecodeSample[] = [];
+    const tjsDecode: Awaited<ReturnType<typeof tjsOnce>>[] = [];
+    const rounds: DecodeRound[] = [];
+    const runners: [keyof DecodeRound, () => Promise<number>][] = [
+      ['ours', async () => { const d = await ours(); decode.push(d); return d.tokensPerSecond; }],
+      ['transformers', async () => { const d = await tjsOnce(); tjsDecode.push(d); return d.tokensPerSecond; }],
+      ['node', s.rivals.node],
+      ['pytorch', s.rivals.pytorch],
+    ];
+    for (let r = 0; r < s.rounds; r++) {
+      const round = {} as DecodeRound;
+      for (let i = 0; i < runners.length; i++) {
+        const [name, runOnce] = runners[(r + i) % runners.length];
+        await sleep(TURN_GAP_MS);
+        const speeds: number[] = [];
+        for (let d = 0; d < TURN_DECODES; d++) speeds.push(await runOnce());
+        round[name] = speeds.sort((a, b) => a - b)[Math.floor(TURN_DECODES / 2)];
+      }
+      rounds.push(round);
+    }
     await tjs.context().close();
+    await page.context().close();
 
     const result: BrowserResult = {
       chromium: browser.version(),
@@ -155,6 +196,7 @@ export async function runBrowserBench(s: BrowserSettings): Promise<BrowserResult
       loadTimings,
       peakMemoryMb,
       decodeWarmUp,
+      rounds,
       transformers: { version: loaded.version, loadMs: loaded.loadMs, idsMatch, warmUp: tjsWarmUp, decode: tjsDecode },
     };
     if (s.webgpu) result.webgpu = await webgpuDecode(s);
@@ -170,8 +212,9 @@ async function webgpuDecode(s: BrowserSettings): Promise<BrowserResult['webgpu']
   try {
     const page = await openPage(browser, `${s.baseUrl}/bench/pages/flamingo.html`, 'flamingoBench');
     const loaded = await page.evaluate(() => window.flamingoBench!.load('webgpu'));
-    const { samples } = await flamingoDecode(page, { ...s, repeats: 1 });
-    return { backend: loaded.backend, decode: samples, fallbackReason: loaded.fallbackReason };
+    const decode = flamingoDecoder(page, s);
+    await decode(); // the first run compiles the shaders
+    return { backend: loaded.backend, decode: [await decode()], fallbackReason: loaded.fallbackReason };
   } finally {
     await browser.close();
   }

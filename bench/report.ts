@@ -1,18 +1,18 @@
 // The report `npm run bench` writes (bench/results.json): the issue's top-level fields first,
 // then the figures they come from. Every ratio is of numbers taken within the same run.
 import type { DecodeTimings } from '../src/engine/types';
-import type { BrowserResult } from './browser';
+import type { BrowserResult, DecodeRound } from './browser';
 import type { StartupSample } from './startup';
 
 export interface ReportInput {
   date: string;
   machine: { cpus: number; cpuModel: string; memoryGb: number; os: string; node: string };
-  settings: { promptTokens: number; newTokens: number; repeats: number; shotRepeats: number; shots: number[]; promptText: string };
-  /** onnxruntime-node, the same text prompt: median tokens/s. */
-  nodeDecode: number;
+  settings: { promptTokens: number; newTokens: number; repeats: number; rounds: number; shotRepeats: number; shots: number[]; promptText: string };
   /** src/cli/bench.ts's JSON, as it wrote it. */
   cli: unknown;
-  pytorch: { decode_tokens_per_s: number; runtime: string; runs: number[] };
+  /** What bench_pytorch.py ran ("PyTorch 1.13 eager, 2 threads"). */
+  pytorchRuntime: string;
+  /** Holds the text-prompt decode of every runtime, in turns (`rounds`). */
   browser: BrowserResult;
 }
 
@@ -57,12 +57,20 @@ function medianTimings(samples: (DecodeTimings | undefined)[]): Record<string, n
   return Object.fromEntries(keys.map((k) => [k, round(median(present.map((t) => t[k])), 2)]));
 }
 
+/** The median over rounds of a / b, each pair taken within one round (a round's figures are seconds apart). */
+export function pairedRatio(a: number[], b: number[]): number {
+  return median(a.map((x, i) => x / b[i]));
+}
+
 export function buildReport(input: ReportInput) {
   const { browser, settings } = input;
-  const decode = median(browser.decode.map((d) => d.tokensPerSecond));
-  const tjs = median(browser.transformers.decode.map((d) => d.tokensPerSecond));
+  const { rounds } = browser;
+  const speeds = (name: keyof DecodeRound) => rounds.map((r) => r[name]);
+  const decode = median(speeds('ours'));
+  const ours = (name: keyof DecodeRound) => round(pairedRatio(speeds('ours'), speeds(name)), 3);
   const byShots = Object.fromEntries(settings.shots.map((k, i) => [String(k), browser.shots[i]]));
-  const shotTps = (k: number) => median((byShots[String(k)] ?? []).map((s) => s.tokensPerSecond));
+  const shotSpeeds = (k: number) => (byShots[String(k)] ?? []).map((s) => s.tokensPerSecond);
+  const shotTps = (k: number) => median(shotSpeeds(k));
   const perImage = browser.shots.flat().map((s) => s.encodeMs / s.images);
   return {
     machine: { ...input.machine, chromium: browser.chromium, date: input.date },
@@ -74,11 +82,12 @@ export function buildReport(input: ReportInput) {
     decode_tokens_per_s: round(decode),
     image_encode_ms: round(median(perImage), 2),
     peak_memory_mb: browser.peakMemoryMb === null ? null : round(browser.peakMemoryMb),
-    browser_vs_node_ratio: round(decode / input.nodeDecode, 3),
-    vs_pytorch_ratio: round(decode / input.pytorch.decode_tokens_per_s, 3),
-    vs_transformersjs_ratio: round(decode / tjs, 3),
-    // Per-token time at 32 shots over 0 shots = tokens/s at 0 over tokens/s at 32.
-    shots32_vs_0_per_token_ratio: byShots['32'] ? round(shotTps(0) / shotTps(32), 3) : null,
+    // Each ratio: within each round, then the median over rounds (pairedRatio).
+    browser_vs_node_ratio: ours('node'),
+    vs_pytorch_ratio: ours('pytorch'),
+    vs_transformersjs_ratio: ours('transformers'),
+    // Per-token time at 32 shots over 0 shots = tokens/s at 0 over tokens/s at 32 (the counts take turns round by round).
+    shots32_vs_0_per_token_ratio: byShots['32'] ? round(pairedRatio(shotSpeeds(0), shotSpeeds(32)), 3) : null,
     details: {
       settings,
       decode_text_prompt: {
@@ -104,11 +113,20 @@ export function buildReport(input: ReportInput) {
             Object.fromEntries(browser.lmRuns.filter((r) => r.past === past).map((r) => [r.outputs, round(r.ms, 3)])),
           ]),
         ),
-        onnxruntime_node_tokens_per_s: round(input.nodeDecode),
-        pytorch: { ...input.pytorch, decode_tokens_per_s: round(input.pytorch.decode_tokens_per_s) },
+        onnxruntime_node_tokens_per_s: round(median(speeds('node'))),
+        pytorch: { runtime: input.pytorchRuntime, decode_tokens_per_s: round(median(speeds('pytorch'))) },
+        // tokens/s of each round, in the order taken (the order turns every round: bench/browser.ts)
+        rounds: rounds.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v)]))),
+        // for comparison with runs before 2026-12-02 evening: the ratio of the medians
+        ratios_of_medians: {
+          browser_vs_node: round(decode / median(speeds('node')), 3),
+          vs_pytorch: round(decode / median(speeds('pytorch')), 3),
+          vs_transformersjs: round(decode / median(speeds('transformers')), 3),
+          shots32_vs_0: byShots['32'] ? round(shotTps(0) / shotTps(32), 3) : null,
+        },
         transformersjs: {
           version: browser.transformers.version,
-          tokens_per_s: round(tjs),
+          tokens_per_s: round(median(speeds('transformers'))),
           ttft_ms: round(median(browser.transformers.decode.map((d) => d.ttftMs))),
           load_ms: round(browser.transformers.loadMs),
           warm_up_tokens_per_s: browser.transformers.warmUp.map((x) => round(x)),

@@ -1,11 +1,12 @@
-// `npm run bench [-- --out FILE] [--tokens 32] [--repeats 3] [--shots 0,4,8,16,32] [--shot-repeats 7] [--cold 2]
+// `npm run bench [-- --out FILE] [--tokens 32] [--repeats 3] [--rounds 9] [--shots 0,4,8,16,32] [--shot-repeats 7] [--cold 2]
 // [--warm 3] [--dwell 5000] [--webgpu] [--no-build]`: the whole comparison in one run, on this machine.
 //   1. the bench build (app + bench pages, `vite build --mode bench` → dist-bench/), and our LM
 //      exported for transformers.js (models/tools/export_lm_transformersjs.py) into it;
-//   2. onnxruntime-node: the CLI bench (src/cli/bench.ts) and the text-prompt decode;
-//   3. PyTorch eager with its KV cache (models/tools/bench_pytorch.py, 2 threads);
-//   4. Chromium (bench/browser.ts): app start-up cold and warm, decode, shots, memory, and
-//      transformers.js on the same LM, same prompt, same token count.
+//   2. onnxruntime-node: the CLI bench (src/cli/bench.ts);
+//   3. Chromium (bench/browser.ts): app start-up cold and warm, decode, shots, memory, then the
+//      text-prompt decode in turns, round by round: ours, transformers.js on the same LM,
+//      onnxruntime-node (this process) and PyTorch eager with its KV cache
+//      (models/tools/bench_pytorch.py --serve, 2 threads), same prompt, same token count.
 // Prints a table and writes JSON (default bench/results.json). Numbers only: nothing is asserted
 // about speed. Every ratio is of figures taken within this one run.
 import { spawn } from 'node:child_process';
@@ -37,7 +38,52 @@ function run(command: string, args: string[], what: string): Promise<string> {
   });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+interface PytorchServer {
+  runtime: string;
+  /** One decode: tokens/s. */
+  decode(): Promise<number>;
+  close(): void;
+}
+
+/** models/tools/bench_pytorch.py --serve: warmed up once, then one decode per line sent. */
+function startPytorch(args: string[]): Promise<PytorchServer> {
+  const child = spawn(PYTHON, ['models/tools/bench_pytorch.py', ...args, '--serve'], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const waiting: ((line: string) => void)[] = [];
+  let failed: Error | undefined;
+  const fail = (error: Error) => {
+    failed = error;
+    for (const w of waiting.splice(0)) w('');
+  };
+  child.on('error', (error) => fail(new Error(`PyTorch bench: could not run ${PYTHON}: ${error.message}`)));
+  child.on('exit', (code) => fail(new Error(`PyTorch bench ended (exit ${code}):\n${stderr.trim().split('\n').slice(-8).join('\n')}`)));
+  let buffered = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      waiting.shift()?.(line);
+    }
+  });
+  const nextLine = async (): Promise<Record<string, unknown>> => {
+    const line = failed ? '' : await new Promise<string>((resolve) => waiting.push(resolve));
+    if (failed) throw failed;
+    return JSON.parse(line) as Record<string, unknown>;
+  };
+  return nextLine().then((ready) => ({
+    runtime: String(ready.ready),
+    async decode() {
+      child.stdin.write('run\n');
+      return Number((await nextLine()).tokens_per_s);
+    },
+    close() {
+      child.removeAllListeners('exit');
+      child.stdin.end();
+    },
+  }));
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -46,6 +92,8 @@ async function main(): Promise<void> {
       out: { type: 'string', default: join(REPO_ROOT, 'bench/results.json') },
       tokens: { type: 'string', default: '32' },
       repeats: { type: 'string', default: '3' },
+      // rounds of the text-prompt decode in turns (bench/browser.ts, DecodeRound)
+      rounds: { type: 'string', default: '9' },
       shots: { type: 'string', default: '0,4,8,16,32' },
       'shot-repeats': { type: 'string', default: '7' },
       cold: { type: 'string', default: '2' },
@@ -77,52 +125,53 @@ async function main(): Promise<void> {
   console.log('onnxruntime-node: CLI bench …');
   const scratch = await mkdtemp(join(tmpdir(), 'flamingo-bench-'));
   let cli: unknown;
-  let nodeDecode: number[];
-  let pytorch: { decode_tokens_per_s: number; runtime: string; runs: number[] };
+  let browser: BrowserResult;
+  let pytorch: PytorchServer | undefined;
   try {
     const cliOut = join(scratch, 'cli.json');
     await runBench(['--shots', shots.join(','), '--tokens', String(newTokens), '--repeats', String(repeats), '--out', cliOut]);
     cli = JSON.parse(await readFile(cliOut, 'utf8'));
 
-    console.log('onnxruntime-node: text-prompt decode …');
+    // The text-prompt decode of onnxruntime-node and PyTorch: warmed up here, timed in turns with
+    // the browser's (bench/browser.ts, DecodeRound).
     const options = { maxNewTokens: newTokens, ignoreEndOfChunk: true, stopAtNewline: false };
-    nodeDecode = [];
-    for (let r = 0; r <= repeats; r++) {
+    const nodeDecode = async () => {
       const done = await node.generate([{ text: prompt.text }], options, () => undefined);
       if (done.promptTokens !== PROMPT_TOKENS || done.tokens !== newTokens) throw new Error('bench: the node decode has the wrong length');
-      if (r > 0) nodeDecode.push(done.tokensPerSecond);
-    }
-    await node.release();
+      return done.tokensPerSecond;
+    };
+    for (let r = 0; r < 20; r++) await nodeDecode();
 
     console.log('PyTorch eager reference …');
     const promptFile = join(scratch, 'prompt.txt');
     await writeFile(promptFile, prompt.text);
-    const args = ['models/tools/bench_pytorch.py', '--prompt_file', promptFile, '--new_tokens', String(newTokens)];
-    args.push('--threads', '2', '--repeats', String(repeats), '--expect_tokens', String(PROMPT_TOKENS));
-    pytorch = JSON.parse(await run(PYTHON, args, 'models/tools/bench_pytorch.py'));
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+    pytorch = await startPytorch(['--prompt_file', promptFile, '--new_tokens', String(newTokens), '--threads', '2', '--expect_tokens', String(PROMPT_TOKENS)]);
 
-  console.log('Chromium: start-up, decode, shots, transformers.js …');
-  const server = await startPreview(distDir, Number(values.port));
-  let browser: BrowserResult;
-  try {
-    browser = await runBrowserBench({
-      baseUrl: server.url,
-      promptText: prompt.text,
-      promptIds: prompt.ids,
-      newTokens,
-      repeats,
-      shots,
-      shotRepeats: Number(values['shot-repeats']),
-      coldRuns: Number(values.cold),
-      warmRuns: Number(values.warm),
-      startupDwellMs: Number(values.dwell),
-      webgpu: values.webgpu,
-    });
+    console.log('Chromium: start-up, decode, shots, transformers.js …');
+    const server = await startPreview(distDir, Number(values.port));
+    try {
+      browser = await runBrowserBench({
+        baseUrl: server.url,
+        promptText: prompt.text,
+        promptIds: prompt.ids,
+        newTokens,
+        repeats,
+        rounds: Number(values.rounds),
+        shots,
+        shotRepeats: Number(values['shot-repeats']),
+        coldRuns: Number(values.cold),
+        warmRuns: Number(values.warm),
+        startupDwellMs: Number(values.dwell),
+        webgpu: values.webgpu,
+        rivals: { node: nodeDecode, pytorch: pytorch.decode },
+      });
+    } finally {
+      await server.close();
+    }
   } finally {
-    await server.close();
+    pytorch?.close();
+    await node.release();
+    await rm(scratch, { recursive: true, force: true });
   }
 
   const report = buildReport({
@@ -134,10 +183,9 @@ async function main(): Promise<void> {
       os: `${osType()} ${release()}`,
       node: process.version,
     },
-    settings: { promptTokens: PROMPT_TOKENS, newTokens, repeats, shotRepeats: Number(values['shot-repeats']), shots, promptText: prompt.text },
-    nodeDecode: median(nodeDecode),
+    settings: { promptTokens: PROMPT_TOKENS, newTokens, repeats, rounds: Number(values.rounds), shotRepeats: Number(values['shot-repeats']), shots, promptText: prompt.text },
     cli,
-    pytorch,
+    pytorchRuntime: pytorch!.runtime,
     browser,
   });
   printReport(report);

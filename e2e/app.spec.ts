@@ -1,6 +1,6 @@
 // The app end to end in Chromium: download with progress, a 2-shot prompt built through the UI on
 // WebGPU and on WASM (same answer), a warm reload that touches the network for no model file,
-// a prompt that survives a reload, and video clips (frames from image files or from a video
+// a prompt that survives a reload, latents read back after one, and video clips (frames from image files or from a video
 // file). Each test starts with empty storage (a fresh context).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -104,6 +104,25 @@ test('after a reload the model comes from IndexedDB: no request under /models/',
   await waitForModel(page);
   await expect(page.getByTestId('model-ready')).toContainText('from browser storage');
   expect(requested).toEqual([]);
+});
+
+test('images encoded once are read back from IndexedDB after a reload, with the same answer', async ({ page }) => {
+  const fixture = readFixture();
+  const images = fixture.segments.filter((segment) => 'image' in segment).length;
+  await page.goto('/?backend=wasm');
+  await buildPrompt(page, fixture);
+  await waitForModel(page, 'wasm');
+  const first = await generate(page);
+  const media = page.getByTestId('media');
+  await expect(media).toHaveAttribute('data-media', String(images));
+  await expect(media).toHaveAttribute('data-encoded', String(images)); // a fresh context: every image encoded
+
+  await page.reload(); // the prompt is restored; the engine's memory is gone
+  await waitForModel(page, 'wasm');
+  expect(await generate(page)).toBe(first);
+  await expect(media).toHaveAttribute('data-media', String(images));
+  await expect(media).toHaveAttribute('data-encoded', '0');
+  await expect(media).toContainText(`${images} from the cache`);
 });
 
 test('the prompt survives a reload, and an image that cannot be decoded is named', async ({ page }) => {

@@ -2,6 +2,11 @@
 `npm run bench` divides the browser's decode speed by (vs_pytorch_ratio).
 
     /usr/bin/python3 models/tools/bench_pytorch.py --prompt_file PROMPT.txt [--new_tokens 32] [--threads 2] [--repeats 3]
+    /usr/bin/python3 models/tools/bench_pytorch.py --prompt_file PROMPT.txt --serve   # one decode per stdin line
+
+With --serve it prints {"ready": ...} once warmed up, then one JSON line per line read from stdin
+(one decode each) until stdin closes: `npm run bench` takes its decodes in turns with the other
+runtimes', so that the host's drift falls on all of them alike.
 
 The prompt is text only, as in the browser and onnxruntime-node runs of the same bench: `bos` + the
 prompt's tokens, no images (as the engine does, one zero image that no token attends to, so the
@@ -34,6 +39,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--expect_tokens", type=int, default=0, help="fail unless bos + prompt is this many tokens")
+    p.add_argument("--serve", action="store_true", help="one decode per line read from stdin, one JSON line each")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     os.chdir(MODELS)  # the checkpoints' paths are relative to models/
@@ -68,6 +74,12 @@ def main() -> None:
             return (a.new_tokens - 1) / (time.perf_counter() - t_first), out
 
     run()  # warm-up: allocator and BLAS start-up are not decode
+    if a.serve:
+        print(json.dumps({"ready": f"PyTorch {torch.__version__} eager, {a.threads} threads", "prompt_tokens": len(ids)}), flush=True)
+        for _ in sys.stdin:
+            speed, tokens = run()
+            print(json.dumps({"tokens_per_s": speed, "tokens": len(tokens)}), flush=True)
+        return
     speeds, tokens = [], []
     for _ in range(a.repeats):
         speed, tokens = run()

@@ -35,7 +35,7 @@ describe('LatentCache', () => {
     expect(calls).toEqual(['get b,c']); // remembered
   });
 
-  it('answers from memory at once and writes a turn’s entries in one batch', async () => {
+  it('answers from memory at once and writes the queued entries in one batch', async () => {
     const { store, saved, calls } = recordingStore();
     const cache = new LatentCache(store);
     cache.set('a', latents(1));
@@ -66,14 +66,15 @@ describe('LatentCache', () => {
     expect(await cache.getMany(['a'])).toEqual([latents(1)]);
   });
 
-  it('writes each entry once, even when flushed twice', async () => {
+  it('writes each entry once, even when flushed twice, and nothing before a flush', async () => {
     const { store, calls } = recordingStore();
     const cache = new LatentCache(store);
     cache.set('a', latents(1));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(calls).toEqual([]); // only queued
     const first = cache.flush();
     await cache.flush();
     await first;
-    await new Promise((r) => setTimeout(r, 5)); // the scheduled flush finds nothing left
     expect(calls).toEqual(['set a']);
   });
 });

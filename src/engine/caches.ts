@@ -22,9 +22,10 @@ export async function contentKey(pixels: Float32Array, modelKey: string): Promis
 
 /**
  * Latents by content key: memory first, then the persistent store. Writes go behind: `set`
- * answers at once (memory serves the latents meanwhile) and the entries set in one turn of the
- * event loop reach the store in one `setMany` a task later. Awaiting each image's lookup and
- * write one by one cost a 32-shot prompt 50-80 ms of its first token (docs/BENCHMARKS.md).
+ * only queues (memory serves the latents meanwhile) and `flush` hands the queue to the store in
+ * one `setMany`; the engine flushes once an answer is done, so no write runs during a prompt's
+ * encoding or decoding. Awaiting each image's lookup and write one by one cost a 32-shot prompt
+ * 50-80 ms of its first token (docs/BENCHMARKS.md).
  */
 export class LatentCache {
   private readonly memory = new Map<string, Float32Array>();
@@ -32,7 +33,6 @@ export class LatentCache {
   private queued = new Map<string, Float32Array>();
   private readonly inFlight = new Set<Map<string, Float32Array>>();
   private writing: Promise<void> = Promise.resolve();
-  private flushScheduled = false;
   /** Set when a write to the persistent store failed: the app says so, the model keeps running. */
   persistError: unknown;
 
@@ -60,17 +60,11 @@ export class LatentCache {
 
   set(key: string, latents: Float32Array): void {
     this.remember(key, latents);
-    if (!this.persistent) return;
-    this.queued.set(key, latents);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setTimeout(() => void this.flush(), 0);
-    }
+    if (this.persistent) this.queued.set(key, latents);
   }
 
-  /** Hands every queued entry to the store; resolves when all writes so far have settled. */
+  /** Hands every queued entry to the store; resolves when all writes so far have settled (never rejects). */
   flush(): Promise<void> {
-    this.flushScheduled = false;
     const store = this.persistent;
     if (store && this.queued.size > 0) {
       const batch = this.queued;

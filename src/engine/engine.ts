@@ -83,6 +83,8 @@ interface PreparedPrompt {
   latents: Float32Array;
   mediaKeys: string[];
   nMedia: number;
+  /** How many of the media ran through the vision graphs (not found in the latent cache). */
+  encodedMedia: number;
 }
 
 export class FlamingoEngine {
@@ -215,15 +217,18 @@ export class FlamingoEngine {
 
   /** One image or clip → its content key and resampler latents [n_latents × d_vision], cached by content. */
   async encodeMedia(frames: RgbaImage[], persist = true): Promise<{ key: string; latents: Float32Array }> {
-    return (await this.encodeAll([frames], persist))[0];
+    const [encoded] = (await this.encodeAll([frames], persist)).media;
+    void this.latents.flush();
+    return encoded;
   }
 
   /**
    * Several images or clips: every content key first, one cache lookup for them all, then the
-   * graphs for the misses (an image that comes twice is encoded once). New latents are written
-   * behind (LatentCache.set): nothing here waits for IndexedDB but the one lookup.
+   * graphs for the misses (an image that comes twice is encoded once). New latents are only
+   * queued (LatentCache.set): the caller flushes them once its work is done, so nothing here
+   * waits for IndexedDB but the one lookup.
    */
-  private async encodeAll(media: RgbaImage[][], persist: boolean): Promise<{ key: string; latents: Float32Array }[]> {
+  private async encodeAll(media: RgbaImage[][], persist: boolean): Promise<{ media: { key: string; latents: Float32Array }[]; encoded: number }> {
     const inputs = media.map((frames) => this.pixelsOf(frames));
     const keys = await Promise.all(inputs.map(({ pixels }) => contentKey(pixels, this.visionKey)));
     const found = await this.latents.getMany(keys);
@@ -238,7 +243,7 @@ export class FlamingoEngine {
       }
       found[i] = latents;
     }
-    return keys.map((key, i) => ({ key, latents: found[i]! }));
+    return { media: keys.map((key, i) => ({ key, latents: found[i]! })), encoded: fresh.size };
   }
 
   /** vision_encoder → resampler for one image or clip: its latents [n_latents × d_vision]. */
@@ -292,9 +297,9 @@ export class FlamingoEngine {
     const per = this.manifest.resampler.n_latents * this.manifest.vision.d_vision;
     const latents = new Float32Array(Math.max(1, media.length) * per); // no images: one zero image no token looks at
     const encoded = await this.encodeAll(media, persist);
-    encoded.forEach((e, i) => latents.set(e.latents, i * per));
-    const mediaKeys = encoded.map((e) => e.key);
-    return { ids, mediaIdx: Array.from(mediaIndex(ids, this.imageTokenId), Number), latents, mediaKeys, nMedia: media.length };
+    encoded.media.forEach((e, i) => latents.set(e.latents, i * per));
+    const mediaKeys = encoded.media.map((e) => e.key);
+    return { ids, mediaIdx: Array.from(mediaIndex(ids, this.imageTokenId), Number), latents, mediaKeys, nMedia: media.length, encodedMedia: encoded.encoded };
   }
 
   private crossKv(p: PreparedPrompt, batch: number): Promise<CrossKv> {
@@ -390,6 +395,8 @@ export class FlamingoEngine {
         tokens: result.tokens.length,
         promptTokens: p.ids.length,
         cachedPromptTokens: prefill.cachedTokens,
+        media: p.nMedia,
+        encodedMedia: p.encodedMedia,
         contextLength: this.manifest.lm.context_length,
         ttftMs: tFirst ? tFirst - t0 : 0,
         tokensPerSecond: result.tokens.length > 1 ? ((result.tokens.length - 1) * 1000) / decodeMs : 0,
@@ -403,6 +410,7 @@ export class FlamingoEngine {
     } finally {
       cross.dispose();
       if (decodeCross !== cross) decodeCross.dispose();
+      void this.latents.flush(); // the prompt's new latents, written after the answer
     }
   }
 
@@ -466,6 +474,7 @@ export class FlamingoEngine {
       return { grid: Math.round(Math.sqrt(v.n_tokens)), gates, tokens: pictures };
     } finally {
       cross.dispose();
+      void this.latents.flush();
     }
   }
 
@@ -486,10 +495,14 @@ export class FlamingoEngine {
     const orders = supportOrders(prompt, scoreOptions.permutations ?? 1, scoreOptions.seed ?? 0);
     const totals = options.map(() => 0);
     let optionTokens: number[] = [];
-    for (const order of orders) {
-      const scores = await this.scoreOnce(order, options, scoreOptions.batched ?? true);
-      scores.forEach((s, i) => (totals[i] += s.logLikelihood));
-      optionTokens = scores.map((s) => s.tokens);
+    try {
+      for (const order of orders) {
+        const scores = await this.scoreOnce(order, options, scoreOptions.batched ?? true);
+        scores.forEach((s, i) => (totals[i] += s.logLikelihood));
+        optionTokens = scores.map((s) => s.tokens);
+      }
+    } finally {
+      void this.latents.flush();
     }
     return options.map((option, i) => {
       const logLikelihood = totals[i] / orders.length;

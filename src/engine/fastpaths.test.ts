@@ -259,7 +259,13 @@ describe('fast paths give the plain paths’ answers', () => {
     expect(stored.text).toBe(plain.text);
     expect(lookups).toHaveLength(1);
     expect(lookups[0]).toHaveLength(images.length); // distinct images only
+    expect([stored.media, stored.encodedMedia]).toEqual([images.length + 1, images.length]);
     await withStore.release();
     expect(writes.flat().sort()).toEqual([...lookups[0]].sort()); // each written once
+    // as after a reload: every image from the store, none encoded, the same answer
+    const reloaded = await createNodeEngine(BUNDLED_MODEL_DIR, { backend: 'cpu', latentStore: store });
+    const again = await reloaded.generate(repeated, { maxNewTokens: 8, reusePrefix: false }, quiet);
+    expect([again.media, again.encodedMedia, again.text]).toEqual([images.length + 1, 0, plain.text]);
+    await reloaded.release();
   }, 60_000);
 });

@@ -169,6 +169,9 @@ export interface DoneEvent {
   stopReason: 'end_of_chunk' | 'newline' | 'max_tokens' | 'interrupted';
   /** Prompt tokens whose KV came from the support-set prefix cache instead of a prefill. */
   cachedPromptTokens: number;
+  /** The prompt's images and clips, and how many of them ran through the vision graphs (the rest came from the latent cache). */
+  media: number;
+  encodedMedia: number;
   timings: DecodeTimings;
   /** The answer's token ids (what `explain` pictures). */
   tokenIds: number[];

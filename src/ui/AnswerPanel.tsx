@@ -153,6 +153,14 @@ function Stats({ done }: { done: DoneEvent }) {
           )}
         </dd>
       </div>
+      {done.media > 0 && (
+        <div>
+          <dt>Images and clips</dt>
+          <dd data-testid="media" data-media={done.media} data-encoded={done.encodedMedia}>
+            {done.media}: {done.encodedMedia} encoded, {done.media - done.encodedMedia} from the cache
+          </dd>
+        </div>
+      )}
       <div>
         <dt>Stopped at</dt>
         <dd data-testid="stop-reason">{STOP_REASONS[done.stopReason]}</dd>
