@@ -30,6 +30,8 @@ function pageEngine() {
       InferenceSession: {
         async create(bytes: Uint8Array, options?: InferenceSession.SessionOptions) {
           const session = await create(bytes, options);
+          // lm.onnx only: xattn_kv.onnx also runs once per prompt, before the prefill
+          if (!session.inputNames.includes('input_ids')) return session;
           const run = session.run.bind(session);
           session.run = (async (...args: Parameters<typeof run>) => {
             const t0 = performance.now();
