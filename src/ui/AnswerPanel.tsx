@@ -157,7 +157,7 @@ function Stats({ done }: { done: DoneEvent }) {
         <div>
           <dt>Images and clips</dt>
           <dd data-testid="media" data-media={done.media} data-encoded={done.encodedMedia}>
-            {done.media}: {done.encodedMedia} encoded, {done.media - done.encodedMedia} from the cache
+            {done.media} ({done.encodedMedia} encoded, {done.media - done.encodedMedia} from the cache)
           </dd>
         </div>
       )}
