@@ -14,10 +14,17 @@ test('a worker that crashes while answering is restarted; the prompt survives', 
   await buildPrompt(page, fixture);
   const worker = modelWorker(page);
   expect(worker, 'the model worker').toBeTruthy();
-  // an uncaught error inside the worker, as a runtime fault would raise, while an answer runs
+  // An uncaught error inside the worker, as a runtime fault would raise, while an answer runs: thrown
+  // a task after the generate request arrives (comlink's APPLY message), so always mid-answer (an answer
+  // awaits IndexedDB and WebCrypto before its first token). Thrown from the test after the click, it
+  // could land after this 3-token answer had ended, when a crash is only logged and the model reloaded.
+  await worker!.evaluate(() => {
+    self.addEventListener('message', (event: MessageEvent<{ path?: string[] } | undefined>) => {
+      if (event.data?.path?.includes('generate')) setTimeout(() => { throw new Error('simulated crash'); }, 0);
+    });
+  });
   await page.getByTestId('max-new-tokens').fill('256');
   await page.getByTestId('generate').click();
-  await worker!.evaluate(() => setTimeout(() => { throw new Error('simulated crash'); }, 0));
   await expect(page.getByTestId('error')).toContainText('The model worker stopped');
   await expect(page.getByTestId('segment')).toHaveCount(fixture.segments.length);
   await waitForModel(page, 'wasm');
