@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir, type as osType, release } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { runBench } from '../src/cli/bench';
 import { BUNDLED_MODEL_DIR, createNodeEngine, REPO_ROOT } from '../src/cli/node';
@@ -46,43 +47,26 @@ interface PytorchServer {
 }
 
 /** models/tools/bench_pytorch.py --serve: warmed up once, then one decode per line sent. */
-function startPytorch(args: string[]): Promise<PytorchServer> {
+async function startPytorch(args: string[]): Promise<PytorchServer> {
   const child = spawn(PYTHON, ['models/tools/bench_pytorch.py', ...args, '--serve'], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const waiting: ((line: string) => void)[] = [];
-  let failed: Error | undefined;
-  const fail = (error: Error) => {
-    failed = error;
-    for (const w of waiting.splice(0)) w('');
-  };
-  child.on('error', (error) => fail(new Error(`PyTorch bench: could not run ${PYTHON}: ${error.message}`)));
-  child.on('exit', (code) => fail(new Error(`PyTorch bench ended (exit ${code}):\n${stderr.trim().split('\n').slice(-8).join('\n')}`)));
-  let buffered = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      waiting.shift()?.(line);
-    }
-  });
+  child.on('error', (error) => (stderr += `could not run ${PYTHON}: ${error.message}`)); // stdout then ends: nextLine says so
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const nextLine = async (): Promise<Record<string, unknown>> => {
-    const line = failed ? '' : await new Promise<string>((resolve) => waiting.push(resolve));
-    if (failed) throw failed;
-    return JSON.parse(line) as Record<string, unknown>;
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`PyTorch bench ended (exit ${child.exitCode}):\n${stderr.trim().split('\n').slice(-8).join('\n')}`);
+    return JSON.parse(value) as Record<string, unknown>;
   };
-  return nextLine().then((ready) => ({
+  const ready = await nextLine();
+  return {
     runtime: String(ready.ready),
     async decode() {
       child.stdin.write('run\n');
       return Number((await nextLine()).tokens_per_s);
     },
-    close() {
-      child.removeAllListeners('exit');
-      child.stdin.end();
-    },
-  }));
+    close: () => child.stdin.end(),
+  };
 }
 
 async function main(): Promise<void> {

@@ -217,9 +217,14 @@ export class FlamingoEngine {
 
   /** One image or clip → its content key and resampler latents [n_latents × d_vision], cached by content. */
   async encodeMedia(frames: RgbaImage[], persist = true): Promise<{ key: string; latents: Float32Array }> {
-    const [encoded] = (await this.encodeAll([frames], persist)).media;
+    return (await this.encodeMany([frames], persist))[0];
+  }
+
+  /** Several images or clips into the latent cache at once (one lookup, one write): what the worker's `encode` runs. */
+  async encodeMany(media: RgbaImage[][], persist = true): Promise<{ key: string; latents: Float32Array }[]> {
+    const encoded = await this.encodeAll(media, persist);
     void this.latents.flush();
-    return encoded;
+    return encoded.media;
   }
 
   /**

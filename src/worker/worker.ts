@@ -84,7 +84,7 @@ const api: FlamingoWorkerApi = {
 
   async encode(media) {
     await exclusive(async () => {
-      for (const frames of media) await currentEngine().encodeMedia(frames);
+      await currentEngine().encodeMany(media);
     });
   },
 
