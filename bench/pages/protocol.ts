@@ -10,7 +10,7 @@ export interface DecodeSample {
   /** The engine's own figure (worker clock): decode steps after the first token. */
   tokensPerSecond: number;
   ttftMs: number;
-  /** The same steps seen from the page: first token event → last token event. */
+  /** The same steps seen from the page: first token event → the done event. */
   pageTokensPerSecond: number;
   /** generate() called → its promise resolved, on the page. */
   pageTotalMs: number;

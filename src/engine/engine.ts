@@ -17,7 +17,7 @@ import { mediaIndex } from './mask';
 import { cellsOf, latentAttention, latentToCells, type Pictures, type TokenPicture } from './pictures';
 import { promptToText } from './prompt';
 import { logSoftmax, seededRandom } from './sampling';
-import { beamSearch, decodeOneByOne, type Decoding } from './search';
+import { beamSearch, decodeOneByOne, DEFAULT_MAX_NEW_TOKENS, type Decoding } from './search';
 import { Tokenizer } from './tokenizer';
 import type {
   Backend,
@@ -328,11 +328,13 @@ export class FlamingoEngine {
   /**
    * The prompt's KV cache and its last position's logits. The support examples (everything before
    * the query's <image>) are prefilled on their own and kept: the next prompt with the same
-   * examples (same tokens, same images) reuses their KV and prefills only its query.
+   * examples (same tokens, same images) reuses their KV and prefills only its query. `room`: the
+   * positions to be appended after the prompt, so that the cache never grows during a decode
+   * (growing copies it into newly allocated buffers: slow in Chromium).
    */
-  private async prefill(p: PreparedPrompt, cross: CrossKv, reusePrefix: boolean): Promise<{ kv: KvCache; logits: Float32Array; cachedTokens: number }> {
+  private async prefill(p: PreparedPrompt, cross: CrossKv, reusePrefix: boolean, room = 0): Promise<{ kv: KvCache; logits: Float32Array; cachedTokens: number }> {
     const queryStart = p.ids.lastIndexOf(this.imageTokenId);
-    let past = this.lm.emptyCache(1);
+    let past = this.lm.emptyCache(1, p.ids.length + room);
     let start = 0;
     let cachedTokens = 0;
     // Without the cache, one call over the whole prompt (the split costs a call and buys nothing).
@@ -371,7 +373,7 @@ export class FlamingoEngine {
     const decodeCross = p.nMedia > 1 ? await this.decodeCrossKv(p, 1) : cross;
     let tFirst = 0;
     try {
-      const prefill = await this.prefill(p, cross, options.reusePrefix ?? true);
+      const prefill = await this.prefill(p, cross, options.reusePrefix ?? true, options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS);
       timings.prefillMs = performance.now() - tEncoded;
       const decoding: Decoding = {
         lm: this.lm,

@@ -110,13 +110,16 @@ export class AppendKv implements KvCache {
       store = new KvStore(shape, batch, total > store.capacity ? Math.max(2 * store.capacity, total) : store.capacity);
       copyRows(this.store, store, Array.from({ length: batch }, (_, b) => b), this.length);
     }
+    // element by element: a head's row is head_dim floats, and a subarray + set per row (an object
+    // each) cost more than the copy (a CPU profile of the worker, docs/BENCHMARKS.md "Session 9")
     rows.forEach((data, i) => {
       const buffer = store.buffers[i];
       for (let b = 0; b < batch; b++) {
         for (let s = 0; s < count; s++) {
           for (let h = 0; h < heads; h++) {
             const from = ((b * count + s) * heads + h) * headDim;
-            buffer.set(data.subarray(from, from + headDim), ((b * heads + h) * store.capacity + this.length + s) * headDim);
+            const to = ((b * heads + h) * store.capacity + this.length + s) * headDim;
+            for (let k = 0; k < headDim; k++) buffer[to + k] = data[from + k];
           }
         }
       }

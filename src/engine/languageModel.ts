@@ -73,8 +73,9 @@ export class LanguageModel {
     return names;
   }
 
-  emptyCache(batch: number): KvCache {
-    if (this.appends) return AppendKv.empty(this.shape, batch);
+  /** `capacity`: the positions an AppendKv holds before it has to grow (a copy into a new store). */
+  emptyCache(batch: number, capacity?: number): KvCache {
+    if (this.appends) return AppendKv.empty(this.shape, batch, capacity);
     const empty = new this.ort.Tensor('float32', new Float32Array(0), [batch, this.heads, 0, this.headDim]);
     return new TensorKv(Array.from({ length: 2 * this.layers }, () => empty), batch, 0);
   }

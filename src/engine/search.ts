@@ -38,8 +38,11 @@ export interface SearchResult {
 
 type Stop = DoneEvent['stopReason'];
 
+/** An answer's length when GenerateOptions.maxNewTokens is not given. */
+export const DEFAULT_MAX_NEW_TOKENS = 32;
+
 function maskRow(row: Float32Array, d: Decoding, options: GenerateOptions): Float32Array {
-  const masked = Float32Array.from(row);
+  const masked = row.slice(); // not Float32Array.from: it walks the row through an iterator, 10x slower in V8
   for (const id of d.banned) masked[id] = -Infinity;
   if (options.ignoreEndOfChunk) masked[d.eocId] = -Infinity;
   return masked;
@@ -52,7 +55,7 @@ export async function decodeOneByOne(
   onText: (piece: string) => void,
   signal?: AbortSignal,
 ): Promise<SearchResult> {
-  const maxNewTokens = options.maxNewTokens ?? 32;
+  const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const stopAtNewline = options.stopAtNewline ?? true;
   const random = seededRandom(options.seed ?? 0);
   const cross = d.cross;
@@ -117,7 +120,7 @@ interface Beam {
  * (length penalty 1). With one beam this is exactly greedy decoding.
  */
 export async function beamSearch(d: Decoding, beams: number, options: GenerateOptions, signal?: AbortSignal): Promise<SearchResult> {
-  const maxNewTokens = options.maxNewTokens ?? 32;
+  const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const stopAtNewline = options.stopAtNewline ?? true;
   const t = d.timings;
   const finished: (Beam & { text: string; stop: Stop })[] = [];

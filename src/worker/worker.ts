@@ -20,6 +20,7 @@ import {
 } from './api';
 import { webGpuAdapterFeatures, webGpuAdapterLimits } from './adapter';
 import { buildFor, loadRuntime, runtimeSpan, yielding, type OrtRuntime } from './ort';
+import { tokenStream } from './tokenStream';
 
 installErrorTransfer();
 
@@ -53,6 +54,7 @@ const api: FlamingoWorkerApi = {
     // was lost) does not send them twice; greedy answers are the same on both backends.
     let sent = 0;
     const arrived = performance.now();
+    const stream = tokenStream((event) => void onEvent(event));
     try {
       return await exclusive(async (signal) => {
         // the time to first token counts from the request: a warm-up it waited for included
@@ -71,13 +73,14 @@ const api: FlamingoWorkerApi = {
             } else if (event.type === 'done' && event.tokens > 0) {
               event = { ...event, ttftMs: event.ttftMs + waited };
             }
-            void onEvent(event);
+            stream.push(event);
           },
           signal,
         );
         return done.tokens > 0 ? { ...done, ttftMs: done.ttftMs + waited } : done;
       });
     } finally {
+      stream.flush();
       releaseCallback(onEvent);
     }
   },
