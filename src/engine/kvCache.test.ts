@@ -1,7 +1,7 @@
 // The appended KV cache: the rows it feeds are exactly those appended, whatever shares its store.
 import { describe, expect, it } from 'vitest';
 import { Tensor } from 'onnxruntime-common';
-import { AppendKv } from './kvCache';
+import { AppendKv, PastScratch } from './kvCache';
 
 const shape = { layers: 2, heads: 3, headDim: 2 };
 const width = shape.heads * shape.headDim;
@@ -26,7 +26,7 @@ function expected(i: number, b: number, length: number, tagOf: (s: number) => nu
 }
 
 const fed = (kv: AppendKv, i: number, b = 0) => {
-  const t = kv.pastTensors(Tensor, true)[i];
+  const t = kv.pastTensors(Tensor)[i];
   expect(t.dims).toEqual([kv.batch, shape.heads, kv.length, shape.headDim]);
   const per = shape.heads * kv.length * shape.headDim;
   return (t.data as Float32Array).slice(b * per, (b + 1) * per);
@@ -64,7 +64,21 @@ describe('AppendKv', () => {
     for (let i = 0; i < 2 * shape.layers; i++) {
       expect(fed(picked, i, 0)).toEqual(expected(i, 2, 4, () => 0));
       expect(fed(picked, i, 1)).toEqual(expected(i, 0, 4, () => 0));
-      expect(picked.pastTensors(Tensor, false)[i].data).toEqual(picked.pastTensors(Tensor, true)[i].data);
+    }
+  });
+
+  it('gathers into the reused scratch the same past as into arrays of its own, one step at a time', () => {
+    const scratch = new PastScratch(2 * shape.layers);
+    const short = AppendKv.empty(shape, 2).append(rows(2, 0, 3), 3);
+    const long = short.append(rows(2, 3, 5), 5);
+    for (const kv of [long, short, long]) {
+      const arrays = scratch.take(kv.pastSize)!;
+      expect(scratch.take(kv.pastSize)).toBeUndefined(); // held by this step
+      kv.pastTensors(Tensor, arrays).forEach((t, i) => {
+        expect(t.data).toEqual(kv.pastTensors(Tensor)[i].data);
+        expect((t.data as Float32Array).buffer).toBe(arrays[i].buffer);
+      });
+      scratch.give();
     }
   });
 });

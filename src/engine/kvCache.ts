@@ -40,13 +40,10 @@ export class TensorKv implements KvCache {
 
 /**
  * 2 * layers buffers (K, V per layer) of [batch, heads, capacity, head_dim]; rows at and after
- * `filled` are free. `scratch` holds the contiguous past a step feeds (one per buffer, reused).
+ * `filled` are free.
  */
 class KvStore {
   filled = 0;
-  /** A step is reading `scratch` (onnxruntime-node reads its inputs while the run is under way). */
-  busy = false;
-  private scratch?: Float32Array[];
 
   constructor(
     readonly shape: KvShape,
@@ -54,10 +51,33 @@ class KvStore {
     readonly capacity: number,
     readonly buffers = Array.from({ length: 2 * shape.layers }, () => new Float32Array(batch * shape.heads * capacity * shape.headDim)),
   ) {}
+}
 
-  scratchFor(i: number): Float32Array {
-    this.scratch ??= this.buffers.map((b) => new Float32Array(b.length));
-    return this.scratch[i];
+/**
+ * The arrays a step's contiguous past is gathered into, one per K/V buffer, kept from step to step
+ * and from answer to answer: in Chromium, writing into newly allocated memory costs far more than
+ * the copy (a CPU profile of the worker, docs/BENCHMARKS.md "Session 9"). One step at a time uses
+ * them: `take` gives undefined while another holds them (onnxruntime-node reads its inputs while
+ * the run is under way), and that step gathers into arrays of its own.
+ */
+export class PastScratch {
+  private arrays: Float32Array[] = [];
+  private busy = false;
+
+  constructor(private readonly count: number) {}
+
+  take(size: number): Float32Array[] | undefined {
+    if (this.busy) return undefined;
+    this.busy = true;
+    if ((this.arrays[0]?.length ?? -1) < size) {
+      const length = Math.max(size, 2 * (this.arrays[0]?.length ?? 0));
+      this.arrays = Array.from({ length: this.count }, () => new Float32Array(length));
+    }
+    return this.arrays;
+  }
+
+  give(): void {
+    this.busy = false;
   }
 }
 
@@ -77,17 +97,23 @@ export class AppendKv implements KvCache {
 
   dispose(): void {}
 
+  /** Floats per past_* tensor of a step. */
+  get pastSize(): number {
+    const { heads, headDim } = this.store.shape;
+    return this.store.batch * heads * this.length * headDim;
+  }
+
   /**
-   * The past_* tensors of a step: each buffer's first `length` rows, contiguous. `temporary` asks
-   * for arrays of their own (the store's scratch is in use by another step).
+   * The past_* tensors of a step: each buffer's first `length` rows, contiguous, gathered into
+   * `scratch` (PastScratch.take(pastSize)) or, without it, into arrays of their own.
    */
-  pastTensors(Tensor: TensorCtor, temporary: boolean): Tensor[] {
+  pastTensors(Tensor: TensorCtor, scratch?: Float32Array[]): Tensor[] {
     const { store, length } = this;
     const { heads, headDim } = store.shape;
     const rows = store.batch * heads;
-    const size = rows * length * headDim;
+    const size = this.pastSize;
     return store.buffers.map((buffer, i) => {
-      const out = temporary ? new Float32Array(size) : store.scratchFor(i).subarray(0, size);
+      const out = scratch ? scratch[i].subarray(0, size) : new Float32Array(size);
       for (let r = 0; r < rows; r++) {
         const from = r * store.capacity * headDim;
         out.set(buffer.subarray(from, from + length * headDim), r * length * headDim);

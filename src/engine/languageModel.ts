@@ -8,7 +8,7 @@
 // cache and the cross-attention K/V are kept on the GPU (gpu-buffer outputs fed back, TensorKv) and
 // only logits come back.
 import type * as Ort from 'onnxruntime-common';
-import { AppendKv, TensorKv, type KvCache, type KvShape } from './kvCache';
+import { AppendKv, PastScratch, TensorKv, type KvCache, type KvShape } from './kvCache';
 import type { Backend, Manifest } from './types';
 
 export type { KvCache } from './kvCache';
@@ -41,6 +41,8 @@ export class LanguageModel {
   /** The K/V outputs among them, per layer key then value: present_* or new_*. */
   private readonly kvNames: string[];
   private readonly queryNames: string[];
+  /** What an AppendKv's past is gathered into for a step. */
+  private readonly scratch: PastScratch;
 
   /** `appendCache`: false keeps present_* even where new_key_* could be appended (the plain path, for tests). */
   constructor(
@@ -58,6 +60,7 @@ export class LanguageModel {
     this.kvNames = Array.from({ length: this.layers }, (_, i) => [`${kv}_key_${i}`, `${kv}_value_${i}`]).flat();
     this.fetches = ['logits', ...this.kvNames];
     this.queryNames = manifest.lm.xattn_layers.map((i) => `xattn_query_${i}`);
+    this.scratch = new PastScratch(2 * this.layers);
   }
 
   /** Session options per graph: on WebGPU, K/V outputs stay on the GPU; logits come to the CPU. */
@@ -117,20 +120,19 @@ export class LanguageModel {
       media_index: new this.ort.Tensor('int64', midx, [B, S]),
       logits_to_keep: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]),
     };
-    // an AppendKv's rows go in through its store's scratch, unless another step is reading it now
-    const scratch = past instanceof AppendKv && !past.store.busy ? past.store : undefined;
-    const pastTensors = past instanceof AppendKv ? past.pastTensors(this.ort.Tensor, !scratch) : (past as TensorKv).tensors;
+    // an AppendKv's rows go in through the reused scratch, unless another step is reading it now
+    const scratch = past instanceof AppendKv ? this.scratch.take(past.pastSize) : undefined;
+    const pastTensors = past instanceof AppendKv ? past.pastTensors(this.ort.Tensor, scratch) : (past as TensorKv).tensors;
     for (let i = 0; i < this.layers; i++) {
       feeds[`past_key_${i}`] = pastTensors[2 * i];
       feeds[`past_value_${i}`] = pastTensors[2 * i + 1];
     }
     const t1 = performance.now();
     let out: Record<string, Tensor>;
-    if (scratch) scratch.busy = true;
     try {
       out = await this.lm.run(feeds, withQueries ? [...this.fetches, ...this.queryNames] : this.fetches);
     } finally {
-      if (scratch) scratch.busy = false;
+      if (scratch) this.scratch.give();
     }
     const t2 = performance.now();
     let present: KvCache;
