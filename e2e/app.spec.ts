@@ -281,6 +281,23 @@ test('a full disk is reported, and the model still runs from memory', async ({ p
   await expect(page.getByTestId('warning').first()).toContainText('Not enough browser storage');
 });
 
+test('encoded pictures that cannot be saved are reported once, and answers go on', async ({ page, baseURL }) => {
+  const fixture = readFixture();
+  const cdp = await page.context().newCDPSession(page);
+  // Below one image's latents (n_latents x d_model float32): every write of them fails.
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(baseURL!).origin, quotaSize: 1024 });
+  await page.goto('/?backend=wasm');
+  await waitForModel(page, 'wasm');
+  await buildPrompt(page, fixture);
+  expect(normalise(await generate(page))).toBe(normalise(fixture.answer));
+  const notSaved = page.getByTestId('warning').filter({ hasText: 'Encoded pictures could not be saved' });
+  await expect(notSaved).toHaveCount(1);
+  await expect(notSaved).toContainText('pictures are encoded again after a reload');
+  await page.getByTestId('image-input').setInputFiles(join(FIXTURES, fixture.segments.find((s) => 'image' in s)!.image));
+  await generate(page);
+  await expect(notSaved).toHaveCount(1);
+});
+
 test('"Load example" builds a 2-shot prompt', async ({ page }) => {
   await page.goto('/?backend=wasm');
   await page.getByTestId('load-example').click();

@@ -92,10 +92,10 @@ export class EmbedController {
       this.modelReady = this.load();
       this.modelReady.catch(() => undefined);
     });
-    this.client.onFallback((warning) => {
-      // the GPU was lost: the model runs on WASM now (a request running then is answered from WASM)
+    this.client.onWarning((warning) => {
       console.warn(warning.message, warning.cause ?? '');
-      if (this.state.model.status === 'ready') this.set({ model: { status: 'ready', result: { ...this.state.model.result, backend: 'wasm', fallbackReason: warning.message } } });
+      // the GPU was lost: the model runs on WASM now (a request running then is answered from WASM)
+      if (warning.code === 'webgpu-lost' && this.state.model.status === 'ready') this.set({ model: { status: 'ready', result: { ...this.state.model.result, backend: 'wasm', fallbackReason: warning.message } } });
     });
     this.modelReady = this.load();
     this.modelReady.then(

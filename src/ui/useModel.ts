@@ -78,18 +78,15 @@ export function useModel(
 
   useEffect(
     () =>
-      client.onFallback((warning) => {
-        // The worker moved the model to WASM (the GPU was lost): say so, and show the backend it runs on.
+      client.onWarning((warning) => {
+        // Said once (the list is keyed by message); `webgpu-lost`: the worker moved the model to
+        // WASM, so the backend shown changes too.
         console.warn(warning.message, warning.cause ?? '');
-        setState((current) =>
-          current.status === 'ready'
-            ? {
-                status: 'ready',
-                result: { ...current.result, backend: 'wasm', fallbackReason: warning.message },
-                warnings: [...current.warnings, warning],
-              }
-            : current,
-        );
+        setState((current) => {
+          if (current.status !== 'ready' || current.warnings.some((w) => w.message === warning.message)) return current;
+          const result = warning.code === 'webgpu-lost' ? { ...current.result, backend: 'wasm' as const, fallbackReason: warning.message } : current.result;
+          return { status: 'ready', result, warnings: [...current.warnings, warning] };
+        });
       }),
     [client],
   );

@@ -35,7 +35,7 @@ export interface LoadOptions {
 /** Worth telling the user, but the model runs: a cache that failed, WebGPU that fell back. */
 export interface WarningEvent {
   type: 'warning';
-  code: StoreWarning['code'] | 'webgpu-unavailable' | 'webgpu-failed' | 'webgpu-lost';
+  code: StoreWarning['code'] | 'webgpu-unavailable' | 'webgpu-failed' | 'webgpu-lost' | 'latents-not-saved';
   message: string;
   file?: string;
   cause?: string;
@@ -101,7 +101,9 @@ export interface FlamingoWorkerApi {
   interrupt(): void;
   /**
    * Hears of changes the page did not ask for: `webgpu-lost` (the GPU device was lost, the model
-   * now runs on WASM; an answer running then is given again from WASM).
+   * now runs on WASM; an answer running then is given again from WASM) and `latents-not-saved`
+   * (encoded pictures could not be written to IndexedDB: the model runs, but they are encoded
+   * again after a reload).
    */
   watch(onEvent: (event: WarningEvent) => void): void;
   /**

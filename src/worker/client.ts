@@ -24,7 +24,7 @@ export class FlamingoClient {
   private worker!: Worker;
   private remote!: Comlink.Remote<FlamingoWorkerApi>;
   private readonly crashListeners = new Set<(message: string) => void>();
-  private readonly fallbackListeners = new Set<(warning: WarningEvent) => void>();
+  private readonly warningListeners = new Set<(warning: WarningEvent) => void>();
   /** The rejecters of calls in flight: a worker that dies never answers them. */
   private readonly inFlight = new Set<(error: Error) => void>();
   private firstLoadDone = () => {};
@@ -45,7 +45,7 @@ export class FlamingoClient {
     this.worker = worker;
     this.remote = Comlink.wrap<FlamingoWorkerApi>(worker);
     void this.remote.watch(Comlink.proxy((warning) => {
-      for (const listener of this.fallbackListeners) listener(warning);
+      for (const listener of this.warningListeners) listener(warning);
     }));
   }
 
@@ -79,10 +79,10 @@ export class FlamingoClient {
     return () => this.crashListeners.delete(listener);
   }
 
-  /** Hears that the model moved to WASM on its own (the GPU device was lost): `webgpu-lost`. */
-  onFallback(listener: (warning: WarningEvent) => void): () => void {
-    this.fallbackListeners.add(listener);
-    return () => this.fallbackListeners.delete(listener);
+  /** Hears what the worker reports on its own (FlamingoWorkerApi.watch): `webgpu-lost`, `latents-not-saved`. */
+  onWarning(listener: (warning: WarningEvent) => void): () => void {
+    this.warningListeners.add(listener);
+    return () => this.warningListeners.delete(listener);
   }
 
   load(modelUrl: string, options: LoadOptions, onEvent: (event: LoadEvent) => void): Promise<LoadResult> {

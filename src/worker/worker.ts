@@ -1,6 +1,7 @@
 // The worker owns the model: one FlamingoEngine, loaded from the model store, driven by the UI
 // through comlink (api.ts). The UI thread never runs ONNX Runtime, so it never blocks.
 import * as Comlink from 'comlink';
+import type { PersistentLatentStore } from '../engine/caches';
 import { FlamingoEngine } from '../engine/engine';
 import { checkRequirements, type Capacity } from '../engine/requirements';
 import { FlamingoError, MODEL_FILE_ROLES, type Backend, type Manifest } from '../engine/types';
@@ -39,6 +40,29 @@ let deviceLost: { engine: FlamingoEngine; reason: Promise<string> } | undefined;
 let recovering: Promise<void> | undefined;
 /** The page's listeners for a backend change it did not ask for (api.watch). */
 const watchers = new Set<(event: WarningEvent) => void>();
+
+/**
+ * The latents' IndexedDB store, telling the page (api.watch) when a write fails: once, until a
+ * write succeeds again. The engine carries on from memory; the failure stays in its latentStoreError.
+ */
+let latentWritesFailing = false;
+const latentStore: PersistentLatentStore = {
+  getMany: (keys) => indexedDbLatentStore.getMany(keys),
+  async setMany(entries) {
+    try {
+      await indexedDbLatentStore.setMany(entries);
+      latentWritesFailing = false;
+    } catch (cause) {
+      if (!latentWritesFailing) {
+        latentWritesFailing = true;
+        const why = cause instanceof DOMException && cause.name === 'QuotaExceededError' ? 'it is full' : messageOf(cause);
+        const message = `Encoded pictures could not be saved in this browser's storage (${why}): answers still work, but pictures are encoded again after a reload.`;
+        for (const watcher of watchers) void watcher({ type: 'warning', code: 'latents-not-saved', message, cause: String(cause) });
+      }
+      throw cause;
+    }
+  },
+};
 
 const bundledModelUrl = new URL(`${import.meta.env.BASE_URL}${BUNDLED_MODEL_PATH}`, self.location.href).href;
 
@@ -225,7 +249,7 @@ async function createEngine(
       const ort = await started();
       await releaseEngine();
       try {
-        engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu', latentStore: indexedDbLatentStore, externalData: model.externalData }, emit);
+        engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'webgpu', latentStore, externalData: model.externalData }, emit);
         watchDevice(await runtime, engine); // never throws: a device it cannot watch is not watched
         return { backend: engine.backend, model };
       } catch (cause) {
@@ -238,7 +262,7 @@ async function createEngine(
   const ort = await started();
   await releaseEngine();
   try {
-    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore, externalData: model.externalData }, emit);
+    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore, externalData: model.externalData }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }
@@ -369,7 +393,7 @@ function moveToWasm(lost: FlamingoEngine, reason: string): Promise<void> {
     await lost.release().catch((cause: unknown) => console.warn('Releasing the model on the lost GPU failed', cause));
     const model = await loadModel(url, () => undefined, { manifest, variant: pickVariant(manifest, 'wasm', new Set(), variant) });
     const ort = yielding(await loadRuntime('webgpu'));
-    const replacement = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore: indexedDbLatentStore, externalData: model.externalData }, () => undefined);
+    const replacement = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore, externalData: model.externalData }, () => undefined);
     if (engine) {
       await replacement.release(); // a load finished first: its engine stays
       return;
