@@ -46,6 +46,12 @@ export interface EngineOptions {
   externalData?: ExternalData;
   /** false: decode steps feed back the graph's present_* instead of appending new_key_* (the plain path, for tests). */
   appendCache?: boolean;
+  /**
+   * true: the vision encoder's and resampler's sessions are created on their first use (the first
+   * image, or the worker's warm-up) instead of in `create`, so a WASM start-up is ready for text
+   * sooner (on WASM each creation holds the thread; these two took 90-150 ms of a warm start).
+   */
+  deferVision?: boolean;
 }
 
 export interface OptionScore {
@@ -65,6 +71,8 @@ export interface ScoreOptions {
 }
 
 const GRAPHS = ['vision_encoder', 'resampler', 'xattn_kv', 'lm'] as const;
+type Graph = (typeof GRAPHS)[number];
+type VisionSessions = Record<'vision_encoder' | 'resampler', Session>;
 
 /** Evenly spaced frames when a clip has more than the model's learned temporal embeddings. */
 export function sampleFrames<T>(frames: T[], maxFrames: number): T[] {
@@ -90,6 +98,7 @@ interface PreparedPrompt {
 export class FlamingoEngine {
   private readonly latents: LatentCache;
   private readonly featureCache = new Map<string, Float32Array>();
+  private visionStarted?: Promise<VisionSessions>;
   private readonly prefixes = new PrefixCache();
   private readonly lm: LanguageModel;
   /** Latent cache keys are only valid for these vision graphs. */
@@ -105,7 +114,10 @@ export class FlamingoEngine {
     private readonly ort: OrtModule,
     readonly manifest: Manifest,
     readonly tokenizer: Tokenizer,
-    private readonly sessions: Record<(typeof GRAPHS)[number], Session>,
+    /** Every session created so far (a deferred one is added when it is created). */
+    private readonly sessions: Partial<Record<Graph, Session>>,
+    /** The vision graphs' sessions, created on the first call when they were deferred. */
+    private readonly startVision: () => Promise<VisionSessions>,
     readonly backend: Backend,
     latentStore?: PersistentLatentStore,
     appendCache = true,
@@ -115,7 +127,7 @@ export class FlamingoEngine {
     this.eocId = tokenizer.tokenId(s.end_of_chunk);
     this.bosId = s.bos === undefined ? undefined : tokenizer.tokenId(s.bos);
     this.banned = [s.image, s.bos, s.pad, s.unk].filter((t): t is string => t !== undefined).map((t) => tokenizer.tokenId(t));
-    this.lm = new LanguageModel(ort, sessions.lm, sessions.xattn_kv, manifest, backend, appendCache);
+    this.lm = new LanguageModel(ort, sessions.lm!, sessions.xattn_kv!, manifest, backend, appendCache);
     this.latents = new LatentCache(latentStore);
     this.visionKey = `${manifest.files.vision_encoder.sha256.slice(0, 16)}-${manifest.files.resampler.sha256.slice(0, 16)}`;
   }
@@ -133,24 +145,36 @@ export class FlamingoEngine {
       throw new FlamingoError(`tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${manifest.lm.vocab_size}`);
     }
     const backend = options.backend;
-    const sessions: Partial<Record<(typeof GRAPHS)[number], Session>> = {};
+    const sessions: Partial<Record<Graph, Session>> = {};
+    const createSession = async (graph: Graph, bytes: Uint8Array, externalData?: ExternalData[Graph]) => {
+      const file = manifest.files[graph].path;
+      onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: 0, totalBytes: bytes.byteLength });
+      const outputs = graph === 'lm' || graph === 'xattn_kv' ? LanguageModel.outputLocations(manifest, backend, graph) : undefined;
+      const session = await ort.InferenceSession.create(bytes, {
+        ...(externalData ? { externalData } : {}),
+        executionProviders: [backend],
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes
+        ...(outputs ? { preferredOutputLocation: outputs } : {}),
+      });
+      sessions[graph] = session;
+      onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
+      return session;
+    };
+    // Deferred graphs keep only their own bytes until created (not every file's, nor every shard).
+    let deferred = options.deferVision
+      ? (['vision_encoder', 'resampler'] as const).map((graph) => ({ graph, bytes: files[graph], externalData: options.externalData?.[graph] }))
+      : [];
+    const vision = async (): Promise<VisionSessions> => {
+      for (const { graph, bytes, externalData } of deferred) sessions[graph] ??= await createSession(graph, bytes, externalData);
+      deferred = [];
+      return { vision_encoder: sessions.vision_encoder!, resampler: sessions.resampler! };
+    };
     try {
       for (const graph of GRAPHS) {
-        const bytes = files[graph];
-        const file = manifest.files[graph].path;
-        onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: 0, totalBytes: bytes.byteLength });
-        const outputs = graph === 'lm' || graph === 'xattn_kv' ? LanguageModel.outputLocations(manifest, backend, graph) : undefined;
-        const externalData = options.externalData?.[graph];
-        sessions[graph] = await ort.InferenceSession.create(bytes, {
-          ...(externalData ? { externalData } : {}),
-          executionProviders: [backend],
-          graphOptimizationLevel: 'all',
-          logSeverityLevel: 3, // errors only: not the per-graph "nodes not on the preferred EP" notes
-          ...(outputs ? { preferredOutputLocation: outputs } : {}),
-        });
-        onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
+        if (!deferred.some((d) => d.graph === graph)) await createSession(graph, files[graph], options.externalData?.[graph]);
       }
-      const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions as Record<(typeof GRAPHS)[number], Session>, backend, options.latentStore, options.appendCache);
+      const engine = new FlamingoEngine(ort, manifest, tokenizer, sessions, vision, backend, options.latentStore, options.appendCache);
       if (backend === 'webgpu') {
         // WebGPU compiles shaders on a graph's first run: pay that while loading, not on the
         // user's first answer (and fail here, where the caller can fall back, if the GPU cannot run it).
@@ -190,7 +214,17 @@ export class FlamingoEngine {
   async release(): Promise<void> {
     await this.latents.flush();
     this.clearCaches();
+    await this.visionStarted?.catch(() => undefined); // a deferred creation under way ends first
     await Promise.all(Object.values(this.sessions).map((s) => s.release()));
+  }
+
+  /** The vision graphs' sessions; a failed deferred creation is tried again on the next call. */
+  private vision(): Promise<VisionSessions> {
+    const started = (this.visionStarted ??= this.startVision().catch((err: unknown) => {
+      this.visionStarted = undefined;
+      throw new FlamingoError(`Could not start the vision graphs on ${this.backend}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }));
+    return started;
   }
 
   // ------------------------------------------------------------------ vision
@@ -208,7 +242,7 @@ export class FlamingoEngine {
     let features = this.featureCache.get(key);
     if (!features) {
       const S = this.manifest.vision.image_size;
-      const out = await this.sessions.vision_encoder.run({ pixel_values: new this.ort.Tensor('float32', pixels, [frames, 3, S, S]) });
+      const out = await (await this.vision()).vision_encoder.run({ pixel_values: new this.ort.Tensor('float32', pixels, [frames, 3, S, S]) });
       features = new Float32Array(out.image_features.data as Float32Array);
       this.featureCache.set(key, features);
     }
@@ -255,7 +289,7 @@ export class FlamingoEngine {
   private async resample(key: string, pixels: Float32Array, frames: number): Promise<Float32Array> {
     const v = this.manifest.vision;
     const features = await this.visionFeatures(key, pixels, frames);
-    const { latents } = await this.sessions.resampler.run(
+    const { latents } = await (await this.vision()).resampler.run(
       { image_features: new this.ort.Tensor('float32', features, [1, frames, v.n_tokens, v.d_vision]) },
       ['latents'],
     );
@@ -436,7 +470,8 @@ export class FlamingoEngine {
     const heads = this.manifest.lm.xattn_heads ?? this.manifest.lm.heads;
     const headDim = this.manifest.lm.xattn_head_dim ?? this.manifest.lm.head_dim;
     const d = heads * headDim; // xattn_query_i's width
-    if (!this.sessions.resampler.outputNames.includes('latent_attention')) {
+    const { resampler } = await this.vision();
+    if (!resampler.outputNames.includes('latent_attention')) {
       throw new FlamingoError('This model folder has no resampler attention output (latent_attention): its pictures cannot be drawn.');
     }
     const { media } = promptToText(prompt, this.manifest.special_tokens);
@@ -461,7 +496,7 @@ export class FlamingoEngine {
         if (!cellMaps.has(m)) {
           const { pixels, frames } = this.pixelsOf(media[m]);
           const features = await this.visionFeatures(await contentKey(pixels, this.visionKey), pixels, frames);
-          const { latent_attention: attention } = await this.sessions.resampler.run(
+          const { latent_attention: attention } = await resampler.run(
             { image_features: new this.ort.Tensor('float32', features, [1, frames, v.n_tokens, v.d_vision]) },
             ['latent_attention'],
           );

@@ -6,6 +6,7 @@
 //   - all options scored in one batched call vs one call each; ensembling over support orders
 //   - latents from the persistent store vs encoding again (one lookup per prompt, written behind)
 //   - the KV cache appended in place from new_key_* vs the graph's present_* fed back
+//   - the vision graphs' sessions created on first use (deferVision) vs in create
 // (Cross-attention K/V computed once per prompt vs recomputed at every step: parity.test.ts
 // compares the graphs with PyTorch, which recomputes them in every call.)
 import { readFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { BUNDLED_MODEL_DIR, createNodeEngine, loadModelDir, readPng, REPO_ROOT } from '../cli/node';
 import type { PersistentLatentStore } from './caches';
-import { supportOrders, type FlamingoEngine } from './engine';
+import { FlamingoEngine, supportOrders, type OrtModule } from './engine';
 import { parseEpisode, type Episode } from './evaluate';
 import { LanguageModel } from './languageModel';
 import { mediaIndex } from './mask';
@@ -170,6 +171,32 @@ describe('fast paths give the plain paths’ answers', () => {
     }
     await plain.release();
   }, 120_000);
+
+  it('the vision graphs’ sessions created on first use answer as those created with the engine', async () => {
+    const { manifest, files } = await loadModelDir(BUNDLED_MODEL_DIR, 'float32', 'cpu');
+    const created: number[] = [];
+    const counting: OrtModule = {
+      Tensor: ort.Tensor,
+      InferenceSession: {
+        ...ort.InferenceSession,
+        create: (async (bytes: Uint8Array, options?: ort.InferenceSession.SessionOptions) => {
+          created.push(bytes.byteLength);
+          return ort.InferenceSession.create(bytes, options);
+        }) as OrtModule['InferenceSession']['create'],
+      } as OrtModule['InferenceSession'],
+    };
+    const deferred = await FlamingoEngine.create(counting, manifest, files, { backend: 'cpu', deferVision: true });
+    expect(created.sort()).toEqual([files.xattn_kv.byteLength, files.lm.byteLength].sort()); // the vision graphs wait
+    const text: Prompt = [{ text: 'Output: a red apple. Output:' }];
+    expect((await deferred.generate(text, { maxNewTokens: 4 }, quiet)).text).toBe((await engine.generate(text, { maxNewTokens: 4 }, quiet)).text);
+    expect(created).toHaveLength(2); // a text prompt needs no vision graph
+    for (const { prompt } of await episodes('naming-2shot', 3)) {
+      const [a, b] = [await deferred.generate(prompt, { maxNewTokens: 8 }, quiet), await engine.generate(prompt, { maxNewTokens: 8 }, quiet)];
+      expect(a.text).toBe(b.text);
+    }
+    expect(created).toHaveLength(4); // each created once
+    await deferred.release();
+  }, 60_000);
 
   it('beam search with one beam is greedy decoding', async () => {
     for (const { prompt } of [...(await episodes('naming-2shot', 5)), ...(await episodes('binding-5way-1shot', 5))]) {

@@ -43,9 +43,11 @@ const watchers = new Set<(event: WarningEvent) => void>();
 
 /**
  * The latents' IndexedDB store, telling the page (api.watch) when a write fails: once, until a
- * write succeeds again. The engine carries on from memory; the failure stays in its latentStoreError.
+ * write succeeds again, and not where the last load found no IndexedDB at all (its warning says
+ * so already). The engine carries on from memory; the failure stays in its latentStoreError.
  */
 let latentWritesFailing = false;
+let storageUnavailable = false;
 const latentStore: PersistentLatentStore = {
   getMany: (keys) => indexedDbLatentStore.getMany(keys),
   async setMany(entries) {
@@ -53,7 +55,7 @@ const latentStore: PersistentLatentStore = {
       await indexedDbLatentStore.setMany(entries);
       latentWritesFailing = false;
     } catch (cause) {
-      if (!latentWritesFailing) {
+      if (!latentWritesFailing && !storageUnavailable) {
         latentWritesFailing = true;
         const why = cause instanceof DOMException && cause.name === 'QuotaExceededError' ? 'it is full' : messageOf(cause);
         const message = `Encoded pictures could not be saved in this browser's storage (${why}): answers still work, but pictures are encoded again after a reload.`;
@@ -164,6 +166,7 @@ async function load(
   const emit = (event: LoadEvent) => {
     if (settled) return; // late events (a sibling download still winding down) are dropped
     if (event.type === 'warning') warnings.push(event);
+    if (event.type === 'warning' && event.code === 'cache-unavailable') storageUnavailable = true;
     // The engine reports each session as 0 bytes, then all bytes: the span of its create.
     if (event.type === 'progress' && event.phase === 'session') {
       if (event.loadedBytes === 0) sessions[event.file] = [since(), NaN];
@@ -262,7 +265,8 @@ async function createEngine(
   const ort = await started();
   await releaseEngine();
   try {
-    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore, externalData: model.externalData }, emit);
+    // The vision graphs' sessions come with the warm-up (or the first image), after "ready".
+    engine = await FlamingoEngine.create(ort, withVariant(manifest, model.variant), model.files, { backend: 'wasm', latentStore, externalData: model.externalData, deferVision: true }, emit);
   } catch (cause) {
     throw asFlamingoError(cause, 'The model could not be started on WASM');
   }
