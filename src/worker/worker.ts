@@ -38,7 +38,7 @@ let loaded: { url: string; manifest: Manifest; variant: VariantChoice } | undefi
 let deviceLost: { engine: FlamingoEngine; reason: Promise<string> } | undefined;
 /** The move onto WASM after a device loss, while it runs (requests wait for it). */
 let recovering: Promise<void> | undefined;
-/** The page's listeners for a backend change it did not ask for (api.watch). */
+/** The page's listeners for what it did not ask for: a backend change, latents not saved (api.watch). */
 const watchers = new Set<(event: WarningEvent) => void>();
 
 /**
