@@ -161,10 +161,12 @@ export class FlamingoEngine {
       onProgress?.({ type: 'progress', phase: 'session', file, loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
       return session;
     };
-    // Deferred graphs keep only their own bytes until created (not every file's, nor every shard).
-    let deferred = options.deferVision
-      ? (['vision_encoder', 'resampler'] as const).map((graph) => ({ graph, bytes: files[graph], externalData: options.externalData?.[graph] }))
-      : [];
+    // Deferred graphs keep only their own bytes until created, not every file's nor every shard:
+    // no closure here may refer to `files` or `options` (V8 would keep them for the engine's life).
+    let deferred: { graph: Graph; bytes: Uint8Array; externalData?: ExternalData[Graph] }[] = [];
+    if (options.deferVision) {
+      for (const graph of ['vision_encoder', 'resampler'] as const) deferred.push({ graph, bytes: files[graph], externalData: options.externalData?.[graph] });
+    }
     const vision = async (): Promise<VisionSessions> => {
       for (const { graph, bytes, externalData } of deferred) sessions[graph] ??= await createSession(graph, bytes, externalData);
       deferred = [];
@@ -220,11 +222,10 @@ export class FlamingoEngine {
 
   /** The vision graphs' sessions; a failed deferred creation is tried again on the next call. */
   private vision(): Promise<VisionSessions> {
-    const started = (this.visionStarted ??= this.startVision().catch((err: unknown) => {
+    return (this.visionStarted ??= this.startVision().catch((err: unknown) => {
       this.visionStarted = undefined;
       throw new FlamingoError(`Could not start the vision graphs on ${this.backend}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }));
-    return started;
   }
 
   // ------------------------------------------------------------------ vision
