@@ -92,6 +92,10 @@ class World:
         doc = self.icons[style].get(key)
         return doc if doc is not None else self.icons[self.stand_in_style(i)][key]
 
+    def own_drawings(self, style, pool):
+        """The concepts of `pool` that `style` draws itself (no stand-in): what a probe in that style may use."""
+        return [i for i in pool if self.concepts[int(i)].key in self.icons[style]]
+
     def stand_in_style(self, i):
         """The core training style that draws concept i where a style has no drawing of it."""
         return TRAIN_STYLES[i % len(TRAIN_STYLES)]

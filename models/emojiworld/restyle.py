@@ -11,7 +11,8 @@ them; their effect is validated by leaving one TRAINING style out (train.vision 
 so far they did not help (models/eval/style-transfer/), and the shipped encoder does not use them.
 Two other uses, split by kind: line drawings (LINE_KINDS) are the validation stand-in for an unseen
 style (probes.bridge --styles), so nothing that is shipped trains on them; recolourings (COLOUR_KINDS)
-can recolour whole stage-3 pages (train.flamingo --restyle_share; tried, not shipped).
+can recolour whole stage-3 pages (train.flamingo --restyle_share; tried, not shipped). Ink outlines (INK_KINDS)
+are for stage 1 (train.vision --restyle_kinds=ink), judged with an outlined training style left out.
 
     style = random_restyle(rng)        # one perturbation, its parameters drawn once
     sprite2 = style(sprite)            # RGBA uint8 [h, w, 4] -> RGBA uint8, same size
@@ -21,7 +22,8 @@ import numpy as np
 
 COLOUR_KINDS = ('grey', 'hue', 'posterise', 'tint')  # recolourings: shape and shading kept
 LINE_KINDS = ('outline', 'outline-fill')  # line drawings: what a colour style never shows
-KINDS = COLOUR_KINDS + LINE_KINDS
+INK_KINDS = ('ink',)  # the colours as drawn, dark lines on their edges: an outlined colour style
+KINDS = COLOUR_KINDS + LINE_KINDS  # random_restyle's default (ink came later: runs before it draw the same)
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -75,11 +77,12 @@ def random_restyle(rng, kinds=KINDS):
     if kind == 'tint':
         mix, colour = rng.uniform(0.35, 0.7), rng.uniform(150, 255, 3)
         return lambda s: _with_rgb(s, (1 - mix) * s[..., :3] + mix * colour)
-    # outline drawings: dark lines on the edges; inside, no fill, white, or a pale copy of the colours
+    # outline drawings: dark lines on the edges; inside, no fill, white, a pale copy of the colours, or (ink) the
+    # colours themselves
     threshold = rng.uniform(0.2, 0.45)
     width = int(rng.random() < 0.3)  # 1- or 3-pixel lines
     ink = rng.uniform(0, 60, 3)
-    fill = 'none' if kind == 'outline' else ('white', 'pale')[int(rng.integers(2))]
+    fill = {'outline': 'none', 'ink': 'colour'}.get(kind) or ('white', 'pale')[int(rng.integers(2))]
     pale = rng.uniform(0.4, 0.75)
 
     def outline(s):

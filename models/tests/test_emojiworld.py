@@ -390,11 +390,13 @@ def test_v2_styles_keep_v1s_concepts_and_split_and_draw_every_concept(world):
     for style in V2_STYLES:
         own = [i for i, c in enumerate(v2.concepts) if c.key in v2.icons[style]]
         assert len(own) > 200, style  # each set covers a good part of the concepts
+        assert v2.own_drawings(style, range(len(v2.concepts))) == own  # what a probe in that style may draw
         missing = [i for i in range(len(v2.concepts)) if c_key(v2, i) not in v2.icons[style]]
         for i in missing[:20]:
             assert v2.icon(style, i) == v2.icons[v2.stand_in_style(i)][c_key(v2, i)]
         for i in own[:20]:
             assert v2.icon(style, i) == v2.icons[style][c_key(v2, i)]
+    assert v2.own_drawings('noto', v2.split('heldout')) == v2.split('heldout')
     with pytest.raises(ValueError, match='styles must be one of'):
         load_world(0, 'v3')
 

@@ -23,7 +23,7 @@ def restyle_of_kind(kind, seed=0):
     return restyle.random_restyle(np.random.default_rng(seed), (kind,))
 
 
-@pytest.mark.parametrize('kind', restyle.KINDS)
+@pytest.mark.parametrize('kind', restyle.KINDS + restyle.INK_KINDS)
 def test_every_kind_keeps_the_sprite_shape_and_is_deterministic(world, kind):
     sprite = world.sprite(0, 'noto')
     before = sprite.copy()
@@ -51,6 +51,21 @@ def test_outline_draws_dark_lines_on_the_silhouette_border(world):
     ink = (out[..., 3] > 0) & (out[..., :3].max(-1) <= 60)
     assert ink[border].mean() > 0.9, 'the outline covers the strong edges'
     assert (out[..., 3] > 0).sum() < (sprite[..., 3] > 0).sum(), 'no fill: only lines remain opaque'
+
+
+def test_ink_keeps_the_colours_and_silhouette_and_inks_the_strong_edges(world):
+    sprite = world.sprite(7, 'fluent-emoji-flat')
+    out = restyle_of_kind('ink')(sprite)
+    border = restyle.edges(sprite, 0.45)
+    dark = out[..., :3].max(-1) <= 60
+    assert dark[border].mean() > 0.9, 'the strong edges are inked'
+    off_line = (sprite[..., 3] == 255) & ~restyle._dilate(restyle.edges(sprite, 0.2), 1)
+    assert off_line.any() and np.array_equal(out[off_line], sprite[off_line]), 'away from lines the drawing is as drawn'
+    assert ((out[..., 3] > 0) | (sprite[..., 3] == 0)).all(), 'the whole silhouette stays opaque'
+
+
+def test_the_default_kinds_are_unchanged_so_earlier_runs_draw_the_same():
+    assert restyle.KINDS == ('grey', 'hue', 'posterise', 'tint', 'outline', 'outline-fill')
 
 
 def test_distillation_starts_from_the_teacher_and_only_restyled_images_cost(world):

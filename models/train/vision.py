@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from emojiworld.concepts import load_world
-from emojiworld.restyle import random_restyle
+from emojiworld.restyle import INK_KINDS, KINDS, random_restyle
 from emojiworld.samples import draw_scene, draw_single, name_in
 from flamingo.model import FlamingoConfig, VisionEncoder
 from flamingo.preprocess import normalize
@@ -60,6 +60,7 @@ class Settings:
     styles: str = ""  # comma-separated training styles to draw from (default: all three)
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
+    restyle_kinds: str = ""  # comma-separated kinds of restyle (emojiworld/restyle.py; default its KINDS)
     randconv: float = 0.0  # probability that a training image passes through a random convolution (random_convolution)
     pairs: float = 0.0  # weight of the cross-style pair loss: half the batch is the other half's concepts in another style
     teacher: str = ""  # a vision checkpoint: style-invariance distillation instead of the contrastive loss
@@ -149,7 +150,7 @@ class Batches(torch.utils.data.Dataset):
         for c in concepts:
             style = self.styles[int(rng.integers(len(self.styles)))]
             styles.append(style)
-            restyle = random_restyle(rng) if s.restyle and rng.random() < s.restyle else None
+            restyle = random_restyle(rng, restyle_kinds(s)) if s.restyle and rng.random() < s.restyle else None
             state = rng.bit_generator.state
             img, caption = self.draw(int(c), style, rng, None if s.teacher else restyle)
             if s.teacher:  # the same layout again, restyled (or clean: then the target is exact)
@@ -173,6 +174,12 @@ class Batches(torch.utils.data.Dataset):
         same = torch.tensor([[a == b for b in captions] for a in captions])
         pixels = random_convolution(to_pixels(clean), rng, s.randconv) if s.randconv else to_pixels(clean)
         return pixels, torch.tensor(sum(ids, [])), offsets, same, paired
+
+
+def restyle_kinds(s: Settings) -> tuple:
+    kinds = tuple(x for x in s.restyle_kinds.split(",") if x) or KINDS
+    assert all(k in KINDS + INK_KINDS for k in kinds), f"unknown --restyle_kinds {s.restyle_kinds!r}"
+    return kinds
 
 
 def training_styles(s: Settings, world) -> tuple:
@@ -227,7 +234,7 @@ def few_shot_probe(vision: VisionEncoder, world, cfg, n_episodes=300, n_way=5, s
     was_training = vision.training
     vision.eval()
     rng = np.random.default_rng(seed)
-    pool = world.split("heldout")
+    pool = world.own_drawings(style, world.split("heldout"))  # a stand-in drawing would be a training style's
     correct = 0
     for _ in range(n_episodes):
         restyle = random_restyle(rng, restyle_kinds) if restyle_kinds else None
@@ -254,7 +261,7 @@ def naming_probe(vision: VisionEncoder, world, cfg, styles, query_style, n_queri
         imgs = [draw_single(world, c, style, rng, cfg.image_size) for c in pool]
         protos = protos + torch.cat([features(vision, imgs[i:i + 256], cfg, device) for i in range(0, len(imgs), 256)])
     protos = F.normalize(protos, dim=-1)
-    queries = [int(c) for c in rng.choice(pool, size=n_queries)]
+    queries = [int(c) for c in rng.choice(world.own_drawings(query_style, pool), size=n_queries)]
     f = features(vision, [draw_single(world, c, query_style, rng, cfg.image_size) for c in queries], cfg, device)
     hits = (f @ protos.t()).argmax(1).cpu().numpy() == np.array([pool.index(c) for c in queries])
     vision.train(was_training)
