@@ -27,6 +27,7 @@ class FlamingoConfig:
     background: tuple = (255, 255, 255)
     vision_channels: tuple = (32, 64, 128, 128)  # four stride-2 stages: 64 px -> 4x4 grid
     d_vision: int = 128
+    vision_ibn: int = 0  # the first n stride-2 stages normalise half their channels per image (IBN, below); 0: all BatchNorm
     max_frames: int = 8
     # Perceiver Resampler
     n_latents: int = 8
@@ -78,6 +79,22 @@ class FlamingoConfig:
 
 # ----------------------------------------------------------------------------- vision
 
+class IBN(nn.Module):
+    """IBN-a (Pan et al., "Two at Once: Enhancing Learning and Generalization Capacities via IBN-Net", ECCV 2018):
+    half the channels instance-normalised, the other half batch-normalised. Instance normalisation in the shallow
+    layers removes each image's own contrast and colour statistics (much of what an art style changes) and keeps
+    the shapes; the batch-normalised half keeps what tells concepts apart."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.half = c // 2
+        self.IN = nn.InstanceNorm2d(self.half, affine=True)
+        self.BN = nn.BatchNorm2d(c - self.half)
+
+    def forward(self, x):
+        return torch.cat([self.IN(x[:, :self.half]), self.BN(x[:, self.half:])], 1)
+
+
 class VisionEncoder(nn.Module):
     """A small CNN: image -> grid of visual tokens. Pretrained contrastively, then frozen.
 
@@ -89,8 +106,9 @@ class VisionEncoder(nn.Module):
     def __init__(self, cfg: FlamingoConfig):
         super().__init__()
         layers, c_in = [], 3
-        for c in cfg.vision_channels:
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+        for stage, c in enumerate(cfg.vision_channels):
+            first_norm = IBN(c) if stage < cfg.vision_ibn else nn.BatchNorm2d(c)
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), first_norm, nn.ReLU(),
                        nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
             c_in = c
         self.convs = nn.Sequential(*layers)

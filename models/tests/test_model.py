@@ -165,3 +165,21 @@ def test_position_scale_squeezes_rope_positions_into_the_trained_range():
     cos2, sin2 = lm.rope(0, 8, "cpu")
     assert torch.allclose(cos2[..., ::2, :], cos1) and torch.allclose(sin2[..., ::2, :], sin1)
     assert not torch.allclose(cos2[..., :4, :], cos1)
+
+
+def test_ibn_stages_normalise_half_their_channels_per_image_and_export_to_onnx(tmp_path):
+    import onnx
+    from flamingo.model import IBN, VisionEncoder
+    plain = VisionEncoder(FlamingoConfig())
+    assert not any(isinstance(m, IBN) for m in plain.modules()), 'vision_ibn=0 is the shipped encoder, unchanged'
+    enc = VisionEncoder(FlamingoConfig(vision_ibn=2)).eval()
+    assert sum(isinstance(m, IBN) for m in enc.modules()) == 2
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        alone = enc(x[:1])
+        assert torch.allclose(enc(x)[:1], alone, atol=1e-5), 'in eval mode an image does not depend on its batch'
+        torch.onnx.export(enc, (x,), tmp_path / 'v.onnx', input_names=['pixel_values'], output_names=['f'],
+                          dynamic_axes={'pixel_values': {0: 'n'}}, opset_version=17)
+    graph = onnx.load(tmp_path / 'v.onnx')
+    onnx.checker.check_model(graph)
+    assert sum(n.op_type == 'InstanceNormalization' for n in graph.graph.node) == 2

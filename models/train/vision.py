@@ -57,6 +57,7 @@ class Settings:
     scene_fraction: float = 0.3
     d_embed: int = 128
     vision_channels: str = ""  # widths of the CNN's stride-2 stages, comma-separated (default: FlamingoConfig's; no --teacher)
+    vision_ibn: int = 0  # FlamingoConfig.vision_ibn: the first n stages half instance-normalised (IBN-a)
     styles: str = ""  # comma-separated training styles to draw from (default: all three)
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
@@ -317,7 +318,8 @@ def main():
         params = list(model.vision.parameters())
     else:
         widths = tuple(int(c) for c in s.vision_channels.split(",") if c)
-        cfg = FlamingoConfig(vocab_size=len(tok.vocab), **({"vision_channels": widths} if widths else {}))
+        cfg = FlamingoConfig(vocab_size=len(tok.vocab), vision_ibn=s.vision_ibn,
+                             **({"vision_channels": widths} if widths else {}))
         model = Contrastive(cfg, len(tok.vocab), s.d_embed).to(s.device)
         params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
