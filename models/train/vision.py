@@ -23,6 +23,9 @@ Cross-style pairs (--pairs=W): half the batch is the other half's concepts drawn
 style, and an image <-> image InfoNCE between each pair (weight W) joins the caption loss: one concept's
 drawings by different artists are pulled together directly, not only through their shared caption. Tried with
 twemoji left out (style-transfer/, "Model v2's styles"): worse within and across the unseen style; not adopted.
+Ink outlines (--restyle=P --restyle_kinds=ink: a sprite's own colours with dark lines on its edges) and IBN-a stages
+(--vision_ibn=N), tried with an outlined style (streamline-emojis) left out (style-transfer/, "Session 12"): better
+within the unseen style, hardly across it; not adopted.
 """
 from __future__ import annotations
 
