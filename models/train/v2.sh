@@ -10,6 +10,7 @@
 #   cd models && bash train/v2.sh            # every stage resumes from its last checkpoint when run again
 #   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, 3s, stages = 1-3s, export)
 #   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
+#   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -30,12 +31,13 @@ case "${PROFILE:-full}" in
     stage3="--steps=500 --clip_batch=32 --eval_every=250 --ckpt_every=25"
     stage3s="--steps=250 --clip_batch=32 --eval_every=250 --ckpt_every=25"
     vision_wide_steps=3000 vision_wide="--batch=256 --eval_every=600 --ckpt_every=100"
-    stage3wide="--steps=750 --clip_batch=32 --eval_every=250 --ckpt_every=25" ;;
+    stage3wide="--steps=750 --clip_batch=32 --eval_every=250 --ckpt_every=25"
+    vision_ni_steps=3000 ;;
   smoke)
     lm="--batch=2 --steps=2 --warmup=1 --eval_every=2 --eval_episodes=4"
     vision_steps="2" vision="--batch=16 --eval_every=2"
     stage3="--steps=2 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=2 --eval_episodes=4 --match_heads=1.0,3.0"
-    stage3s="$stage3" vision_wide_steps=2 vision_wide="$vision" stage3wide="$stage3" ;;
+    stage3s="$stage3" vision_wide_steps=2 vision_wide="$vision" stage3wide="$stage3" vision_ni_steps=2 ;;
   *) echo "PROFILE must be full or smoke" >&2; exit 2 ;;
 esac
 in_stage() { for s in "$@"; do [ "$STAGE" = "$s" ] && return 0; done; return 1; }
@@ -87,6 +89,13 @@ if in_stage 3wide; then
   $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-wide/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2/bridge.pt \
     --out="$RUNS/flamingo-wide" --lr=3e-4 --seed=13 --short_page_share=0.5 --short_max_images=8 $stage3wide
   $PY tools/bridge_of.py "$RUNS/flamingo-wide/final.pt" "$RUNS/bridge-wide.pt"
+fi
+# The candidate after session 12's trials (style-transfer/README.md, "Session 12"): IBN-a stages and ink outlines, both
+# passed its rule with streamline-emojis left out; from scratch on the seven styles, wide's budget, so that the two
+# compare like for like on OpenMoji (probes.vision). By name only.
+if in_stage 1ni; then
+  $PY -m train.vision $tok --world=v2 --out="$RUNS/vision-ni" --vision_ibn=2 --restyle=0.3 --restyle_kinds=ink \
+    --steps=$vision_ni_steps --lr=2e-3 $vision_wide
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
