@@ -24,8 +24,9 @@ style, and an image <-> image InfoNCE between each pair (weight W) joins the cap
 drawings by different artists are pulled together directly, not only through their shared caption. Tried with
 twemoji left out (style-transfer/, "Model v2's styles"): worse within and across the unseen style; not adopted.
 Ink outlines (--restyle=P --restyle_kinds=ink: a sprite's own colours with dark lines on its edges) and IBN-a stages
-(--vision_ibn=N), tried with an outlined style (streamline-emojis) left out (style-transfer/, "Session 12"): better
-within the unseen style, hardly across it; not adopted.
+(--vision_ibn=N), tried with an outlined style (streamline-emojis) left out (style-transfer/, "Session 12"): each
+alone better within the unseen style, hardly across it; both together passed the trial's rule, so they are the
+next full stage 1 (train/v2.sh STAGE=1ni); the shipped encoder uses neither.
 """
 from __future__ import annotations
 
@@ -309,6 +310,7 @@ class Student(nn.Module):
 
 def main():
     s = override(Settings())
+    restyle_kinds(s)  # an unknown kind fails here, not in the first batch
     setup_threads()
     out = Path(s.out)
     tok = Tokenizer.load(s.tokenizer)
