@@ -73,7 +73,8 @@ def main():
     torch.manual_seed(0)
     cfg = FlamingoConfig(vocab_size=160, d_model=64, n_heads=4, n_layers=3, d_vision=32, n_latents=4,
                          vision_channels=(8, 16, 16, 32), resampler_layers=1, xattn_every=1,
-                         resampler_time_groups=2)  # the masked path of the resampler (frames > 1)
+                         resampler_time_groups=2,  # the masked path of the resampler (frames > 1)
+                         vision_ibn=1)  # the first stage's IBN (InstanceNormalization) beside BatchNorm in the others
     model = Flamingo(cfg).eval()
     with torch.no_grad():  # a live bridge: open gates and non-trivial weights
         for block in model.flamingo_lm.xattn:
