@@ -135,6 +135,7 @@ class Batches(torch.utils.data.Dataset):
     def __init__(self, s: Settings, world, tok: Tokenizer, cfg: FlamingoConfig, first: int):
         self.s, self.world, self.tok, self.cfg, self.first = s, world, tok, cfg, first
         self.styles = training_styles(s, world)
+        self.restyle_kinds = restyle_kinds(s)
 
     def __len__(self):
         return self.s.steps - self.first
@@ -155,7 +156,7 @@ class Batches(torch.utils.data.Dataset):
         for c in concepts:
             style = self.styles[int(rng.integers(len(self.styles)))]
             styles.append(style)
-            restyle = random_restyle(rng, restyle_kinds(s)) if s.restyle and rng.random() < s.restyle else None
+            restyle = random_restyle(rng, self.restyle_kinds) if s.restyle and rng.random() < s.restyle else None
             state = rng.bit_generator.state
             img, caption = self.draw(int(c), style, rng, None if s.teacher else restyle)
             if s.teacher:  # the same layout again, restyled (or clean: then the target is exact)
