@@ -47,6 +47,7 @@ const watchers = new Set<(event: WarningEvent) => void>();
  * so already). The engine carries on from memory; the failure stays in its latentStoreError.
  */
 let latentWritesFailing = false;
+/** Whether the latest load found no IndexedDB (its cache-unavailable warning); each load sets it afresh. */
 let storageUnavailable = false;
 const latentStore: PersistentLatentStore = {
   getMany: (keys) => indexedDbLatentStore.getMany(keys),
@@ -163,6 +164,7 @@ async function load(
   const sessions: LoadTimings['sessions'] = {};
   const warnings: WarningEvent[] = [];
   let settled = false;
+  storageUnavailable = false; // this load's own warnings say whether IndexedDB is there now
   const emit = (event: LoadEvent) => {
     if (settled) return; // late events (a sibling download still winding down) are dropped
     if (event.type === 'warning') warnings.push(event);
