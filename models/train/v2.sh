@@ -11,6 +11,7 @@
 #   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, 3s, stages = 1-3s, export)
 #   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
 #   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
+#   STAGE=3ni bash train/v2.sh               # then a bridge on it (as 3wide), by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -92,10 +93,16 @@ if in_stage 3wide; then
 fi
 # The candidate after session 12's trials (style-transfer/README.md, "Session 12"): IBN-a stages and ink outlines, both
 # passed its rule with streamline-emojis left out; from scratch on the seven styles, wide's budget, so that the two
-# compare like for like on OpenMoji (probes.vision). By name only.
+# compare like for like on OpenMoji (probes.vision); its last.pt without the optimiser is checkpoints/v2-ni/vision.pt.
+# Then 3ni: v2's committed bridge continued on that encoder, as 3wide. By name only.
 if in_stage 1ni; then
   $PY -m train.vision $tok --world=v2 --out="$RUNS/vision-ni" --vision_ibn=2 --restyle=0.3 --restyle_kinds=ink \
     --steps=$vision_ni_steps --lr=2e-3 $vision_wide
+fi
+if in_stage 3ni; then
+  $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2/bridge.pt \
+    --out="$RUNS/flamingo-ni" --lr=3e-4 --seed=13 --short_page_share=0.5 --short_max_images=8 $stage3wide
+  $PY tools/bridge_of.py "$RUNS/flamingo-ni/final.pt" "$RUNS/bridge-ni.pt"
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
