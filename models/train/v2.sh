@@ -11,7 +11,7 @@
 #   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, 3s, stages = 1-3s, export)
 #   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
 #   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
-#   STAGE=3ni bash train/v2.sh               # then a bridge on it (as 3wide), by name only
+#   STAGE=3ni bash train/v2.sh; STAGE=3nic ...  # then a bridge on it (as 3wide), continued; by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -103,6 +103,12 @@ if in_stage 3ni; then
   $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2/bridge.pt \
     --out="$RUNS/flamingo-ni" --lr=3e-4 --seed=13 --short_page_share=0.5 --short_max_images=8 $stage3wide
   $PY tools/bridge_of.py "$RUNS/flamingo-ni/final.pt" "$RUNS/bridge-ni.pt"
+fi
+if in_stage 3nic; then
+  # 3ni's bridge (checkpoints/v2-ni/bridge.pt, step 750, under the gate) continued 250 steps, a fresh optimiser
+  $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2-ni/bridge.pt \
+    --out="$RUNS/flamingo-nic" --lr=3e-4 --seed=17 --short_page_share=0.5 --short_max_images=8 $stage3s
+  $PY tools/bridge_of.py "$RUNS/flamingo-nic/final.pt" "$RUNS/bridge-nic.pt"
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
