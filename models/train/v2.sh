@@ -12,6 +12,7 @@
 #   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
 #   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
 #   STAGE=3ni bash train/v2.sh; STAGE=3nic ...  # then a bridge on it (as 3wide), continued; by name only
+#   STAGE=3niv1 bash train/v2.sh; STAGE=3niv1s ...  # stages 3 and 3s on that encoder; by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -65,19 +66,22 @@ recipe_on() {  # the vision and language-model checkpoints the bridge is trained
   --novel_name_share=1 --coined_word_share=0.5 --other_name_share=0.5 --max_images=32 --max_way=10 --seq_len=640
   --restyle_share=0.5 --similar_share=0.5 --ema=0.99 --match_weight=1"
 }
-recipe=$(recipe_on "$RUNS/vision/last.pt" "$RUNS/lm/best.pt")
+short="--short_page_share=0.5 --short_max_images=8"  # stage 3s: half the pages at most 8 images
+bridge_stage() {  # VISION LM INIT RUN BRIDGE [train.flamingo flags]: one bridge run, then its bridge as $RUNS/BRIDGE
+  local vision=$1 lm=$2 init=$3 run=$4 bridge=$5; shift 5
+  $PY -m train.flamingo $tok $(recipe_on "$vision" "$lm") --init="$init" --out="$RUNS/$run" "$@"
+  $PY tools/bridge_of.py "$RUNS/$run/final.pt" "$RUNS/$bridge"
+}
 if in_stage all stages 3; then
   # pages as long as 32-shot prompts. The run stopped at step 264 (--max_minutes=45), was resumed with the same
   # command and stopped by hand after step 500 (TRAINING_LOG_v2.md): --steps=500 ends where that bridge stood
   # (model 0.2.0's, in git history: checkpoints/README.md).
-  $PY -m train.flamingo $tok $recipe --init="$V1_BRIDGE" --out="$RUNS/flamingo" --lr=5e-4 --seed=7 $stage3
-  $PY tools/bridge_of.py "$RUNS/flamingo/final.pt" "$RUNS/bridge-long.pt"
+  bridge_stage "$RUNS/vision/last.pt" "$RUNS/lm/best.pt" "$V1_BRIDGE" flamingo bridge-long.pt --lr=5e-4 --seed=7 $stage3
 fi
 if in_stage all stages 3s; then
   # half the pages at most 8 images, the other half up to 32: checkpoints/v2/bridge.pt (model 0.2.1)
-  $PY -m train.flamingo $tok $recipe --init="$RUNS/bridge-long.pt" --out="$RUNS/flamingo-short" --lr=3e-4 --seed=11 \
-    --short_page_share=0.5 --short_max_images=8 $stage3s
-  $PY tools/bridge_of.py "$RUNS/flamingo-short/final.pt" "$RUNS/bridge.pt"
+  bridge_stage "$RUNS/vision/last.pt" "$RUNS/lm/best.pt" "$RUNS/bridge-long.pt" flamingo-short bridge.pt --lr=3e-4 \
+    --seed=11 $short $stage3s
 fi
 # The candidate after 0.2.1 (TRAINING_LOG_v2.md, "Stage 1 wide"), not part of `all` or `stages`: a wider encoder from
 # scratch on the seven styles (1wide; its last.pt is checkpoints/v2-wide/vision.pt), then v2's committed bridge
@@ -87,9 +91,8 @@ if in_stage 1wide; then
     --lr=2e-3 $vision_wide
 fi
 if in_stage 3wide; then
-  $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-wide/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2/bridge.pt \
-    --out="$RUNS/flamingo-wide" --lr=3e-4 --seed=13 --short_page_share=0.5 --short_max_images=8 $stage3wide
-  $PY tools/bridge_of.py "$RUNS/flamingo-wide/final.pt" "$RUNS/bridge-wide.pt"
+  bridge_stage checkpoints/v2-wide/vision.pt checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-wide bridge-wide.pt \
+    --lr=3e-4 --seed=13 $short $stage3wide
 fi
 # The candidate after session 12's trials (style-transfer/README.md, "Session 12"): IBN-a stages and ink outlines, both
 # passed its rule with streamline-emojis left out; from scratch on the seven styles, wide's budget, so that the two
@@ -100,15 +103,23 @@ if in_stage 1ni; then
     --steps=$vision_ni_steps --lr=2e-3 $vision_wide
 fi
 if in_stage 3ni; then
-  $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2/bridge.pt \
-    --out="$RUNS/flamingo-ni" --lr=3e-4 --seed=13 --short_page_share=0.5 --short_max_images=8 $stage3wide
-  $PY tools/bridge_of.py "$RUNS/flamingo-ni/final.pt" "$RUNS/bridge-ni.pt"
+  bridge_stage checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-ni bridge-ni.pt \
+    --lr=3e-4 --seed=13 $short $stage3wide
 fi
 if in_stage 3nic; then
   # 3ni's bridge (checkpoints/v2-ni/bridge.pt, step 750, under the gate) continued 250 steps, a fresh optimiser
-  $PY -m train.flamingo $tok $(recipe_on checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt) --init=checkpoints/v2-ni/bridge.pt \
-    --out="$RUNS/flamingo-nic" --lr=3e-4 --seed=17 --short_page_share=0.5 --short_max_images=8 $stage3s
-  $PY tools/bridge_of.py "$RUNS/flamingo-nic/final.pt" "$RUNS/bridge-nic.pt"
+  bridge_stage checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt checkpoints/v2-ni/bridge.pt flamingo-nic bridge-nic.pt \
+    --lr=3e-4 --seed=17 $short $stage3s
+fi
+# 3niv1 and 3niv1s (TRAINING_LOG_v2.md, "Stage 3niv1"): the shipped stages 3 and 3s with only the encoder swapped for
+# checkpoints/v2-ni/vision.pt: v1's bridge, then its continuation with short pages. By name only.
+if in_stage 3niv1; then
+  bridge_stage checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt "$V1_BRIDGE" flamingo-niv1 bridge-niv1-long.pt \
+    --lr=5e-4 --seed=7 $stage3
+fi
+if in_stage 3niv1s; then
+  bridge_stage checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt "$RUNS/bridge-niv1-long.pt" flamingo-niv1-short \
+    bridge-niv1.pt --lr=3e-4 --seed=11 $short $stage3s
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
