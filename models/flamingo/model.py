@@ -28,6 +28,7 @@ class FlamingoConfig:
     vision_channels: tuple = (32, 64, 128, 128)  # four stride-2 stages: 64 px -> 4x4 grid
     d_vision: int = 128
     vision_ibn: int = 0  # the first n stride-2 stages normalise half their channels per image (IBN, below); 0: all BatchNorm
+    vision_stitch: bool = False  # a last linear layer mapping the tokens into another encoder's space (train.stitch)
     max_frames: int = 8
     # Perceiver Resampler
     n_latents: int = 8
@@ -115,11 +116,13 @@ class VisionEncoder(nn.Module):
         self.proj = nn.Linear(c_in, cfg.d_vision)
         self.pos_emb = nn.Parameter(torch.randn(cfg.n_vision_tokens, cfg.d_vision) * 0.02)
         self.norm = nn.LayerNorm(cfg.d_vision)
+        self.stitch = nn.Linear(cfg.d_vision, cfg.d_vision) if cfg.vision_stitch else None
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:  # [b, 3, H, W] -> [b, n, d]
         x = self.convs(pixel_values)
         x = x.flatten(2).transpose(1, 2)
-        return self.norm(self.proj(x) + self.pos_emb)
+        x = self.norm(self.proj(x) + self.pos_emb)
+        return x if self.stitch is None else self.stitch(x)
 
 
 # ----------------------------------------------------------------------------- resampler

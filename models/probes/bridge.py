@@ -16,6 +16,8 @@ latents (averaged) find the right support as the nearest one: where the matching
 
     cd models && /usr/bin/python3 -m probes.bridge [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
                                                     --near --heads]
+    /usr/bin/python3 -m probes.bridge --bridge=checkpoints/v2/bridge.pt --vision=checkpoints/v2/vision.pt \
+        --lm=checkpoints/v2/lm.pt --world=v2 --n=200     # model v2's stages (train/v2.sh)
 
 The same probe sets (seeds) as train.flamingo logs during training, so the numbers compare.
 """
@@ -138,6 +140,9 @@ def pieces_right(pairs) -> str:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bridge", default="checkpoints/bridge.pt")
+    ap.add_argument("--vision", default="checkpoints/vision.pt", help="the frozen vision encoder the bridge reads")
+    ap.add_argument("--lm", default="checkpoints/lm.pt", help="the frozen language model")
+    ap.add_argument("--world", default="v1", help="train.flamingo --world: the training styles (v1 or v2)")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--labels", action="store_true", help="also binding with made-up names and training names as labels")
     ap.add_argument("--long", action="store_true", help="also the LONG_PROBES")
@@ -147,8 +152,8 @@ def main():
     ap.add_argument("--near", action="store_true", help="with --kin, also the NEAR_PROBES")
     ap.add_argument("--heads", action="store_true", help="with --kin, also the copy heads' attention on the right support")
     args = ap.parse_args()
-    model, tok = load_trained(args.bridge)
-    world = load_world()
+    model, tok = load_trained(args.bridge, args.vision, args.lm)
+    world = load_world(styles=args.world)
     extra = [t for t in BINDING_LABELS if t not in PROBE_TASKS] if args.labels else []
     for i, task in enumerate(list(PROBE_TASKS) + extra):
         probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train.flamingo uses

@@ -183,3 +183,21 @@ def test_ibn_stages_normalise_half_their_channels_per_image_and_export_to_onnx(t
     graph = onnx.load(tmp_path / 'v.onnx')
     onnx.checker.check_model(graph)
     assert sum(n.op_type == 'InstanceNormalization' for n in graph.graph.node) == 2
+
+
+def test_a_stitching_layer_ends_the_encoder_only_when_asked_and_exports_to_onnx(tmp_path):
+    import onnx
+    from flamingo.model import VisionEncoder
+    assert VisionEncoder(FlamingoConfig()).stitch is None, 'vision_stitch=False is the shipped encoder, unchanged'
+    plain = VisionEncoder(FlamingoConfig()).eval()
+    stitched = VisionEncoder(FlamingoConfig(vision_stitch=True)).eval()
+    missing = stitched.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ['stitch.bias', 'stitch.weight']
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        stitched.stitch.weight.copy_(2 * torch.eye(128))
+        stitched.stitch.bias.fill_(0.5)
+        assert torch.allclose(stitched(x), 2 * plain(x) + 0.5, atol=1e-5)
+        torch.onnx.export(stitched, (x,), tmp_path / 'v.onnx', input_names=['pixel_values'], output_names=['f'],
+                          dynamic_axes={'pixel_values': {0: 'n'}}, opset_version=17)
+    onnx.checker.check_model(onnx.load(tmp_path / 'v.onnx'))

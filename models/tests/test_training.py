@@ -425,3 +425,16 @@ def test_the_bundled_model_is_exported_from_the_shipped_checkpoints():
     assert holds(initializers("resampler.onnx"), bridge["model"]["resampler.layers.0.0.to_q.weight"])
     vision = torch.load(MODELS / SHIPPED["vision"], map_location="cpu")["vision"]
     assert holds(initializers("vision_encoder.onnx"), vision["proj.weight"])
+
+
+def test_stitch_fit_recovers_a_linear_map_and_scores_it():
+    from train.stitch import fit_map, r_squared
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 8))
+    w_true, b_true = rng.normal(size=(8, 8)), rng.normal(size=8)
+    y = x @ w_true + b_true
+    w, b = fit_map(x, y, ridge=1e-6)
+    assert np.allclose(w, w_true, atol=1e-4) and np.allclose(b, b_true, atol=1e-4)
+    assert r_squared(x, y, w, b) > 0.999999
+    noisy = y + rng.normal(size=y.shape) * y.std(0)  # noise as large as the signal: about half explained
+    assert 0.4 < r_squared(x, noisy, *fit_map(x, noisy, ridge=1e-6)) < 0.6
