@@ -13,6 +13,7 @@
 #   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
 #   STAGE=3ni bash train/v2.sh; STAGE=3nic ...  # then a bridge on it (as 3wide), continued; by name only
 #   STAGE=3niv1 bash train/v2.sh; STAGE=3niv1s ...  # stages 3 and 3s on that encoder; by name only
+#   STAGE=stitch bash train/v2.sh; STAGE=3stc ...  # that encoder mapped into the shipped one's space; by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -120,6 +121,15 @@ fi
 if in_stage 3niv1s; then
   bridge_stage checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt "$RUNS/bridge-niv1-long.pt" flamingo-niv1-short \
     bridge-niv1.pt --lr=3e-4 --seed=11 $short $stage3s
+fi
+# stitch and 3stc (TRAINING_LOG_v2.md, "Stitching"): the ni encoder with a linear layer fitted to map its tokens into
+# the shipped encoder's (train.stitch), read by the shipped bridge; then that bridge continued on it as 3nic. By name only.
+if in_stage stitch; then
+  $PY -m train.stitch --source=checkpoints/v2-ni/vision.pt --target=checkpoints/v2/vision.pt --out="$RUNS/vision-stitched.pt"
+fi
+if in_stage 3stc; then
+  bridge_stage "$RUNS/vision-stitched.pt" checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-stitch bridge-stitch.pt \
+    --lr=3e-4 --seed=17 $short $stage3s --eval_every=125
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
