@@ -11,6 +11,7 @@
 #   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, 3s, stages = 1-3s, export)
 #   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
 #   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
+#   STAGE=1nic bash train/v2.sh              # that encoder trained on; by name only
 #   STAGE=3ni bash train/v2.sh; STAGE=3nic ...  # then a bridge on it (as 3wide), continued; by name only
 #   STAGE=3niv1 bash train/v2.sh; STAGE=3niv1s ...  # stages 3 and 3s on that encoder; by name only
 #   STAGE=stitch bash train/v2.sh; STAGE=3stc ...  # that encoder mapped into the shipped one's space; by name only
@@ -35,12 +36,12 @@ case "${PROFILE:-full}" in
     stage3s="--steps=250 --clip_batch=32 --eval_every=250 --ckpt_every=25"
     vision_wide_steps=3000 vision_wide="--batch=256 --eval_every=600 --ckpt_every=100"
     stage3wide="--steps=750 --clip_batch=32 --eval_every=250 --ckpt_every=25"
-    vision_ni_steps=3000 ;;
+    vision_ni_steps=3000 vision_nic_steps=2500 ;;
   smoke)
     lm="--batch=2 --steps=2 --warmup=1 --eval_every=2 --eval_episodes=4"
     vision_steps="2" vision="--batch=16 --eval_every=2"
     stage3="--steps=2 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=2 --eval_episodes=4 --match_heads=1.0,3.0"
-    stage3s="$stage3" vision_wide_steps=2 vision_wide="$vision" stage3wide="$stage3" vision_ni_steps=2 ;;
+    stage3s="$stage3" vision_wide_steps=2 vision_wide="$vision" stage3wide="$stage3" vision_ni_steps=2 vision_nic_steps=2 ;;
   *) echo "PROFILE must be full or smoke" >&2; exit 2 ;;
 esac
 in_stage() { for s in "$@"; do [ "$STAGE" = "$s" ] && return 0; done; return 1; }
@@ -102,6 +103,11 @@ fi
 if in_stage 1ni; then
   $PY -m train.vision $tok --world=v2 --out="$RUNS/vision-ni" --vision_ibn=2 --restyle=0.3 --restyle_kinds=ink \
     --steps=$vision_ni_steps --lr=2e-3 $vision_wide
+fi
+if in_stage 1nic; then
+  # that encoder trained on (TRAINING_LOG_v2.md, "Stage 1nic"): fresh heads and optimiser, the shipped continuation's lr
+  $PY -m train.vision $tok --world=v2 --init=checkpoints/v2-ni/vision.pt --out="$RUNS/vision-nic" --vision_ibn=2 \
+    --restyle=0.3 --restyle_kinds=ink --steps=$vision_nic_steps --lr=1e-3 --seed=1 $vision_wide
 fi
 if in_stage 3ni; then
   bridge_stage checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-ni bridge-ni.pt \
