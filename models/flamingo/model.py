@@ -96,6 +96,25 @@ class IBN(nn.Module):
         return torch.cat([self.IN(x[:, :self.half]), self.BN(x[:, self.half:])], 1)
 
 
+def ibn_state_from_batchnorm(state: dict, cfg: "FlamingoConfig") -> dict:
+    """A plain encoder's weights (every norm a BatchNorm) for the same CNN with IBN-a in its first
+    `cfg.vision_ibn` stages: each IBN's instance-normalised half takes the BatchNorm's affine rows of its
+    channels, its batch-normalised half the rest with their running statistics. So a trained encoder can
+    continue with IBN-a; only the first half's normalisation changes (per image instead of per dataset)."""
+    out = dict(state)
+    for stage in range(cfg.vision_ibn):
+        norm = f"convs.{6 * stage + 1}."  # each stage: conv, norm, relu, conv, norm, relu
+        half = state[norm + "weight"].shape[0] // 2
+        for name in ("weight", "bias"):
+            out[norm + "IN." + name] = state[norm + name][:half].clone()
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            out[norm + "BN." + name] = state[norm + name][half:].clone()
+        out[norm + "BN.num_batches_tracked"] = state[norm + "num_batches_tracked"].clone()
+        for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            del out[norm + name]
+    return out
+
+
 class VisionEncoder(nn.Module):
     """A small CNN: image -> grid of visual tokens. Pretrained contrastively, then frozen.
 

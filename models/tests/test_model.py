@@ -185,6 +185,35 @@ def test_ibn_stages_normalise_half_their_channels_per_image_and_export_to_onnx(t
     assert sum(n.op_type == 'InstanceNormalization' for n in graph.graph.node) == 2
 
 
+def test_a_plain_encoders_weights_continue_with_ibn_keeping_the_batch_normalised_half():
+    from flamingo.model import VisionEncoder, ibn_state_from_batchnorm
+    torch.manual_seed(0)
+    plain = VisionEncoder(FlamingoConfig())
+    plain.train()
+    with torch.no_grad():  # running statistics and affine rows that are not the defaults
+        for _ in range(3):
+            plain(torch.randn(8, 3, 64, 64) * 2 + 1)
+        for m in plain.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.5, 0.5)
+    plain.eval()
+    cfg = FlamingoConfig(vision_ibn=2)
+    ibn = VisionEncoder(cfg).eval()
+    ibn.load_state_dict(ibn_state_from_batchnorm(plain.state_dict(), cfg))  # strict: every key matched
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        first_plain, first_ibn = plain.convs[:2](x), ibn.convs[:2](x)
+    half = first_plain.shape[1] // 2
+    assert torch.allclose(first_ibn[:, half:], first_plain[:, half:], atol=1e-6), 'BatchNorm half unchanged'
+    assert not torch.allclose(first_ibn[:, :half], first_plain[:, :half], atol=1e-3), 'the other half is per image'
+    gamma, beta = plain.convs[1].weight[:half], plain.convs[1].bias[:half]
+    assert torch.allclose(first_ibn[:, :half].mean((2, 3)), beta.expand(2, -1).detach(), atol=1e-5)
+    assert torch.allclose(first_ibn[:, :half].std((2, 3), unbiased=False), gamma.abs().expand(2, -1).detach(), atol=1e-2)
+    assert torch.equal(ibn.convs[12].weight, plain.convs[12].weight), 'the later stages as they were'
+    with torch.no_grad():
+        assert ibn(x).shape == plain(x).shape
+
+
 def test_a_stitching_layer_ends_the_encoder_only_when_asked_and_exports_to_onnx(tmp_path):
     import onnx
     from flamingo.model import VisionEncoder

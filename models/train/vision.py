@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from emojiworld.concepts import load_world
 from emojiworld.restyle import INK_KINDS, KINDS, random_restyle
 from emojiworld.samples import draw_scene, draw_single, name_in
-from flamingo.model import FlamingoConfig, VisionEncoder
+from flamingo.model import FlamingoConfig, VisionEncoder, ibn_state_from_batchnorm
 from flamingo.preprocess import normalize
 from flamingo.tokenizer import Tokenizer
 from flamingo.training import (RUNS_DIR, batch_loader, log_line, override, resume, save_checkpoint, settings_dict,
@@ -331,7 +331,10 @@ def main():
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     step, _, clock = resume(out / "last.pt", model, opt)
     if step == 0 and s.init:
-        model.vision.load_state_dict(torch.load(s.init, map_location="cpu")["vision"])  # same widths, or it fails
+        init = torch.load(s.init, map_location="cpu")["vision"]
+        if cfg.vision_ibn and not any(".IN." in k for k in init):  # a plain encoder continued with IBN-a
+            init = ibn_state_from_batchnorm(init, cfg)
+        model.vision.load_state_dict(init)  # same widths, or it fails
         print(f"encoder initialised from {s.init}")
     print(f"vision encoder: {sum(p.numel() for p in model.vision.parameters()) / 1e6:.2f}M parameters"
           f"{'; distilling ' + s.teacher if s.teacher else ''}; styles {', '.join(training_styles(s, world))}")
