@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Prompt, RgbaImage } from '../engine/types';
 import { seededRandom } from '../engine/sampling';
+import { countList, optionFlag, positiveInt } from './flags';
 import { BUNDLED_MODEL_DIR, createNodeEngine } from './node';
 
 function noiseImage(size: number, random: () => number): RgbaImage {
@@ -28,9 +29,9 @@ export async function runBench(args: string[]): Promise<void> {
       tokens: { type: 'string', default: '16' }, repeats: { type: 'string', default: '3' }, variant: { type: 'string' },
     },
   });
-  const shots = values.shots.split(',').map(Number);
-  const tokens = Number(values.tokens);
-  const repeats = Number(values.repeats);
+  const shots = countList(values.shots, 'shots');
+  const tokens = optionFlag(values.tokens, 'tokens', 'maxNewTokens')!;
+  const repeats = positiveInt(values.repeats, 'repeats')!;
   const variant = values.variant ?? 'float32';
   const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, variant);
   const size = engine.manifest.vision.image_size;

@@ -115,6 +115,27 @@ describe('flamingo-web CLI', () => {
     expect(all.stdout).toContain('flamingo-web eval');
   });
 
+  it("refuses decoding flags out of the engine's range in their own words, before loading the model", async () => {
+    const cases: [string[], RegExp][] = [
+      [['--max-tokens', '0'], /--max-tokens must be an integer from 1 to 256 \(got "0"\)/],
+      [['--max-tokens', '2.5'], /--max-tokens must be an integer from 1 to 256/],
+      [['--top-p', '2'], /--top-p must be a number above 0, at most 1 \(got "2"\)/],
+      [['--top-k', ''], /--top-k must be a number \(got ""\)/],
+      [['--beams', '9'], /--beams must be an integer from 1 to 8/],
+      [['--temperature=-1'], /--temperature must be a number from 0 \(greedy\) to 10/],
+      // parseArgs' own advice is kept whole: how to pass a value that starts with a dash
+      [['--temperature', '-1'], /argument is ambiguous\..*use '--temperature=-XYZ'/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await cli('generate', '--prompt', 'Output:', ...flags);
+      expect(r.code, flags.join(' ')).toBe(1);
+      expect(r.stderr, flags.join(' ')).toMatch(message);
+    }
+    const bench = await cli('bench', '--shots', '0,x');
+    expect(bench.code).toBe(1);
+    expect(bench.stderr).toContain('--shots must be whole numbers');
+  });
+
   it('says when images and <image> markers do not match', async () => {
     const r = await cli('generate', '--prompt', '<image><image>Output:', '--image', join(dir, 'red.png'));
     expect(r.code).toBe(1);

@@ -6,6 +6,7 @@ import { textToPrompt } from '../engine/prompt';
 import { parseEpisode, runEpisode, summarize, type Episode, type EpisodeIO, type EpisodeSegment } from '../engine/evaluate';
 import { causeText, FlamingoError, pastTrainedContext } from '../engine/types';
 import { runBench } from './bench';
+import { optionFlag, positiveInt } from './flags';
 import { BUNDLED_MODEL_DIR, createNodeEngine, readPng } from './node';
 
 const USAGE: Record<string, string> = {
@@ -21,19 +22,6 @@ const USAGE_ALL = `Usage:\n${Object.values(USAGE).map((u) => `  ${u}`).join('\n'
 /** `--help` / `-h` anywhere after a command prints that command's usage. */
 function wantsHelp(args: string[]): boolean {
   return args.includes('--help') || args.includes('-h');
-}
-
-function positiveInt(v: string | undefined, name: string): number | undefined {
-  const n = num(v, name);
-  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new FlamingoError(`--${name} must be a whole number of at least 1 (got "${v}")`);
-  return n;
-}
-
-function num(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new FlamingoError(`--${name} must be a number (got "${v}")`);
-  return n;
 }
 
 async function readText(path: string, what: string): Promise<string> {
@@ -57,17 +45,20 @@ async function generate(args: string[]): Promise<void> {
   if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new FlamingoError('give --prompt or --prompt-file, not both');
   if (values['prompt-file'] !== undefined) values.prompt = await readText(values['prompt-file'], 'prompt file');
   if (!values.prompt) throw new FlamingoError('generate needs --prompt or --prompt-file');
-  const beams = positiveInt(values.beams, 'beams');
+  const beams = optionFlag(values.beams, 'beams', 'beams');
+  const options = {
+    maxNewTokens: optionFlag(values['max-tokens'], 'max-tokens', 'maxNewTokens'),
+    temperature: optionFlag(values.temperature, 'temperature', 'temperature'),
+    topK: optionFlag(values['top-k'], 'top-k', 'topK'), topP: optionFlag(values['top-p'], 'top-p', 'topP'),
+    seed: optionFlag(values.seed, 'seed', 'seed'), beams,
+  };
   if (beams && beams > 1 && values.temperature) throw new FlamingoError('--beams and --temperature exclude each other: beam search is deterministic');
   const images = await Promise.all(values.image.map(readPng));
   const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const prompt = textToPrompt(values.prompt, images, engine.manifest.special_tokens);
   const done = await engine.generate(
     prompt,
-    {
-      maxNewTokens: num(values['max-tokens'], 'max-tokens'), temperature: num(values.temperature, 'temperature'),
-      topK: num(values['top-k'], 'top-k'), topP: num(values['top-p'], 'top-p'), seed: num(values.seed, 'seed'), beams,
-    },
+    options,
     (e) => {
       if (e.type === 'token') process.stdout.write(e.text);
     },
@@ -108,7 +99,7 @@ async function evaluate(args: string[]): Promise<void> {
       beams: { type: 'string' }, permutations: { type: 'string' }, variant: { type: 'string' },
     },
   });
-  const decoding = { beams: positiveInt(values.beams, 'beams'), permutations: positiveInt(values.permutations, 'permutations') };
+  const decoding = { beams: optionFlag(values.beams, 'beams', 'beams'), permutations: positiveInt(values.permutations, 'permutations') };
   if (!values.episodes) throw new FlamingoError('eval needs --episodes FILE.jsonl');
   const file = resolve(values.episodes);
   let text: string;
@@ -133,7 +124,7 @@ async function evaluate(args: string[]): Promise<void> {
     }
   }
   if (episodes.length === 0) throw new FlamingoError(`${file}: no readable episode (${skipped.length} broken line${skipped.length === 1 ? '' : 's'})`);
-  const limit = num(values.limit, 'limit') ?? episodes.length;
+  const limit = positiveInt(values.limit, 'limit') ?? episodes.length;
   const engine = await createNodeEngine(values.model ?? BUNDLED_MODEL_DIR, undefined, values.variant);
   const base = dirname(file);
   const io: EpisodeIO = {
@@ -184,7 +175,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // One line for the user; the cause only when asked for.
     const message = err instanceof FlamingoError ? err.message : err instanceof Error ? err.message : String(err);
-    console.error(`flamingo-web: ${message.split('\n')[0]}`);
+    // node:util's parseArgs explains itself over several lines (how to pass a value that starts with a dash)
+    const parsing = String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+    console.error(`flamingo-web: ${parsing ? message.replace(/\n/g, ' ') : message.split('\n')[0]}`);
+    if (parsing && command in USAGE) console.error(`Usage:\n  ${USAGE[command]}`);
     if (process.env.FLAMINGO_DEBUG) console.error(causeText(err));
     return 1;
   }

@@ -4,6 +4,7 @@
 // parseRequest is strict: anything else that claims to be a request gets an error naming the
 // problem, so a host sees its mistake instead of silence.
 import { LIMITS, tooManyImages } from '../engine/limits';
+import { optionsProblem } from '../engine/options';
 import type { Backend, DoneEvent, GenerateOptions } from '../engine/types';
 
 export type RequestId = string | number;
@@ -50,20 +51,6 @@ export interface ErrorMessage {
 export type EmbedReply = ReadyMessage | TokenMessage | DoneMessage | ErrorMessage;
 
 export type ParseResult = { ok: true; request: EmbedRequest } | { ok: false; id: RequestId | null; message: string };
-
-/** The options a host may set, with their checks; anything else is refused by name. */
-const OPTION_CHECKS: Record<keyof GenerateOptions, (value: unknown) => string | undefined> = {
-  maxNewTokens: (value) => (isInteger(value, 1, 256) ? undefined : 'an integer from 1 to 256'),
-  temperature: (value) => (isNumber(value, 0, 10) ? undefined : 'a number from 0 (greedy) to 10'),
-  topK: (value) => (isInteger(value, 1, 1e6) ? undefined : 'a positive integer'),
-  topP: (value) => (isNumber(value, 0, 1) && value > 0 ? undefined : 'a number above 0, at most 1'),
-  seed: (value) => (isInteger(value, 0, 2 ** 32 - 1) ? undefined : 'an integer from 0 to 2^32 - 1'),
-  stopAtNewline: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
-  ignoreEndOfChunk: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
-  beams: (value) => (isInteger(value, 1, 8) ? undefined : 'an integer from 1 to 8'),
-  reusePrefix: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
-  persistLatents: (value) => (typeof value === 'boolean' ? undefined : 'true or false'),
-};
 
 /** Entries in "segments": room for every image the limits allow, each with text around it. */
 const MAX_SEGMENTS = 4 * LIMITS.maxImages;
@@ -139,28 +126,12 @@ function parseSegments(value: unknown): SegmentInput[] | string {
 function parseOptions(value: unknown): GenerateOptions | string {
   if (value === undefined) return {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return '"options" must be an object.';
-  const options: Record<string, unknown> = {};
-  for (const [key, option] of Object.entries(value)) {
-    if (!(key in OPTION_CHECKS)) {
-      return `unknown option "${key}" (known: ${Object.keys(OPTION_CHECKS).join(', ')}).`;
-    }
-    const problem = OPTION_CHECKS[key as keyof GenerateOptions](option);
-    if (problem) return `options.${key} must be ${problem} (it is ${JSON.stringify(option) ?? String(option)}).`;
-    options[key] = option;
-  }
-  return options as GenerateOptions;
+  // anything the engine does not know is refused by name
+  return optionsProblem(value as Record<string, unknown>) ?? { ...(value as GenerateOptions) };
 }
 
 function isImageBitmap(value: unknown): value is ImageBitmap {
   return typeof ImageBitmap !== 'undefined' && value instanceof ImageBitmap;
-}
-
-function isNumber(value: unknown, min: number, max: number): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max;
-}
-
-function isInteger(value: unknown, min: number, max: number): value is number {
-  return isNumber(value, min, max) && Number.isInteger(value);
 }
 
 function fail(id: RequestId | null, message: string): ParseResult {

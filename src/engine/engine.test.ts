@@ -1,5 +1,6 @@
 // The engine's contract beyond the fast paths: an interrupt that arrives while the prompt is
-// being prefilled stops the answer before its first token; a warm-up changes no answer.
+// being prefilled stops the answer before its first token; a warm-up changes no answer; options out
+// of range are refused before any work, and the engine stays usable.
 import { describe, expect, it } from 'vitest';
 import { BUNDLED_MODEL_DIR, createNodeEngine } from '../cli/node';
 
@@ -21,6 +22,26 @@ describe('interrupts', () => {
     // the engine stays usable
     const next = await engine.generate([{ image }, { text: 'Output:' }], { maxNewTokens: 4, ignoreEndOfChunk: true }, () => undefined);
     expect(next.tokens).toBe(4);
+    await engine.release();
+  });
+});
+
+describe('options', () => {
+  it('refuses an option out of range or unknown, by name, and answers the next request', async () => {
+    const engine = await createNodeEngine(BUNDLED_MODEL_DIR);
+    const prompt = [{ text: 'Output:' }];
+    const refusals: [Record<string, unknown>, string][] = [
+      [{ maxNewTokens: 0 }, 'options.maxNewTokens must be an integer from 1 to 256 (it is 0)'],
+      [{ maxNewTokens: Number.NaN }, 'options.maxNewTokens must be an integer from 1 to 256 (it is NaN)'],
+      [{ topP: 1.5 }, 'options.topP must be a number above 0, at most 1'],
+      [{ beams: 2.5 }, 'options.beams must be an integer from 1 to 8'],
+      [{ temprature: 1 }, 'unknown option "temprature"'],
+    ];
+    for (const [options, message] of refusals) {
+      await expect(engine.generate(prompt, options, () => undefined)).rejects.toThrow(message);
+    }
+    const done = await engine.generate(prompt, { maxNewTokens: 3, ignoreEndOfChunk: true, topP: undefined }, () => undefined);
+    expect(done.tokens).toBe(3);
     await engine.release();
   });
 });

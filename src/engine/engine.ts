@@ -14,6 +14,7 @@ import { LanguageModel, type CrossKv, type KvCache, type OrtModule } from './lan
 import { validateManifest } from './manifest';
 import { checkPrompt, checkPromptTokens } from './limits';
 import { mediaIndex } from './mask';
+import { checkGenerateOptions } from './options';
 import { cellsOf, latentAttention, latentToCells, type Pictures, type TokenPicture } from './pictures';
 import { promptToText } from './prompt';
 import { logSoftmax, seededRandom } from './sampling';
@@ -399,6 +400,7 @@ export class FlamingoEngine {
     onEvent: (e: EngineEvent) => void,
     signal?: AbortSignal,
   ): Promise<DoneEvent> {
+    checkGenerateOptions(options);
     const timings = emptyTimings();
     const t0 = performance.now();
     const p = await this.prepare(prompt, options.persistLatents ?? true);
