@@ -1,7 +1,8 @@
 // The prompt studio end to end in Chromium: a gallery example answered in two clicks (generate
 // and rank), beam search, task presets, the example library (add, export, delete, a bad import
 // that changes nothing, import, RICES pick), the model manager (storage, persist, delete, a
-// folder from disk, another origin only after confirming), a keyboard-only flow and an axe scan.
+// folder from disk, another origin only after confirming), a keyboard-only flow, an axe scan, and the
+// prompt's rows at a phone's width.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +59,25 @@ test('a gallery example answers in two clicks; beam search gives the same answer
   await page.getByTestId('decoding-seed').fill('7');
   await page.getByTestId('generate').click();
   expect((await answer(page)).length).toBeGreaterThan(0);
+});
+
+test('on a phone-wide page every prompt row fits its panel; a long file name is one cut line with the whole name as its title', async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 900 });
+  await page.goto('/?backend=wasm');
+  await waitForModel(page);
+  await example(page, 'classify-5way-1shot-002').click();
+  await expect(page.getByTestId('segment')).toHaveCount(12);
+  const panel = (await page.locator('section.prompt').boundingBox())!;
+  for (const row of await page.getByTestId('segment').all()) {
+    const box = (await row.boundingBox())!;
+    expect(box.x + box.width, 'a row ends inside the panel').toBeLessThanOrEqual(panel.x + panel.width);
+  }
+  const name = page.locator('.segment .file-name').first();
+  await expect(name).toHaveAttribute('title', 'classify-5way-1shot-002-002-00.png');
+  const lineHeight = await name.evaluate((el) => parseFloat(getComputedStyle(el).lineHeight));
+  expect((await name.boundingBox())!.height).toBeLessThan(1.5 * lineHeight);
+  const text = (await page.getByTestId('segment-text').first().boundingBox())!;
+  expect(text.width, 'a text segment keeps room to type').toBeGreaterThan(150);
 });
 
 test('a classify example ranks its options in two clicks, with prompt ensembling', async ({ page }) => {

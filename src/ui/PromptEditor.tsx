@@ -66,7 +66,9 @@ export function PromptEditor({ prompt, onLoadExample, onError }: Props) {
                 <figure>
                   <Thumbnail blob={prompt.blobs.get(segment.id)?.[0]} name={segment.name} />
                   <figcaption>
-                    {segment.name}
+                    <span className="file-name" title={segment.name}>
+                      {segment.name}
+                    </span>
                     {!prompt.decoded.has(segment.id) && <span className="muted"> (decoding…)</span>}
                   </figcaption>
                 </figure>
