@@ -16,6 +16,7 @@
 #   STAGE=3niv1 bash train/v2.sh; STAGE=3niv1s ...  # stages 3 and 3s on that encoder; by name only
 #   STAGE=stitch bash train/v2.sh; STAGE=3stc ...  # that encoder mapped into the shipped one's space; by name only
 #   STAGE=1sni bash train/v2.sh; STAGE=3sni ...  # the shipped encoder continued with IBN-a + ink, then a bridge; by name only
+#   STAGE=1dink bash train/v2.sh              # the shipped encoder distilled to see ink outlines as clean drawings; by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -37,12 +38,12 @@ case "${PROFILE:-full}" in
     stage3s="--steps=250 --clip_batch=32 --eval_every=250 --ckpt_every=25"
     vision_wide_steps=3000 vision_wide="--batch=256 --eval_every=600 --ckpt_every=100"
     stage3wide="--steps=750 --clip_batch=32 --eval_every=250 --ckpt_every=25"
-    vision_ni_steps=3000 vision_nic_steps=2500 vision_sni_steps=2000 ;;
+    vision_ni_steps=3000 vision_nic_steps=2500 vision_sni_steps=2000 vision_dink_steps=1000 ;;
   smoke)
     lm="--batch=2 --steps=2 --warmup=1 --eval_every=2 --eval_episodes=4"
     vision_steps="2" vision="--batch=16 --eval_every=2"
     stage3="--steps=2 --page_batch=2 --pair_batch=2 --clip_batch=1 --eval_every=2 --eval_episodes=4 --match_heads=1.0,3.0"
-    stage3s="$stage3" vision_wide_steps=2 vision_wide="$vision" stage3wide="$stage3" vision_ni_steps=2 vision_nic_steps=2 vision_sni_steps=2 ;;
+    stage3s="$stage3" vision_wide_steps=2 vision_wide="$vision" stage3wide="$stage3" vision_ni_steps=2 vision_nic_steps=2 vision_sni_steps=2 vision_dink_steps=2 ;;
   *) echo "PROFILE must be full or smoke" >&2; exit 2 ;;
 esac
 in_stage() { for s in "$@"; do [ "$STAGE" = "$s" ] && return 0; done; return 1; }
@@ -147,6 +148,12 @@ fi
 if in_stage 3sni; then
   bridge_stage "$RUNS/vision-sni/last.pt" checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-sni bridge-sni.pt \
     --lr=3e-4 --seed=19 $short $stage3s
+fi
+# 1dink (TRAINING_LOG_v2.md, "Stage 1dink"): a copy of the shipped encoder trained to give the shipped encoder's
+# features of clean images for the same images with ink outlines, so that the shipped bridge still reads it. By name only.
+if in_stage 1dink; then
+  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-dink" --restyle=0.75 \
+    --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
