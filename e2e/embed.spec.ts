@@ -2,6 +2,7 @@
 // a server started here, framing the embed from the preview server. embed-config.json is
 // replaced per test (as a deployer would edit it, no rebuild); service workers are blocked so
 // that page.route sees the embed's requests.
+// Opened on its own (no frame), the embed says what it is and links to the studio.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -159,6 +160,15 @@ test('a host on another origin drives the embed: ready, queued requests answered
     expect(done.stats, `stopped by ${id}`).toMatchObject({ stopReason: 'interrupted' });
     expect(done.stats!.tokens).toBeLessThan(256);
   }
+});
+
+test('opened on its own, not in a frame, the embed says what it is and links to the studio', async ({ page }) => {
+  await page.goto('/embed.html');
+  const note = page.getByTestId('embed-waiting-for-host');
+  await expect(note).toContainText('another site shows it in a frame');
+  await page.getByRole('link', { name: 'open the studio' }).click();
+  await expect(page.getByRole('heading', { name: 'flamingo-web', level: 1 })).toBeVisible();
+  await expect(page.getByTestId('gallery')).toBeVisible();
 });
 
 test('an origin not in embed-config.json gets no reply at all, only a console warning', async ({ page, baseURL }) => {

@@ -52,7 +52,16 @@ export function EmbedView({ controller }: { controller: EmbedController }) {
             )}
           </ol>
         ) : (
-          <p className="muted">Waiting for the page that embeds this to send a prompt.</p>
+          <p className="muted" data-testid="embed-waiting-for-host">
+            {window.parent === window ? (
+              <>
+                This is flamingo-web’s embed view: another site shows it in a frame and sends it prompts. To try the
+                model yourself, <a href="./">open the studio</a>.
+              </>
+            ) : (
+              'Waiting for the page that embeds this to send a prompt.'
+            )}
+          </p>
         )}
         {shown && (
           <p className="muted embed-origin">
