@@ -71,12 +71,7 @@ async function generate(args: string[]): Promise<void> {
 
 /** A RICES pool: JSON lines of {"segments": [...]}, image paths relative to the pool file. */
 async function readPool(path: string): Promise<EpisodeSegment[][]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new FlamingoError(`Cannot read RICES pool ${path}`, { cause: err });
-  }
+  const text = await readText(path, 'RICES pool');
   const dir = dirname(path);
   return text.split('\n').filter((l) => l.trim()).map((line, i) => {
     let raw: unknown;
@@ -102,12 +97,7 @@ async function evaluate(args: string[]): Promise<void> {
   const decoding = { beams: optionFlag(values.beams, 'beams', 'beams'), permutations: positiveInt(values.permutations, 'permutations') };
   if (!values.episodes) throw new FlamingoError('eval needs --episodes FILE.jsonl');
   const file = resolve(values.episodes);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new FlamingoError(`Cannot read episode file ${file}`, { cause: err });
-  }
+  const text = await readText(file, 'episode file');
   const lines = text.split('\n').map((l, i) => [l, i + 1] as const).filter(([l]) => l.trim());
   // A broken line is reported and skipped; the rest is evaluated and the report says which were skipped.
   const episodes: Episode[] = [];
