@@ -36,6 +36,7 @@ describe('options', () => {
       [{ topP: 1.5 }, 'options.topP must be a number above 0, at most 1'],
       [{ beams: 2.5 }, 'options.beams must be an integer from 1 to 8'],
       [{ temprature: 1 }, 'unknown option "temprature"'],
+      [{ toString: 1 }, 'unknown option "toString"'], // not mistaken for Object.prototype's
     ];
     for (const [options, message] of refusals) {
       await expect(engine.generate(prompt, options, () => undefined)).rejects.toThrow(message);

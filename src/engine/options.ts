@@ -21,7 +21,7 @@ export const OPTION_CHECKS: Record<keyof GenerateOptions, (value: unknown) => st
 export function optionsProblem(options: Record<string, unknown>): string | undefined {
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
-    if (!(key in OPTION_CHECKS)) return `unknown option "${key}" (known: ${Object.keys(OPTION_CHECKS).join(', ')}).`;
+    if (!Object.hasOwn(OPTION_CHECKS, key)) return `unknown option "${key}" (known: ${Object.keys(OPTION_CHECKS).join(', ')}).`;
     const problem = OPTION_CHECKS[key as keyof GenerateOptions](value);
     if (problem) return `options.${key} must be ${problem} (it is ${typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value)}).`;
   }
@@ -33,10 +33,10 @@ export function checkGenerateOptions(options: GenerateOptions): void {
   if (problem) throw new FlamingoError(`Cannot generate: ${problem}`);
 }
 
-export function isNumber(value: unknown, min: number, max: number): value is number {
+function isNumber(value: unknown, min: number, max: number): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max;
 }
 
-export function isInteger(value: unknown, min: number, max: number): value is number {
+function isInteger(value: unknown, min: number, max: number): value is number {
   return isNumber(value, min, max) && Number.isInteger(value);
 }
