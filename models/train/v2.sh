@@ -5,10 +5,11 @@
 #   stage 2: the language model on 640-token sequences with long binding episodes (32-shot prompts);
 #   stage 3: the bridge on both, starting from v1's bridge, on pages of up to 32 images;
 #   stage 3s: stage 3's bridge continued with half the pages short again (at most 8 images): the shipped bridge;
+#   stage 1d: stage 1's encoder distilled to see ink outlines as clean drawings (the shipped encoder since 0.2.2);
 #   export:  the model folder from checkpoints/v2/ (the committed stages) and its CLI evaluation.
 #
 #   cd models && bash train/v2.sh            # every stage resumes from its last checkpoint when run again
-#   STAGE=3 bash train/v2.sh                 # one stage only (1, 2, 3, 3s, stages = 1-3s, export)
+#   STAGE=3 bash train/v2.sh                 # one stage only (1, 1d, 2, 3, 3s, stages = all of them, export)
 #   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
 #   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
 #   STAGE=1nic bash train/v2.sh              # that encoder trained on; by name only
@@ -16,7 +17,7 @@
 #   STAGE=3niv1 bash train/v2.sh; STAGE=3niv1s ...  # stages 3 and 3s on that encoder; by name only
 #   STAGE=stitch bash train/v2.sh; STAGE=3stc ...  # that encoder mapped into the shipped one's space; by name only
 #   STAGE=1sni bash train/v2.sh; STAGE=3sni ...  # the shipped encoder continued with IBN-a + ink, then a bridge; by name only
-#   STAGE=1dink bash train/v2.sh              # the shipped encoder distilled to see ink outlines as clean drawings; by name only
+#   STAGE=1dink bash train/v2.sh              # stage 1d as it was run, from the committed stage 1 (checkpoints/v2/vision.pt)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -63,6 +64,15 @@ if in_stage all stages 1; then
   for steps in $vision_steps; do
     $PY -m train.vision $tok --world=v2 --init="$V1_VISION" --out="$RUNS/vision" --steps=$steps --lr=1e-3 $vision
   done
+fi
+if in_stage all stages 1d 1dink; then
+  # the shipped encoder since 0.2.2 (TRAINING_LOG_v2.md, "Stage 1dink"): a copy of stage 1's encoder trained to give
+  # stage 1's features of clean images for the same images with ink outlines, so that the bridge, trained on stage 1's
+  # encoder, still reads it. STAGE=1dink is the run as made: checkpoints/v2/vision.pt the teacher, its last.pt
+  # without the optimiser is checkpoints/v2/vision-ink.pt.
+  teacher=$([ "$STAGE" = 1dink ] && echo checkpoints/v2/vision.pt || echo "$RUNS/vision/last.pt")
+  $PY -m train.vision $tok --world=v2 --teacher="$teacher" --out="$RUNS/vision-dink" --restyle=0.75 \
+    --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
 fi
 # 3p's recipe (reproduce.sh) on the v2 stages; stage 3s adds pages as short as few-shot prompts back
 recipe_on() {  # the vision and language-model checkpoints the bridge is trained on
@@ -149,16 +159,10 @@ if in_stage 3sni; then
   bridge_stage "$RUNS/vision-sni/last.pt" checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-sni bridge-sni.pt \
     --lr=3e-4 --seed=19 $short $stage3s
 fi
-# 1dink (TRAINING_LOG_v2.md, "Stage 1dink"): a copy of the shipped encoder trained to give the shipped encoder's
-# features of clean images for the same images with ink outlines, so that the shipped bridge still reads it. By name only.
-if in_stage 1dink; then
-  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-dink" --restyle=0.75 \
-    --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
-fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
   # committed episodes (OpenMoji, held-out concepts)
-  $PY -m flamingo.export --bridge="${BRIDGE:-checkpoints/v2/bridge.pt}" --vision=checkpoints/v2/vision.pt \
-    --lm=checkpoints/v2/lm.pt $tok --version=0.2.1 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
+  $PY -m flamingo.export --bridge="${BRIDGE:-checkpoints/v2/bridge.pt}" --vision=checkpoints/v2/vision-ink.pt \
+    --lm=checkpoints/v2/lm.pt $tok --version=0.2.2 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
   node ../bin/flamingo-web.mjs eval --model "$RUNS/export" --episodes eval/episodes/all.jsonl --out "$RUNS/report.json"
 fi
