@@ -25,8 +25,10 @@ drawings by different artists are pulled together directly, not only through the
 twemoji left out (style-transfer/, "Model v2's styles"): worse within and across the unseen style; not adopted.
 Ink outlines (--restyle=P --restyle_kinds=ink: a sprite's own colours with dark lines on its edges) and IBN-a stages
 (--vision_ibn=N), tried with an outlined style (streamline-emojis) left out (style-transfer/, "Session 12"): each
-alone better within the unseen style, hardly across it; both together passed the trial's rule, so they are the
-next full stage 1 (train/v2.sh STAGE=1ni); the shipped encoder uses neither.
+alone better within the unseen style, hardly across it; both together passed the trial's rule (train/v2.sh
+STAGE=1ni), but no bridge on an encoder trained that way named as well as the shipped one. The shipped encoder
+(model 0.2.2) is v2's stage 1 distilled with ink outlines (--teacher --restyle=0.75 --restyle_kinds=ink: train/v2.sh
+stage 1d), which the bridge trained on the teacher reads unchanged.
 """
 from __future__ import annotations
 
