@@ -18,6 +18,7 @@
 #   STAGE=stitch bash train/v2.sh; STAGE=3stc ...  # that encoder mapped into the shipped one's space; by name only
 #   STAGE=1sni bash train/v2.sh; STAGE=3sni ...  # the shipped encoder continued with IBN-a + ink, then a bridge; by name only
 #   STAGE=1dink bash train/v2.sh              # stage 1d as it was run, from the committed stage 1 (checkpoints/v2/vision.pt)
+#   STAGE=1dink2 bash train/v2.sh             # that run resumed to twice its steps; by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -148,6 +149,12 @@ fi
 if in_stage 3stc; then
   bridge_stage "$RUNS/vision-stitched.pt" checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-stitch bridge-stitch.pt \
     --lr=3e-4 --seed=17 $short $stage3s --eval_every=125
+fi
+# 1dink2 (TRAINING_LOG_v2.md, "Stage 1dink2"): stage 1dink's run copied and resumed to twice its steps. By name only.
+if in_stage 1dink2; then
+  [ -d "$RUNS/vision-dink2" ] || cp -r "$RUNS/vision-dink" "$RUNS/vision-dink2"
+  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-dink2" --restyle=0.75 \
+    --restyle_kinds=ink --steps=$((2 * vision_dink_steps)) --lr=5e-4 --seed=3 $vision
 fi
 # 1sni and 3sni (TRAINING_LOG_v2.md, "Stage 1sni"): the shipped encoder continued with IBN-a and ink outlines (its
 # BatchNorm rows carried into the IBN stages), then the shipped bridge continued on it as 3nic. By name only.
