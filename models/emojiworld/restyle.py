@@ -23,6 +23,8 @@ import numpy as np
 COLOUR_KINDS = ('grey', 'hue', 'posterise', 'tint')  # recolourings: shape and shading kept
 LINE_KINDS = ('outline', 'outline-fill')  # line drawings: what a colour style never shows
 INK_KINDS = ('ink',)  # the colours as drawn, dark lines on their edges: an outlined colour style
+# session 16's distillation trials: ink on a recoloured drawing (another artist's palette, outlined), ink in bolder lines
+INK_VARIANT_KINDS = ('ink-recolour', 'ink-bold')
 KINDS = COLOUR_KINDS + LINE_KINDS  # random_restyle's default (ink came later: runs before it draw the same)
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -77,12 +79,15 @@ def random_restyle(rng, kinds=KINDS):
     if kind == 'tint':
         mix, colour = rng.uniform(0.35, 0.7), rng.uniform(150, 255, 3)
         return lambda s: _with_rgb(s, (1 - mix) * s[..., :3] + mix * colour)
+    if kind == 'ink-recolour':
+        recolour, inked = random_restyle(rng, COLOUR_KINDS), random_restyle(rng, INK_KINDS)
+        return lambda s: inked(recolour(s))
     # outline drawings: dark lines on the edges; inside, no fill, white, a pale copy of the colours, or (ink) the
     # colours themselves
     threshold = rng.uniform(0.2, 0.45)
-    width = int(rng.random() < 0.3)  # 1- or 3-pixel lines
+    width = int(rng.random() < 0.3) + (kind == 'ink-bold')  # 1- or 3-pixel lines (ink-bold: 3 or 5)
     ink = rng.uniform(0, 60, 3)
-    fill = {'outline': 'none', 'ink': 'colour'}.get(kind) or ('white', 'pale')[int(rng.integers(2))]
+    fill = {'outline': 'none', 'ink': 'colour', 'ink-bold': 'colour'}.get(kind) or ('white', 'pale')[int(rng.integers(2))]
     pale = rng.uniform(0.4, 0.75)
 
     def outline(s):

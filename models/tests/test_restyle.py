@@ -23,7 +23,7 @@ def restyle_of_kind(kind, seed=0):
     return restyle.random_restyle(np.random.default_rng(seed), (kind,))
 
 
-@pytest.mark.parametrize('kind', restyle.KINDS + restyle.INK_KINDS)
+@pytest.mark.parametrize('kind', restyle.KINDS + restyle.INK_KINDS + restyle.INK_VARIANT_KINDS)
 def test_every_kind_keeps_the_sprite_shape_and_is_deterministic(world, kind):
     sprite = world.sprite(0, 'noto')
     before = sprite.copy()
@@ -62,6 +62,16 @@ def test_ink_keeps_the_colours_and_silhouette_and_inks_the_strong_edges(world):
     off_line = (sprite[..., 3] == 255) & ~restyle._dilate(restyle.edges(sprite, 0.2), 1)
     assert off_line.any() and np.array_equal(out[off_line], sprite[off_line]), 'away from lines the drawing is as drawn'
     assert ((out[..., 3] > 0) | (sprite[..., 3] == 0)).all(), 'the whole silhouette stays opaque'
+
+
+def test_ink_bold_draws_wider_lines_and_ink_recolour_recolours_before_inking(world):
+    sprite = world.sprite(7, 'fluent-emoji-flat')
+    dark = lambda out: ((out[..., :3].max(-1) <= 60) & (out[..., 3] > 0)).sum()
+    for seed in range(4):  # the same draws but one more pixel of line on each side
+        assert dark(restyle_of_kind('ink-bold', seed)(sprite)) > dark(restyle_of_kind('ink', seed)(sprite))
+    rng = np.random.default_rng(5)
+    recolour, inked = restyle.random_restyle(rng, restyle.COLOUR_KINDS), restyle.random_restyle(rng, restyle.INK_KINDS)
+    assert np.array_equal(restyle_of_kind('ink-recolour', 5)(sprite), inked(recolour(sprite)))
 
 
 def test_the_default_kinds_are_unchanged_so_earlier_runs_draw_the_same():

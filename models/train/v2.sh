@@ -19,6 +19,7 @@
 #   STAGE=1sni bash train/v2.sh; STAGE=3sni ...  # the shipped encoder continued with IBN-a + ink, then a bridge; by name only
 #   STAGE=1dink bash train/v2.sh              # stage 1d as it was run, from the committed stage 1 (checkpoints/v2/vision.pt)
 #   STAGE=1dink2 bash train/v2.sh             # that run resumed to twice its steps; by name only
+#   STAGE=1dinkr / 1dinkb bash train/v2.sh    # stage 1dink with ink on recoloured drawings / in bolder lines; by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -155,6 +156,13 @@ if in_stage 1dink2; then
   [ -d "$RUNS/vision-dink2" ] || cp -r "$RUNS/vision-dink" "$RUNS/vision-dink2"
   $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-dink2" --restyle=0.75 \
     --restyle_kinds=ink --steps=$((2 * vision_dink_steps)) --lr=5e-4 --seed=3 $vision
+fi
+# 1dinkr and 1dinkb (TRAINING_LOG_v2.md, "Stages 1dinkr and 1dinkb"): stage 1dink with, beside plain ink, ink on a
+# recoloured drawing (1dinkr) or ink in bolder lines (1dinkb). By name only.
+if in_stage 1dinkr 1dinkb; then
+  kinds=$([ "$STAGE" = 1dinkr ] && echo ink,ink-recolour || echo ink,ink-bold)
+  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-${STAGE#1}" --restyle=0.75 \
+    --restyle_kinds=$kinds --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
 fi
 # 1sni and 3sni (TRAINING_LOG_v2.md, "Stage 1sni"): the shipped encoder continued with IBN-a and ink outlines (its
 # BatchNorm rows carried into the IBN stages), then the shipped bridge continued on it as 3nic. By name only.

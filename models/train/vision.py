@@ -42,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from emojiworld.concepts import load_world
-from emojiworld.restyle import INK_KINDS, KINDS, random_restyle
+from emojiworld.restyle import INK_KINDS, INK_VARIANT_KINDS, KINDS, random_restyle
 from emojiworld.samples import draw_scene, draw_single, name_in
 from flamingo.model import FlamingoConfig, VisionEncoder, ibn_state_from_batchnorm
 from flamingo.preprocess import normalize
@@ -186,7 +186,7 @@ class Batches(torch.utils.data.Dataset):
 
 def restyle_kinds(s: Settings) -> tuple:
     kinds = tuple(x for x in s.restyle_kinds.split(",") if x) or KINDS
-    assert all(k in KINDS + INK_KINDS for k in kinds), f"unknown --restyle_kinds {s.restyle_kinds!r}"
+    assert all(k in KINDS + INK_KINDS + INK_VARIANT_KINDS for k in kinds), f"unknown --restyle_kinds {s.restyle_kinds!r}"
     return kinds
 
 
