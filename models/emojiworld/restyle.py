@@ -23,7 +23,8 @@ import numpy as np
 COLOUR_KINDS = ('grey', 'hue', 'posterise', 'tint')  # recolourings: shape and shading kept
 LINE_KINDS = ('outline', 'outline-fill')  # line drawings: what a colour style never shows
 INK_KINDS = ('ink',)  # the colours as drawn, dark lines on their edges: an outlined colour style
-# session 16's distillation trials: ink on a recoloured drawing (another artist's palette, outlined), ink in bolder lines
+# ink on a recoloured drawing (another artist's palette, outlined), ink in 3- or 5-pixel lines: tried in stage 1's
+# distillation, not shipped (TRAINING_LOG_v2.md, "Stages 1dinkr and 1dinkb")
 INK_VARIANT_KINDS = ('ink-recolour', 'ink-bold')
 KINDS = COLOUR_KINDS + LINE_KINDS  # random_restyle's default (ink came later: runs before it draw the same)
 
@@ -87,7 +88,8 @@ def random_restyle(rng, kinds=KINDS):
     threshold = rng.uniform(0.2, 0.45)
     width = int(rng.random() < 0.3) + (kind == 'ink-bold')  # 1- or 3-pixel lines (ink-bold: 3 or 5)
     ink = rng.uniform(0, 60, 3)
-    fill = {'outline': 'none', 'ink': 'colour', 'ink-bold': 'colour'}.get(kind) or ('white', 'pale')[int(rng.integers(2))]
+    fill = {'outline': 'none', 'ink': 'colour', 'ink-bold': 'colour'}.get(kind)
+    fill = fill or ('white', 'pale')[int(rng.integers(2))]
     pale = rng.uniform(0.4, 0.75)
 
     def outline(s):
