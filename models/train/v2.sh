@@ -20,6 +20,7 @@
 #   STAGE=1dink bash train/v2.sh              # stage 1d as it was run, from the committed stage 1 (checkpoints/v2/vision.pt)
 #   STAGE=1dink2 bash train/v2.sh             # that run resumed to twice its steps; by name only
 #   STAGE=1dinkr / 1dinkb bash train/v2.sh    # stage 1dink with ink on recoloured drawings / in bolder lines; by name only
+#   STAGE=3sd bash train/v2.sh                # the shipped bridge continued on 0.2.2's encoder; by name only
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -163,6 +164,12 @@ if in_stage 1dinkr 1dinkb; then
   kinds=$([ "$STAGE" = 1dinkr ] && echo ink,ink-recolour || echo ink,ink-bold)
   $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-${STAGE#1}" --restyle=0.75 \
     --restyle_kinds=$kinds --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
+fi
+# 3sd (TRAINING_LOG_v2.md, "Stage 3sd"): the shipped bridge continued on the shipped encoder (0.2.2's), 3s's settings.
+# By name only.
+if in_stage 3sd; then
+  bridge_stage checkpoints/v2/vision-ink.pt checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-3sd bridge-3sd.pt \
+    --lr=3e-4 --seed=23 $short $stage3s
 fi
 # 1sni and 3sni (TRAINING_LOG_v2.md, "Stage 1sni"): the shipped encoder continued with IBN-a and ink outlines (its
 # BatchNorm rows carried into the IBN stages), then the shipped bridge continued on it as 3nic. By name only.
