@@ -175,7 +175,7 @@ test('the model manager: stored size, persist, delete, a folder from disk, anoth
   await page.goto('/?backend=wasm');
   await waitForModel(page);
   const rows = page.getByTestId('model-row');
-  const bundled = rows.filter({ hasText: 'emojiworld 0.2.2' }).first();
+  const bundled = rows.filter({ hasText: 'emojiworld 0.2.3' }).first();
   await expect(bundled.getByTestId('model-stored')).toHaveText(/^(\d+\.\d MB) of \1$/);
   await expect(page.getByTestId('storage-estimate')).toContainText(/This site uses .* of the .* the browser allows it/);
   await page.getByTestId('persist-storage').click();
@@ -200,7 +200,7 @@ test('the model manager: stored size, persist, delete, a folder from disk, anoth
 
     writeFileSync(join(folder, 'tokenizer.json'), tokenizer);
     await page.getByTestId('model-folder-input').setInputFiles(folder);
-    await expect(page.getByTestId('model-ready')).toContainText('my-model 0.2.2');
+    await expect(page.getByTestId('model-ready')).toContainText('my-model 0.2.3');
     await expect(rows.filter({ hasText: 'my-model' })).toHaveAttribute('data-current', 'true');
     await expect(rows.filter({ hasText: 'my-model' })).toContainText('picked from a folder');
   } finally {
@@ -222,7 +222,7 @@ test('the model manager: stored size, persist, delete, a folder from disk, anoth
 
   await page.getByTestId('model-url-load').click();
   await dialog.getByTestId('confirm-ok').click();
-  await expect(page.getByTestId('model-ready')).toContainText('emojiworld 0.2.2');
+  await expect(page.getByTestId('model-ready')).toContainText('emojiworld 0.2.3');
   await expect(rows.filter({ hasText: otherModel })).toHaveAttribute('data-current', 'true');
   expect(new URL(page.url()).searchParams.get('model')).toBe(otherModel);
 

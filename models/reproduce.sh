@@ -108,12 +108,13 @@ $PY -m train.flamingo $tok $frozen --init="$RUNS/flamingo-j/final.pt" --out="$RU
 # Model v2, the shipped model (train/v2.sh, models/eval/TRAINING_LOG_v2.md): v1's three stages continued on four
 # more art styles (stage 1), on 640-token sequences with 32-shot binding episodes (stage 2) and, from v1's bridge,
 # on pages of up to 32 images (stage 3), then with short pages mixed back in (stage 3s); the encoder shipped is stage
-# 1's distilled to see ink outlines as clean drawings (stage 1d), which the bridge trained on stage 1's still reads
+# 1's distilled to see ink outlines as clean drawings (stage 1d), and the bridge is 3s's continued on it, mixed half
+# and half with 3s's (stage 3d)
 $PY tools/bridge_of.py "$RUNS/flamingo-p/final.pt" "$RUNS/bridge-v1.pt"
 V1_VISION="$RUNS/vision/last.pt" V1_LM="$RUNS/lm/best.pt" V1_BRIDGE="$RUNS/bridge-v1.pt" TOKENIZER="$RUNS/tokenizer.json" \
   RUNS="$RUNS/v2" PROFILE="$([ "$PROFILE" = smoke ] && echo smoke || echo full)" STAGE=stages bash train/v2.sh
-$PY -m flamingo.export --bridge="$RUNS/v2/bridge.pt" --vision="$RUNS/v2/vision-dink/last.pt" --lm="$RUNS/v2/lm/best.pt" \
-  --tokenizer "$RUNS/tokenizer.json" --version=0.2.2 --out "$MODEL_DIR" --extra "$RUNS/splits.json"
+$PY -m flamingo.export --bridge="$RUNS/v2/bridge-mix.pt" --vision="$RUNS/v2/vision-dink/last.pt" --lm="$RUNS/v2/lm/best.pt" \
+  --tokenizer "$RUNS/tokenizer.json" --version=0.2.3 --out "$MODEL_DIR" --extra "$RUNS/splits.json"
 # Evaluation goes through the exported graphs and the CLI (ONNX Runtime), on held-out data only.
 [ -f "$EPISODES/all.jsonl" ] || $PY -m emojiworld.episodes --out "$EPISODES" --n "${EPISODES_PER_TASK:-50}"
 node ../bin/flamingo-web.mjs eval --model "$MODEL_DIR" --episodes "$EPISODES/all.jsonl" --out "$REPORT"

@@ -16,10 +16,11 @@ latents (averaged) find the right support as the nearest one: where the matching
 
     cd models && /usr/bin/python3 -m probes.bridge [--bridge=checkpoints/bridge.pt --n=100 --labels --long --styles --kin --kin_many
                                                     --near --heads]
-    /usr/bin/python3 -m probes.bridge --bridge=checkpoints/v2/bridge.pt --vision=checkpoints/v2/vision.pt \
-        --lm=checkpoints/v2/lm.pt --world=v2 --n=200     # model v2's stages (train/v2.sh)
+    /usr/bin/python3 -m probes.bridge --bridge=checkpoints/v2/bridge-mix.pt --vision=checkpoints/v2/vision-ink.pt \
+        --lm=checkpoints/v2/lm.pt --world=v2 --n=200     # the shipped model's stages (train/v2.sh)
 
-The same probe sets (seeds) as train.flamingo logs during training, so the numbers compare.
+The same probe sets (seeds) as train.flamingo logs during training, so the numbers compare, but only with probes run
+on the same machine: the same bridge probed 0.854 on one machine and 0.846 on another (TRAINING_LOG_v2.md, "Stage 3sd").
 """
 import argparse
 from collections import Counter

@@ -84,7 +84,7 @@ def test_reproduce_script_runs_every_stage_end_to_end(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["lm"]["vocab_size"] == 400  # the smoke tokenizer's size reached the exported model
-    assert manifest["version"] == "0.2.2" and manifest["lm"]["context_length"] == 640  # v2's stages exported
+    assert manifest["version"] == "0.2.3" and manifest["lm"]["context_length"] == 640  # v2's stages exported
     report = json.loads((tmp_path / "report.json").read_text())
     assert "binding-5way-1shot" in report["tasks"] and (tmp_path / "accuracy-vs-shots.png").exists()
 

@@ -369,7 +369,7 @@ def lm_copy_heads(model: Flamingo, tok: Tokenizer, world) -> list[tuple[int, int
 
 
 # The bundled model's three stages (public/models/emojiworld is exported from them: train/v2.sh, STAGE=export).
-SHIPPED = {"bridge": "checkpoints/v2/bridge.pt", "vision": "checkpoints/v2/vision-ink.pt", "lm": "checkpoints/v2/lm.pt"}
+SHIPPED = {"bridge": "checkpoints/v2/bridge-mix.pt", "vision": "checkpoints/v2/vision-ink.pt", "lm": "checkpoints/v2/lm.pt"}
 
 
 def load_shipped():

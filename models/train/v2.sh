@@ -4,12 +4,14 @@
 #   stage 1: the encoder on all seven training styles (load_world(styles='v2'), EMOJIWORLD.md);
 #   stage 2: the language model on 640-token sequences with long binding episodes (32-shot prompts);
 #   stage 3: the bridge on both, starting from v1's bridge, on pages of up to 32 images;
-#   stage 3s: stage 3's bridge continued with half the pages short again (at most 8 images): the shipped bridge;
+#   stage 3s: stage 3's bridge continued with half the pages short again (at most 8 images; shipped until 0.2.2);
 #   stage 1d: stage 1's encoder distilled to see ink outlines as clean drawings (the shipped encoder since 0.2.2);
+#   stage 3d: stage 3s's bridge continued on stage 1d's encoder, then mixed half and half with 3s's (the shipped
+#            bridge since 0.2.3);
 #   export:  the model folder from checkpoints/v2/ (the committed stages) and its CLI evaluation.
 #
 #   cd models && bash train/v2.sh            # every stage resumes from its last checkpoint when run again
-#   STAGE=3 bash train/v2.sh                 # one stage only (1, 1d, 2, 3, 3s, stages = all of them, export)
+#   STAGE=3 bash train/v2.sh                 # one stage only (1, 1d, 2, 3, 3s, 3d, stages = all of them, export)
 #   STAGE=1wide bash train/v2.sh; STAGE=3wide ...  # the candidate after 0.2.1, by name only (below)
 #   STAGE=1ni bash train/v2.sh               # session 12's candidate encoder (IBN-a + ink), by name only
 #   STAGE=1nic bash train/v2.sh              # that encoder trained on; by name only
@@ -20,7 +22,7 @@
 #   STAGE=1dink bash train/v2.sh              # stage 1d as it was run, from the committed stage 1 (checkpoints/v2/vision.pt)
 #   STAGE=1dink2 bash train/v2.sh             # that run resumed to twice its steps; by name only
 #   STAGE=1dinkr / 1dinkb bash train/v2.sh    # stage 1dink with ink on recoloured drawings / in bolder lines; by name only
-#   STAGE=3sd bash train/v2.sh                # the shipped bridge continued on 0.2.2's encoder; by name only
+#   STAGE=3sd bash train/v2.sh                # stage 3d as it was run, from the committed stages (0.2.2's)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
 # v1's stages come from models/checkpoints/ unless V1_VISION, V1_LM, V1_BRIDGE (a bridge as tools/bridge_of.py
@@ -165,11 +167,14 @@ if in_stage 1dinkr 1dinkb; then
   $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-${STAGE#1}" --restyle=0.75 \
     --restyle_kinds=$kinds --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
 fi
-# 3sd (TRAINING_LOG_v2.md, "Stage 3sd"): the shipped bridge continued on the shipped encoder (0.2.2's), 3s's settings.
-# By name only.
-if in_stage 3sd; then
-  bridge_stage checkpoints/v2/vision-ink.pt checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-3sd bridge-3sd.pt \
-    --lr=3e-4 --seed=23 $short $stage3s
+# 3d (TRAINING_LOG_v2.md, "Stage 3sd" and "Stage 3sdm"): stage 3s's bridge continued on stage 1d's encoder with 3s's
+# settings, then mixed half and half with 3s's bridge: the shipped bridge since 0.2.3. STAGE=3sd is the run as made,
+# from the committed checkpoints; its mix is checkpoints/v2/bridge-mix.pt.
+if in_stage all stages 3d 3sd; then
+  if [ "$STAGE" = 3sd ]; then vision_1d=checkpoints/v2/vision-ink.pt bridge_3s=checkpoints/v2/bridge.pt lm_2=checkpoints/v2/lm.pt
+  else vision_1d="$RUNS/vision-dink/last.pt" bridge_3s="$RUNS/bridge.pt" lm_2="$RUNS/lm/best.pt"; fi
+  bridge_stage "$vision_1d" "$lm_2" "$bridge_3s" flamingo-3sd bridge-3sd.pt --lr=3e-4 --seed=23 $short $stage3s
+  $PY tools/bridge_mix.py "$bridge_3s" "$RUNS/bridge-3sd.pt" 0.5 "$RUNS/bridge-mix.pt"
 fi
 # 1sni and 3sni (TRAINING_LOG_v2.md, "Stage 1sni"): the shipped encoder continued with IBN-a and ink outlines (its
 # BatchNorm rows carried into the IBN stages), then the shipped bridge continued on it as 3nic. By name only.
@@ -184,7 +189,7 @@ fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
   # committed episodes (OpenMoji, held-out concepts)
-  $PY -m flamingo.export --bridge="${BRIDGE:-checkpoints/v2/bridge.pt}" --vision=checkpoints/v2/vision-ink.pt \
-    --lm=checkpoints/v2/lm.pt $tok --version=0.2.2 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
+  $PY -m flamingo.export --bridge="${BRIDGE:-checkpoints/v2/bridge-mix.pt}" --vision=checkpoints/v2/vision-ink.pt \
+    --lm=checkpoints/v2/lm.pt $tok --version=0.2.3 --out="$RUNS/export" --extra ../public/models/emojiworld/splits.json
   node ../bin/flamingo-web.mjs eval --model "$RUNS/export" --episodes eval/episodes/all.jsonl --out "$RUNS/report.json"
 fi
