@@ -2,7 +2,7 @@
 // figures: the bench itself needs a browser and minutes, and asserts nothing about speed).
 import { describe, expect, it } from 'vitest';
 import type { LoadTimings } from '../src/worker/api';
-import { buildReport, REQUIRED_FIELDS, type ReportInput } from './report';
+import { buildReport, REQUIRED_FIELDS, simdOf, type ReportInput } from './report';
 
 const timings: LoadTimings = {
   workerOrigin: 0, workerStartMs: 1, files: [0, 10], runtime: [0, 20], sessions: { 'lm.onnx': [20, 30] }, total: 30,
@@ -69,5 +69,15 @@ describe('bench report', () => {
     expect(report.browser_vs_node_ratio).toBe(0.25);
     expect(report.vs_transformersjs_ratio).toBe(1.25);
     expect(report.details.decode_text_prompt.ratios_of_medians.browser_vs_node).toBe(0.1); // 40 / 400
+  });
+});
+
+describe('simdOf', () => {
+  it('names the vector extensions of the first CPU in /proc/cpuinfo, in a fixed order', () => {
+    const info = 'processor\t: 0\nflags\t\t: fpu sse4_2 avx512_bf16 fma avx2 avx avx512f\n\nprocessor\t: 1\nflags\t\t: fpu\n';
+    expect(simdOf(info)).toEqual(['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16']);
+  });
+  it('is empty where there is no cpuinfo', () => {
+    expect(simdOf('')).toEqual([]);
   });
 });

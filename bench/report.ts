@@ -6,7 +6,7 @@ import type { StartupSample } from './startup';
 
 export interface ReportInput {
   date: string;
-  machine: { cpus: number; cpuModel: string; memoryGb: number; os: string; node: string };
+  machine: { cpus: number; cpuModel: string; memoryGb: number; os: string; simd?: string[]; node: string };
   settings: { promptTokens: number; newTokens: number; repeats: number; rounds: number; shotRepeats: number; shots: number[]; promptText: string };
   /** src/cli/bench.ts's JSON, as it wrote it. */
   cli: unknown;
@@ -166,12 +166,22 @@ export function buildReport(input: ReportInput) {
   };
 }
 
+/**
+ * The vector extensions named in a Linux /proc/cpuinfo ('' elsewhere: none): hosts of one model name differ in them,
+ * and with them in speed and in the order floats are summed (docs/BENCHMARKS.md, "Session 17").
+ */
+export function simdOf(cpuinfo: string): string[] {
+  const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/));
+  return ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16'].filter((f) => flags.has(f));
+}
+
 export type BenchReport = ReturnType<typeof buildReport>;
 
 export function printReport(r: BenchReport): void {
   const d = r.details;
   const line = (label: string, value: unknown) => console.log(`${label.padEnd(44)} ${value ?? '—'}`);
-  console.log(`\nflamingo-web bench, ${r.machine.date}: ${r.machine.cpus} × ${r.machine.cpuModel}, Chromium ${r.machine.chromium}, ${r.machine.node}`);
+  const simd = r.machine.simd?.length ? ` (${r.machine.simd.join(' ')})` : '';
+  console.log(`\nflamingo-web bench, ${r.machine.date}: ${r.machine.cpus} × ${r.machine.cpuModel}${simd}, Chromium ${r.machine.chromium}, ${r.machine.node}`);
   line('start-up, cold / warm (ms)', `${r.cold_start_ms} / ${r.warm_start_ms}`);
   for (const kind of ['cold', 'warm'] as const) {
     const s = d.startup[kind];

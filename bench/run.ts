@@ -19,7 +19,7 @@ import { runBench } from '../src/cli/bench';
 import { BUNDLED_MODEL_DIR, createNodeEngine, REPO_ROOT } from '../src/cli/node';
 import { runBrowserBench, type BrowserResult } from './browser';
 import { textPrompt } from './prompt';
-import { buildReport, printReport } from './report';
+import { buildReport, printReport, simdOf } from './report';
 import { startPreview } from './server';
 
 const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
@@ -165,6 +165,7 @@ async function main(): Promise<void> {
       cpuModel: cpus()[0]?.model ?? 'unknown',
       memoryGb: Math.round(totalmem() / 2 ** 30),
       os: `${osType()} ${release()}`,
+      simd: simdOf(await readFile('/proc/cpuinfo', 'utf8').catch(() => '')),
       node: process.version,
     },
     settings: { promptTokens: PROMPT_TOKENS, newTokens, repeats, rounds: Number(values.rounds), shotRepeats: Number(values['shot-repeats']), shots, promptText: prompt.text },
