@@ -97,6 +97,27 @@ def test_distillation_starts_from_the_teacher_and_only_restyled_images_cost(worl
         assert student.loss(px(clean), px(restyled)).item() > 1e-3
 
 
+def test_an_ibn_student_starts_from_a_plain_teacher_and_keeps_its_batch_normalised_half(world):
+    from dataclasses import replace
+    from flamingo.model import IBN, FlamingoConfig
+    from train.vision import Student
+    ckpt = torch.load(MODELS / 'checkpoints' / 'vision.pt', map_location='cpu')
+    plain = FlamingoConfig.from_dict(ckpt['config'])
+    assert not plain.vision_ibn
+    student = Student(replace(plain, vision_ibn=2), ckpt['vision'], plain)  # strict loads: every key carried over
+    assert sum(isinstance(m, IBN) for m in student.vision.modules()) == 2
+    assert not any(isinstance(m, IBN) for m in student.teacher.modules()), 'the teacher stays as trained'
+    from flamingo.preprocess import normalize
+    clean = [samples.draw_single(world, c, 'noto', np.random.default_rng(c)) for c in range(4)]
+    x = torch.from_numpy(normalize(np.stack(clean), plain.mean, plain.std))
+    with torch.no_grad():
+        s, t = student.vision.convs[:2](x), student.teacher.convs[:2](x)
+        half = s.shape[1] // 2
+        assert torch.allclose(s[:, half:], t[:, half:], atol=1e-6), 'the batch-normalised half is the teacher\'s'
+        assert not torch.allclose(s[:, :half], t[:, :half], atol=1e-3), 'the other half is normalised per image'
+        assert student.loss(x, x).item() > 0, 'so a clean image costs too, until the student has learnt'
+
+
 def test_distillation_run_writes_a_vision_checkpoint_stage3_can_load(tmp_path):
     out = tmp_path / 'vision'
     subprocess.run([sys.executable, '-m', 'train.vision', '--tokenizer=../public/models/emojiworld/tokenizer.json',

@@ -22,6 +22,7 @@
 #   STAGE=1dink bash train/v2.sh              # stage 1d as it was run, from the committed stage 1 (checkpoints/v2/vision.pt)
 #   STAGE=1dink2 bash train/v2.sh             # that run resumed to twice its steps; by name only
 #   STAGE=1dinkr / 1dinkb bash train/v2.sh    # stage 1dink with ink on recoloured drawings / in bolder lines; by name only
+#   STAGE=1dni bash train/v2.sh               # stage 1dink with IBN-a in the student's first two stages; by name only
 #   STAGE=3sd bash train/v2.sh                # stage 3d as it was run, from the committed stages (0.2.2's)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
@@ -166,6 +167,12 @@ if in_stage 1dinkr 1dinkb; then
   kinds=$([ "$STAGE" = 1dinkr ] && echo ink,ink-recolour || echo ink,ink-bold)
   $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-${STAGE#1}" --restyle=0.75 \
     --restyle_kinds=$kinds --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
+fi
+# 1dni (TRAINING_LOG_v2.md, "Stage 1dni"): stage 1dink, but the student has IBN-a in its first two stages (the
+# teacher's weights carried over; the teacher stays plain). By name only.
+if in_stage 1dni; then
+  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --vision_ibn=2 --out="$RUNS/vision-dni" \
+    --restyle=0.75 --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
 fi
 # 3d (TRAINING_LOG_v2.md, "Stage 3sd" and "Stage 3sdm"): stage 3s's bridge continued on stage 1d's encoder with 3s's
 # settings, then mixed half and half with 3s's bridge: the shipped bridge since 0.2.3. STAGE=3sd is the run as made,

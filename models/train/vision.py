@@ -28,7 +28,8 @@ Ink outlines (--restyle=P --restyle_kinds=ink: a sprite's own colours with dark 
 alone better within the unseen style, hardly across it; both together passed the trial's rule (train/v2.sh
 STAGE=1ni), but no bridge on an encoder trained that way named as well as the shipped one. The shipped encoder
 (model 0.2.2) is v2's stage 1 distilled with ink outlines (--teacher --restyle=0.75 --restyle_kinds=ink: train/v2.sh
-stage 1d), which the bridge trained on the teacher reads unchanged.
+stage 1d), which the bridge trained on the teacher reads unchanged. With --teacher, --vision_ibn=N gives the student
+IBN-a stages the teacher lacks (its weights carried over by ibn_state_from_batchnorm; train/v2.sh STAGE=1dni).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class Settings:
     scene_fraction: float = 0.3
     d_embed: int = 128
     vision_channels: str = ""  # widths of the CNN's stride-2 stages, comma-separated (default: FlamingoConfig's; no --teacher)
-    vision_ibn: int = 0  # FlamingoConfig.vision_ibn: the first n stages half instance-normalised (IBN-a)
+    vision_ibn: int = 0  # FlamingoConfig.vision_ibn: the first n stages half instance-normalised (IBN-a); with --teacher, the student's
     styles: str = ""  # comma-separated training styles to draw from (default: all three)
     validation_style: str = "noto"  # a training style; leave it out of --styles for a cross-style probe
     restyle: float = 0.0  # probability that a training image's sprites are restyled
@@ -294,10 +295,13 @@ class Student(nn.Module):
     images to the teacher's features of the clean ones. BatchNorm keeps the teacher's statistics
     (eval mode) so that clean features do not drift with the restyled batches."""
 
-    def __init__(self, cfg: FlamingoConfig, teacher_state: dict):
+    def __init__(self, cfg: FlamingoConfig, teacher_state: dict, teacher_cfg: FlamingoConfig | None = None):
         super().__init__()
-        self.vision, self.teacher = VisionEncoder(cfg), VisionEncoder(cfg)
-        self.vision.load_state_dict(teacher_state)
+        teacher_cfg = teacher_cfg or cfg
+        self.vision, self.teacher = VisionEncoder(cfg), VisionEncoder(teacher_cfg)
+        # a student with IBN-a stages the teacher lacks starts from the teacher's weights carried over
+        ibn = cfg.vision_ibn and not teacher_cfg.vision_ibn
+        self.vision.load_state_dict(ibn_state_from_batchnorm(teacher_state, cfg) if ibn else teacher_state)
         self.teacher.load_state_dict(teacher_state)
         self.teacher.requires_grad_(False)
         self.eval()
@@ -321,8 +325,9 @@ def main():
     torch.manual_seed(s.seed)
     if s.teacher:
         teacher = torch.load(s.teacher, map_location="cpu")
-        cfg = FlamingoConfig.from_dict(teacher["config"])
-        model = Student(cfg, teacher["vision"]).to(s.device)
+        teacher_cfg = FlamingoConfig.from_dict(teacher["config"])
+        cfg = FlamingoConfig.from_dict({**teacher["config"], "vision_ibn": s.vision_ibn or teacher_cfg.vision_ibn})
+        model = Student(cfg, teacher["vision"], teacher_cfg).to(s.device)
         params = list(model.vision.parameters())
     else:
         widths = tuple(int(c) for c in s.vision_channels.split(",") if c)
