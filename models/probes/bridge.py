@@ -19,12 +19,15 @@ latents (averaged) find the right support as the nearest one: where the matching
     /usr/bin/python3 -m probes.bridge --bridge=checkpoints/v2/bridge-mix.pt --vision=checkpoints/v2/vision-ink.pt \
         --lm=checkpoints/v2/lm.pt --world=v2 --n=200     # the shipped model's stages (train/v2.sh)
 
-The same probe sets (seeds) as train.flamingo logs during training, so the numbers compare, but only with probes run
-on the same machine: the same bridge probed 0.854 on one machine and 0.846 on another (TRAINING_LOG_v2.md, "Stage 3sd").
+The same probe sets (seeds) as train.flamingo logs during training, so the numbers compare; but the same bridge has
+probed 0.846 in one session and 0.854 in two others, once on the same machine (TRAINING_LOG_v2.md, "Stage 1dni"), so
+each task's line ends with a digest of its episodes: two runs with the same digests saw the same pixels and texts.
 """
 import argparse
+import hashlib
 from collections import Counter
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +40,28 @@ from flamingo.matching import keep_attention, matching_targets
 from train.flamingo import (BINDING_LABELS, PROBE_TASKS, collate, completion_logits, encode_sample, exact_match,
                             lm_copy_heads, load_trained, media_latents, probe_completions, probe_set)
 from train.vision import concept_neighbours, embedding, few_shot_probe
+
+
+def probes_digest(probes) -> str:
+    """The first 12 hex digits of a sha256 over a probe set's pixels, texts and completions: two runs that
+    print the same digest saw the same episodes, so a difference in their scores is in the arithmetic."""
+    h = hashlib.sha256()
+
+    def feed(x):
+        if isinstance(x, np.ndarray):
+            h.update(str((x.dtype, x.shape)).encode()), h.update(np.ascontiguousarray(x).tobytes())
+        elif isinstance(x, dict):
+            for k in sorted(x):
+                feed(k), feed(x[k])
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[%d" % len(x))
+            for item in x:
+                feed(item)
+        else:
+            h.update(repr(x).encode())
+
+    feed(probes)
+    return h.hexdigest()[:12]
 
 
 @torch.no_grad()
@@ -159,7 +184,7 @@ def main():
     for i, task in enumerate(list(PROBE_TASKS) + extra):
         probes = probe_set(world, task, args.n, seed=7 + i)  # the seeds train.flamingo uses
         pairs = probe_completions(model, tok, probes, "cpu")
-        print(f"{task}: {exact_match(pairs):.2f}", flush=True)
+        print(f"{task}: {exact_match(pairs):.2f} (episodes {probes_digest(probes)})", flush=True)
         if args.labels and task in BINDING_LABELS:
             print(f"  pieces right: {pieces_right(pairs)}")
         if task == "clip-direction":

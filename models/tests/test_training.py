@@ -244,6 +244,8 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
     from train.flamingo import BINDING_LABELS, PROBE_TASKS
     for task in set(PROBE_TASKS) | set(BINDING_LABELS) | set(LONG_PROBES) | set(STYLE_PROBES) | set(KIN_PROBES) | set(NEAR_PROBES):
         assert 0.0 <= float(out.split(f"{task}: ")[1].split()[0]) <= 1.0
+    for task in PROBE_TASKS:
+        assert len(out.split(f"{task}: ")[1].split("(episodes ")[1].split(")")[0]) == 12
     for name, (_, k) in KIN_PROBES.items():  # one support, the query's own concept: its label is the nearest
         nearest = float(out.split(f"{name}: ")[1].split("nearest support: ")[1].split(")")[0])
         assert nearest == 1.0 if k == 1 else 0.0 <= nearest <= 1.0
@@ -257,6 +259,18 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
     assert len(nn_scores) == 1 + sum(task == "binding" for task, _ in STYLE_PROBES.values())
     rows = [line.split(":")[1].split() for line in out.splitlines() if line.strip().startswith(("left:", "right:", "up:", "down:"))]
     assert len(rows) == 4 and sum(int(c) for row in rows for c in row) == 4  # one answer per probe item
+
+
+def test_the_probe_digest_names_the_episodes_and_nothing_else():
+    from emojiworld.concepts import load_world
+    from probes.bridge import probes_digest
+    world = load_world()
+    from train.flamingo import probe_set
+    a, b = probe_set(world, "binding", 3, seed=7), probe_set(world, "binding", 3, seed=7)
+    assert probes_digest(a) == probes_digest(b), "the same seed draws the same episodes"
+    assert probes_digest(probe_set(world, "binding", 3, seed=8)) != probes_digest(a)
+    b[1][0][0]["image"][0, 0, 0] ^= 1  # one pixel's lowest bit
+    assert probes_digest(b) != probes_digest(a)
 
 
 def test_stage1_vision_channels_set_the_encoder_widths(tmp_path):

@@ -22,7 +22,7 @@
 #   STAGE=1dink bash train/v2.sh              # stage 1d as it was run, from the committed stage 1 (checkpoints/v2/vision.pt)
 #   STAGE=1dink2 bash train/v2.sh             # that run resumed to twice its steps; by name only
 #   STAGE=1dinkr / 1dinkb bash train/v2.sh    # stage 1dink with ink on recoloured drawings / in bolder lines; by name only
-#   STAGE=1dni bash train/v2.sh               # stage 1dink with IBN-a in the student's first two stages; by name only
+#   STAGE=1dni / 1dni1 bash train/v2.sh       # stage 1dink with IBN-a in the student's first two stages / first one; by name only
 #   STAGE=3sd bash train/v2.sh                # stage 3d as it was run, from the committed stages (0.2.2's)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
@@ -168,10 +168,11 @@ if in_stage 1dinkr 1dinkb; then
   $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-${STAGE#1}" --restyle=0.75 \
     --restyle_kinds=$kinds --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
 fi
-# 1dni (TRAINING_LOG_v2.md, "Stage 1dni"): stage 1dink, but the student has IBN-a in its first two stages (the
-# teacher's weights carried over; the teacher stays plain). By name only.
-if in_stage 1dni; then
-  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --vision_ibn=2 --out="$RUNS/vision-dni" \
+# 1dni and 1dni1 (TRAINING_LOG_v2.md, "Stage 1dni", "Stage 1dni1"): stage 1dink, but the student has IBN-a in its
+# first two stages / its first one (the teacher's weights carried over; the teacher stays plain). By name only.
+if in_stage 1dni 1dni1; then
+  ibn=$([ "$STAGE" = 1dni ] && echo 2 || echo 1)
+  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --vision_ibn=$ibn --out="$RUNS/vision-${STAGE#1}" \
     --restyle=0.75 --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
 fi
 # 3d (TRAINING_LOG_v2.md, "Stage 3sd" and "Stage 3sdm"): stage 3s's bridge continued on stage 1d's encoder with 3s's
