@@ -133,6 +133,39 @@ def test_distillation_run_writes_a_vision_checkpoint_stage3_can_load(tmp_path):
     assert 'twemoji_to_fluent-emoji-flat' in evals[-1] and 'naming_' in evals[-1]
 
 
+def test_anchored_batches_pair_each_restyled_image_with_its_clean_drawing(world):
+    from flamingo.model import FlamingoConfig
+    from flamingo.tokenizer import Tokenizer
+    from train.vision import Batches, Settings
+    tok = Tokenizer.load(str(MODELS.parent / 'public/models/emojiworld/tokenizer.json'))
+    cfg = FlamingoConfig(vocab_size=len(tok.vocab))
+    plain = Batches(Settings(batch=8, steps=1, styles='twemoji,noto'), world, tok, cfg, 0)[0]
+    anchored = Batches(Settings(batch=8, steps=1, styles='twemoji,noto', anchor=1.0), world, tok, cfg, 0)[0]
+    assert len(anchored) == 6 and torch.equal(anchored[0], anchored[5]), 'no restyle: the clean drawing itself'
+    assert torch.equal(anchored[0], plain[0]) and torch.equal(anchored[1], plain[1]), 'the same batch as without'
+    inked = Batches(Settings(batch=8, steps=1, styles='twemoji,noto', anchor=1.0, restyle=1.0, restyle_kinds='ink'),
+                    world, tok, cfg, 0)[0]
+    assert all(not torch.equal(a, b) for a, b in zip(inked[0], inked[5])), 'every image inked, its target clean'
+
+
+def test_anchored_run_logs_the_anchor_and_keeps_batchnorm_at_the_start(tmp_path):
+    out = tmp_path / 'vision'
+    subprocess.run([sys.executable, '-m', 'train.vision', '--tokenizer=../public/models/emojiworld/tokenizer.json',
+                    f'--out={out}', '--init=checkpoints/vision.pt', '--anchor=10', '--restyle=0.5', '--restyle_kinds=ink',
+                    '--steps=20', '--batch=8', '--eval_every=20', '--styles=twemoji,noto',
+                    '--validation_style=fluent-emoji-flat'],
+                   cwd=MODELS, check=True, env={'TORCH_THREADS': '1', 'PATH': '/usr/bin:/bin'})
+    import json
+    logged = json.loads((out / 'log.jsonl').read_text().splitlines()[-1])
+    assert 0.0 < logged['anchor_mse'] < 1.0
+    ckpt = torch.load(out / 'last.pt', map_location='cpu')
+    start = torch.load(MODELS / 'checkpoints' / 'vision.pt', map_location='cpu')['vision']
+    for k, v in start.items():
+        if 'running_' in k:
+            assert torch.equal(ckpt['vision'][k], v), f'{k}: BatchNorm statistics stay the start\'s'
+    assert any(not torch.equal(ckpt['vision'][k], v) for k, v in start.items() if v.is_floating_point())
+
+
 def test_random_convolution_changes_some_images_and_is_seeded():
     from train.vision import random_convolution
     x = torch.randn(16, 3, 64, 64)

@@ -23,6 +23,7 @@
 #   STAGE=1dink2 bash train/v2.sh             # that run resumed to twice its steps; by name only
 #   STAGE=1dinkr / 1dinkb bash train/v2.sh    # stage 1dink with ink on recoloured drawings / in bolder lines; by name only
 #   STAGE=1dni / 1dni1 bash train/v2.sh       # stage 1dink with IBN-a in the student's first two stages / first one; by name only
+#   STAGE=1anc bash train/v2.sh               # the shipped encoder trained on contrastively, anchored to itself; by name only
 #   STAGE=3sd bash train/v2.sh                # stage 3d as it was run, from the committed stages (0.2.2's)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
@@ -174,6 +175,12 @@ if in_stage 1dni 1dni1; then
   ibn=$([ "$STAGE" = 1dni ] && echo 2 || echo 1)
   $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --vision_ibn=$ibn --out="$RUNS/vision-${STAGE#1}" \
     --restyle=0.75 --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
+fi
+# 1anc (TRAINING_LOG_v2.md, "Stage 1anc"): the shipped encoder trained on with the contrastive loss and ink outlines,
+# plus an MSE holding its features of clean drawings at the start's (BatchNorm frozen). By name only.
+if in_stage 1anc; then
+  $PY -m train.vision $tok --world=v2 --init=checkpoints/v2/vision-ink.pt --anchor=10 --out="$RUNS/vision-anc" \
+    --restyle=0.3 --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=4 $vision
 fi
 # 3d (TRAINING_LOG_v2.md, "Stage 3sd" and "Stage 3sdm"): stage 3s's bridge continued on stage 1d's encoder with 3s's
 # settings, then mixed half and half with 3s's bridge: the shipped bridge since 0.2.3. STAGE=3sd is the run as made,

@@ -30,6 +30,10 @@ STAGE=1ni), but no bridge on an encoder trained that way named as well as the sh
 (model 0.2.2) is v2's stage 1 distilled with ink outlines (--teacher --restyle=0.75 --restyle_kinds=ink: train/v2.sh
 stage 1d), which the bridge trained on the teacher reads unchanged. With --teacher, --vision_ibn=N gives the student
 IBN-a stages the teacher lacks (its weights carried over by ibn_state_from_batchnorm; train/v2.sh STAGE=1dni).
+Anchored contrastive training (--init=CKPT --anchor=W): the contrastive loss on the images as drawn (restyled or not)
+plus W times the distillation's MSE to --init's features of their clean drawings, BatchNorm frozen: the encoder may
+move to tell concepts apart across styles, but what a bridge trained on --init reads is held where it was
+(train/v2.sh STAGE=1anc).
 """
 from __future__ import annotations
 
@@ -73,6 +77,7 @@ class Settings:
     pairs: float = 0.0  # weight of the cross-style pair loss: half the batch is the other half's concepts in another style
     teacher: str = ""  # a vision checkpoint: style-invariance distillation instead of the contrastive loss
     init: str = ""  # a vision checkpoint whose encoder a fresh contrastive run starts from (new heads)
+    anchor: float = 0.0  # with --init: weight of an MSE that keeps the features of each image's clean drawing at --init's
     world: str = "v1"  # training styles (emojiworld.concepts.WORLD_STYLES): v1's three, or v2's seven
     eval_every: int = 250
     ckpt_every: int = 100
@@ -102,7 +107,10 @@ class Contrastive(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32))
 
     def embed_images(self, pixels):
-        return F.normalize(self.image_head(self.vision(pixels).mean(1)), dim=-1)
+        return self.embed_tokens(self.vision(pixels))
+
+    def embed_tokens(self, tokens):
+        return F.normalize(self.image_head(tokens.mean(1)), dim=-1)
 
     def embed_texts(self, ids, offsets):
         return F.normalize(self.text(ids, offsets), dim=-1)
@@ -161,8 +169,8 @@ class Batches(torch.utils.data.Dataset):
             styles.append(style)
             restyle = random_restyle(rng, self.restyle_kinds) if s.restyle and rng.random() < s.restyle else None
             state = rng.bit_generator.state
-            img, caption = self.draw(int(c), style, rng, None if s.teacher else restyle)
-            if s.teacher:  # the same layout again, restyled (or clean: then the target is exact)
+            img, caption = self.draw(int(c), style, rng, None if s.teacher or s.anchor else restyle)
+            if s.teacher or s.anchor:  # the same layout again, restyled (or clean: then the target is exact)
                 rng.bit_generator.state = state
                 restyled.append(self.draw(int(c), style, rng, restyle)[0])
             clean.append(img)
@@ -181,6 +189,8 @@ class Batches(torch.utils.data.Dataset):
         offsets = torch.tensor(np.cumsum([0] + [len(x) for x in ids[:-1]]))
         # the same caption twice in a batch (scenes can collide) must not count as a negative
         same = torch.tensor([[a == b for b in captions] for a in captions])
+        if s.anchor:  # the contrastive loss sees the images as restyled, the anchor their clean drawings
+            return to_pixels(restyled), torch.tensor(sum(ids, [])), offsets, same, paired, to_pixels(clean)
         pixels = random_convolution(to_pixels(clean), rng, s.randconv) if s.randconv else to_pixels(clean)
         return pixels, torch.tensor(sum(ids, [])), offsets, same, paired
 
@@ -343,6 +353,11 @@ def main():
             init = ibn_state_from_batchnorm(init, cfg)
         model.vision.load_state_dict(init)  # same widths, or it fails
         print(f"encoder initialised from {s.init}")
+    anchor = None
+    if s.anchor:  # a frozen copy of the start; the student's BatchNorm keeps its statistics too (as Student's)
+        assert s.init and not s.pairs and not s.randconv and not s.teacher, "--anchor needs --init, without --pairs/--randconv/--teacher"
+        anchor = VisionEncoder(cfg).to(s.device).eval().requires_grad_(False)
+        anchor.load_state_dict(torch.load(s.init, map_location="cpu")["vision"])
     print(f"vision encoder: {sum(p.numel() for p in model.vision.parameters()) / 1e6:.2f}M parameters"
           f"{'; distilling ' + s.teacher if s.teacher else ''}; styles {', '.join(training_styles(s, world))}")
 
@@ -363,14 +378,23 @@ def main():
         if s.teacher:
             loss = model.loss(*batch)
         else:
-            pixels, ids, offsets, same, paired = batch
-            img, txt = model.embed_images(pixels), model.embed_texts(ids, offsets)
+            pixels, ids, offsets, same, paired = batch[:5]
+            if anchor is not None:
+                model.vision.eval()  # BatchNorm at the start's statistics (the probes toggle modes)
+            tokens = model.vision(pixels)
+            img, txt = model.embed_tokens(tokens), model.embed_texts(ids, offsets)
             scale = model.log_scale.exp().clamp(max=100)
             logits = scale * img @ txt.t()
             logits = logits.masked_fill(same & ~torch.eye(len(same), dtype=torch.bool, device=s.device), -1e4)
             target = torch.arange(len(logits), device=s.device)
             loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
             metrics["batch_acc"] = (logits.argmax(1) == target).float().mean().item()
+            if anchor is not None:
+                with torch.no_grad():
+                    target_tokens = anchor(batch[5])
+                anchor_loss = F.mse_loss(tokens, target_tokens)
+                loss = loss + s.anchor * anchor_loss
+                metrics["anchor_mse"] = anchor_loss.item()
             if s.pairs and paired.any():
                 # image <-> image InfoNCE between a concept's two drawings (single emoji, two styles); the
                 # other pairs' concepts are distinct, so every off-diagonal entry is a true negative
