@@ -356,10 +356,12 @@ def main():
     anchor = None
     if s.anchor:  # a frozen copy of the start; the student's BatchNorm keeps its statistics too (as Student's)
         assert s.init and not s.pairs and not s.randconv and not s.teacher, "--anchor needs --init, without --pairs/--randconv/--teacher"
-        anchor = VisionEncoder(cfg).to(s.device).eval().requires_grad_(False)
-        anchor.load_state_dict(torch.load(s.init, map_location="cpu")["vision"])
+        start = torch.load(s.init, map_location="cpu")  # as it was trained (with IBN-a or not), not as continued
+        anchor = VisionEncoder(FlamingoConfig.from_dict(start["config"])).to(s.device).eval().requires_grad_(False)
+        anchor.load_state_dict(start["vision"])
     print(f"vision encoder: {sum(p.numel() for p in model.vision.parameters()) / 1e6:.2f}M parameters"
-          f"{'; distilling ' + s.teacher if s.teacher else ''}; styles {', '.join(training_styles(s, world))}")
+          f"{'; distilling ' + s.teacher if s.teacher else ''}{'; anchored to ' + s.init if s.anchor else ''}"
+          f"; styles {', '.join(training_styles(s, world))}")
 
     def save(path):
         save_checkpoint(path, model=model.state_dict(), vision=model.vision.state_dict(), opt=opt.state_dict(),
