@@ -168,7 +168,7 @@ export function buildReport(input: ReportInput) {
 
 /**
  * The vector extensions named in a Linux /proc/cpuinfo ('' elsewhere: none): hosts of one model name differ in them,
- * and with them in speed and in the order floats are summed (docs/BENCHMARKS.md, "Session 17").
+ * and with them in speed (docs/BENCHMARKS.md, "Session 17").
  */
 export function simdOf(cpuinfo: string): string[] {
   const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/));

@@ -44,12 +44,13 @@ from train.vision import concept_neighbours, embedding, few_shot_probe
 
 def probes_digest(probes) -> str:
     """The first 12 hex digits of a sha256 over a probe set's pixels, texts and completions: two runs that
-    print the same digest saw the same episodes, so a difference in their scores is in the arithmetic."""
+    print the same digest saw the same episodes, so a difference in their scores is in the weights or the arithmetic."""
     h = hashlib.sha256()
 
     def feed(x):
         if isinstance(x, np.ndarray):
-            h.update(str((x.dtype, x.shape)).encode()), h.update(np.ascontiguousarray(x).tobytes())
+            h.update(str((x.dtype, x.shape)).encode())
+            h.update(np.ascontiguousarray(x).tobytes())
         elif isinstance(x, dict):
             for k in sorted(x):
                 feed(k), feed(x[k])

@@ -264,8 +264,8 @@ def test_probe_bridge_prints_every_probe_the_direction_answers_and_the_pieces_ri
 def test_the_probe_digest_names_the_episodes_and_nothing_else():
     from emojiworld.concepts import load_world
     from probes.bridge import probes_digest
-    world = load_world()
     from train.flamingo import probe_set
+    world = load_world()
     a, b = probe_set(world, "binding", 3, seed=7), probe_set(world, "binding", 3, seed=7)
     assert probes_digest(a) == probes_digest(b), "the same seed draws the same episodes"
     assert probes_digest(probe_set(world, "binding", 3, seed=8)) != probes_digest(a)

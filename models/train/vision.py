@@ -171,8 +171,11 @@ class Batches(torch.utils.data.Dataset):
             state = rng.bit_generator.state
             img, caption = self.draw(int(c), style, rng, None if s.teacher or s.anchor else restyle)
             if s.teacher or s.anchor:  # the same layout again, restyled (or clean: then the target is exact)
-                rng.bit_generator.state = state
-                restyled.append(self.draw(int(c), style, rng, restyle)[0])
+                if restyle is None:  # drawn again it would be this image, and rng would end where it is now
+                    restyled.append(img)
+                else:
+                    rng.bit_generator.state = state
+                    restyled.append(self.draw(int(c), style, rng, restyle)[0])
             clean.append(img)
             captions.append(caption)
         to_pixels = lambda imgs: torch.from_numpy(normalize(np.stack(imgs), self.cfg.mean, self.cfg.std))
