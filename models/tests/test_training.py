@@ -273,6 +273,31 @@ def test_the_probe_digest_names_the_episodes_and_nothing_else():
     assert probes_digest(b) != probes_digest(a)
 
 
+def test_bridge_mix_is_a_weight_by_weight_interpolation_of_one_lineage():
+    from tools.bridge_mix import mix
+    a = {"model": {"w": torch.zeros(2, 3), "steps": torch.tensor(3)}, "config": {"d": 1}, "meta": {"run": "a"}}
+    b = {"model": {"w": torch.ones(2, 3) * 4, "steps": torch.tensor(7)}, "config": {"d": 2}, "meta": {"run": "b"}}
+    half = mix(a, b, 0.25)
+    assert torch.equal(half["model"]["w"], torch.ones(2, 3)), "(1 - a) * A + a * B"
+    assert torch.equal(half["model"]["steps"], torch.tensor(7)), "integer tensors are B's, not averaged"
+    assert half["config"] == {"d": 2} and half["meta"]["run"] == "b" and half["meta"]["mix"]["b_weight"] == 0.25
+    assert torch.equal(mix(a, b, 0.0)["model"]["w"], a["model"]["w"]) and torch.equal(mix(a, b, 1.0)["model"]["w"], b["model"]["w"])
+    for bad in ({"model": {"v": torch.zeros(2, 3), "steps": torch.tensor(0)}}, {"model": {"w": torch.zeros(3, 2), "steps": torch.tensor(0)}}):
+        with pytest.raises(SystemExit):
+            mix(a, {**b, **bad}, 0.5)
+    with pytest.raises(SystemExit):
+        mix(a, b, 1.5)
+
+
+def test_vision_step_time_reports_each_config_against_the_first():
+    out = subprocess.run([sys.executable, "-m", "tools.vision_step_time", "--configs", "32,64,128,128:0", "32,64,128,128:2",
+                          "--batch", "2", "--rounds", "1"], cwd=MODELS, check=True, capture_output=True, text=True,
+                         env={**os.environ, "TORCH_THREADS": "1"}).stdout
+    rows = json.loads(out)["rows"]
+    assert [r["parameters"] for r in rows] == [sum(p.numel() for p in VisionEncoder(FlamingoConfig()).parameters())] * 2
+    assert rows[0]["vs_first"] == 1.0 and rows[1]["median_s"] > 0
+
+
 def test_stage1_vision_channels_set_the_encoder_widths(tmp_path):
     out = tmp_path / "vision"
     subprocess.run([sys.executable, "-m", "train.vision", "--tokenizer=../public/models/emojiworld/tokenizer.json",
