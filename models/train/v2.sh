@@ -24,6 +24,7 @@
 #   STAGE=1dinkr / 1dinkb bash train/v2.sh    # stage 1dink with ink on recoloured drawings / in bolder lines; by name only
 #   STAGE=1dni / 1dni1 bash train/v2.sh       # stage 1dink with IBN-a in the student's first two stages / first one; by name only
 #   STAGE=1anc bash train/v2.sh               # the shipped encoder trained on contrastively, anchored to itself; by name only
+#   STAGE=3nin bash train/v2.sh               # 3nic with naming weighted up (caption pairs 1 x 128); by name only
 #   STAGE=3sd bash train/v2.sh                # stage 3d as it was run, from the committed stages (0.2.2's)
 #   PROFILE=smoke bash train/v2.sh           # a few steps per stage: checks the pipeline
 #
@@ -60,6 +61,11 @@ in_stage() { for s in "$@"; do [ "$STAGE" = "$s" ] && return 0; done; return 1; 
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 if [ -f "$jemalloc" ]; then export LD_PRELOAD=$jemalloc MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1; fi
 mkdir -p "$RUNS"
+distil() {  # TEACHER OUT KINDS STEPS [train.vision flags]: stage 1dink's distillation (ink on 75 % of the images)
+  local teacher=$1 out=$2 kinds=$3 steps=$4; shift 4
+  $PY -m train.vision $tok --world=v2 --teacher="$teacher" "$@" --out="$RUNS/$out" --restyle=0.75 \
+    --restyle_kinds=$kinds --steps=$steps --lr=5e-4 --seed=3 $vision
+}
 
 if in_stage all stages 2; then
   # checkpoints/v2/lm.pt is this run's best.pt, step 200 (the run was stopped at 220; TRAINING_LOG_v2.md)
@@ -78,8 +84,7 @@ if in_stage all stages 1d 1dink; then
   # encoder, still reads it. STAGE=1dink is the run as made: checkpoints/v2/vision.pt the teacher, its last.pt
   # without the optimiser is checkpoints/v2/vision-ink.pt.
   teacher=$([ "$STAGE" = 1dink ] && echo checkpoints/v2/vision.pt || echo "$RUNS/vision/last.pt")
-  $PY -m train.vision $tok --world=v2 --teacher="$teacher" --out="$RUNS/vision-dink" --restyle=0.75 \
-    --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
+  distil "$teacher" vision-dink ink $vision_dink_steps
 fi
 # 3p's recipe (reproduce.sh) on the v2 stages; stage 3s adds pages as short as few-shot prompts back
 recipe_on() {  # the vision and language-model checkpoints the bridge is trained on
@@ -159,22 +164,19 @@ fi
 # 1dink2 (TRAINING_LOG_v2.md, "Stage 1dink2"): stage 1dink's run copied and resumed to twice its steps. By name only.
 if in_stage 1dink2; then
   [ -d "$RUNS/vision-dink2" ] || cp -r "$RUNS/vision-dink" "$RUNS/vision-dink2"
-  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-dink2" --restyle=0.75 \
-    --restyle_kinds=ink --steps=$((2 * vision_dink_steps)) --lr=5e-4 --seed=3 $vision
+  distil checkpoints/v2/vision.pt vision-dink2 ink $((2 * vision_dink_steps))
 fi
 # 1dinkr and 1dinkb (TRAINING_LOG_v2.md, "Stages 1dinkr and 1dinkb"): stage 1dink with, beside plain ink, ink on a
 # recoloured drawing (1dinkr) or ink in bolder lines (1dinkb). By name only.
 if in_stage 1dinkr 1dinkb; then
   kinds=$([ "$STAGE" = 1dinkr ] && echo ink,ink-recolour || echo ink,ink-bold)
-  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --out="$RUNS/vision-${STAGE#1}" --restyle=0.75 \
-    --restyle_kinds=$kinds --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
+  distil checkpoints/v2/vision.pt "vision-${STAGE#1}" $kinds $vision_dink_steps
 fi
 # 1dni and 1dni1 (TRAINING_LOG_v2.md, "Stage 1dni", "Stage 1dni1"): stage 1dink, but the student has IBN-a in its
 # first two stages / its first one (the teacher's weights carried over; the teacher stays plain). By name only.
 if in_stage 1dni 1dni1; then
   ibn=$([ "$STAGE" = 1dni ] && echo 2 || echo 1)
-  $PY -m train.vision $tok --world=v2 --teacher=checkpoints/v2/vision.pt --vision_ibn=$ibn --out="$RUNS/vision-${STAGE#1}" \
-    --restyle=0.75 --restyle_kinds=ink --steps=$vision_dink_steps --lr=5e-4 --seed=3 $vision
+  distil checkpoints/v2/vision.pt "vision-${STAGE#1}" ink $vision_dink_steps --vision_ibn=$ibn
 fi
 # 1anc (TRAINING_LOG_v2.md, "Stage 1anc"): the shipped encoder trained on with the contrastive loss and ink outlines,
 # plus an MSE holding its features of clean drawings at the start's (BatchNorm frozen). By name only.
@@ -200,6 +202,12 @@ fi
 if in_stage 3sni; then
   bridge_stage "$RUNS/vision-sni/last.pt" checkpoints/v2/lm.pt checkpoints/v2/bridge.pt flamingo-sni bridge-sni.pt \
     --lr=3e-4 --seed=19 $short $stage3s
+fi
+# 3nin (TRAINING_LOG_v2.md, "Stage 3nin"): 3nic's run with the caption pairs (an image and its name) weighted 1 instead
+# of 0.2 and 128 a step instead of 32: is naming's plateau on the ni encoder the recipe's small share of it? By name only.
+if in_stage 3nin; then
+  bridge_stage checkpoints/v2-ni/vision.pt checkpoints/v2/lm.pt checkpoints/v2-ni/bridge.pt flamingo-nin bridge-nin.pt \
+    --lr=3e-4 --seed=31 $short $stage3s --eval_every=125 --pair_batch=128 --pair_weight=1
 fi
 if in_stage all export; then
   # the shipped folder's graphs from the committed stages (BRIDGE= another bridge), then the CLI evaluation on the
